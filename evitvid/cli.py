@@ -1,0 +1,38 @@
+"""Command line: `python -m evitvid COMMAND ...`.
+
+Each command lives in the module that does the work; that module exposes
+`configure(parser)` to declare its arguments and `run(args) -> int`. Modules are
+imported only when their command runs, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "flops": ("evitvid.models.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evitvid", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        # add_help=False: `COMMAND --help` is answered by the command's own parser below.
+        sub.add_parser(name, help=help_text, add_help=False).set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first, then let its module declare the rest.
+    args, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(args._module)
+    sub = argparse.ArgumentParser(prog=f"python -m evitvid {args.command}", description=COMMANDS[args.command][1])
+    module.configure(sub)
+    sub_args = sub.parse_args(argv[argv.index(args.command) + 1:])
+    return int(module.run(sub_args) or 0)
