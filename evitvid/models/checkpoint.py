@@ -1,0 +1,172 @@
+"""Loading 2D EfficientViT checkpoints into 2D, frame-averaged and 3D models.
+
+Formats:
+- timm: a state dict with timm's `efficientvit_*` names, as `.safetensors`, `.bin` or
+  `.pth`/`.pt` (optionally wrapped in `{"state_dict": ...}`, `{"model": ...}`).
+- mit-han-lab/efficientvit: a `.pt` whose `state_dict` has keys like
+  `backbone.input_stem.op_list.0.conv.weight` (B models), `backbone.stages.0.op_list.0...`
+  (L models, where stage 0 is the stem) and `head.op_list.3.linear.weight`. The module
+  order is timm's, so `convert_mit_state_dict` only renames prefixes.
+- `"timm:efficientvit_b1.r288_in1k"`: downloaded from the Hugging Face hub (repo
+  `timm/efficientvit_b1.r288_in1k`) when online; offline it fails with a message saying
+  how to pass a local file instead.
+
+Conversion is a pure function over state dicts (STYLE.md, convention 4); loading errors
+name the file.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Mapping, Union
+
+import torch
+import torch.nn as nn
+
+from .inflate import InflationError, inflate_state_dict, is_classifier_key
+
+log = logging.getLogger("evitvid")
+
+TIMM_PREFIX = "timm:"
+_WRAPPER_KEYS = ("state_dict", "model", "module")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model; the message names the file."""
+
+
+# (pattern on a mit-han-lab key, function of the match giving the timm prefix)
+_MIT_B_RULES = [
+    (re.compile(r"^backbone\.input_stem\.op_list\.(\d+)\."),
+     lambda m: "stem.in_conv." if m[1] == "0" else f"stem.res{int(m[1]) - 1}."),
+    (re.compile(r"^backbone\.stages\.(\d+)\.op_list\.(\d+)\."), lambda m: f"stages.{m[1]}.blocks.{m[2]}."),
+]
+_MIT_L_RULES = [
+    (re.compile(r"^backbone\.stages\.0\.op_list\.(\d+)\."),
+     lambda m: "stem.in_conv." if m[1] == "0" else f"stem.res{int(m[1]) - 1}."),
+    (re.compile(r"^backbone\.stages\.(\d+)\.op_list\.(\d+)\."), lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}."),
+]
+_MIT_HEAD_RULES = [
+    (re.compile(r"^head\.op_list\.0\."), lambda m: "head.in_conv."),
+    (re.compile(r"^head\.op_list\.2\.linear\."), lambda m: "head.classifier.0."),
+    (re.compile(r"^head\.op_list\.2\.norm\."), lambda m: "head.classifier.1."),
+    (re.compile(r"^head\.op_list\.3\.linear\."), lambda m: "head.classifier.4."),
+]
+
+
+def is_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("backbone.") for k in state_dict)
+
+
+def convert_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a mit-han-lab EfficientViT classifier state dict to timm's (and evitvid's) names.
+
+    B models have an `input_stem`; L models keep the stem as `stages.0`. A key that no
+    rule covers raises, so a checkpoint of another architecture is not half-loaded.
+    """
+    rules = (_MIT_B_RULES if any(k.startswith("backbone.input_stem.") for k in state_dict) else _MIT_L_RULES)
+    rules = rules + _MIT_HEAD_RULES
+    out, unknown = {}, []
+    for key, value in state_dict.items():
+        for pattern, prefix in rules:
+            m = pattern.match(key)
+            if m:
+                out[prefix(m) + key[m.end():]] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"keys not in the mit-han-lab EfficientViT layout: {', '.join(unknown[:10])}"
+                              + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""))
+    return out
+
+
+def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in _WRAPPER_KEYS if k in obj), None)
+        if key is None:
+            raise CheckpointError(f"{path}: no state dict found (top-level keys: {', '.join(map(str, obj))})")
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if all(k.startswith("module.") for k in sd):  # saved from DistributedDataParallel
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
+    """Read a timm or mit-han-lab checkpoint file into a state dict with timm's names."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle, bad safetensors header, ...
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+    sd = _unwrap(obj, path)
+    if is_mit_state_dict(sd):
+        try:
+            sd = convert_mit_state_dict(sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+    return sd
+
+
+def download_timm_weights(name: str) -> Path:
+    """Fetch `model.safetensors` of timm's `name` (e.g. 'efficientvit_b1.r288_in1k') from the hub."""
+    try:
+        from huggingface_hub import hf_hub_download
+        return Path(hf_hub_download(repo_id=f"timm/{name}", filename="model.safetensors"))
+    except Exception as e:
+        raise CheckpointError(
+            f"could not download timm weights {name!r} from the Hugging Face hub (repo timm/{name}): "
+            f"{type(e).__name__}: {e}. Without internet, fetch model.safetensors of that repo on a connected "
+            f"machine and pass its local path as pretrained=PATH.") from e
+
+
+def resolve_pretrained(source: Union[str, Path]) -> Path:
+    source_str = str(source)
+    if source_str.startswith(TIMM_PREFIX):
+        return download_timm_weights(source_str[len(TIMM_PREFIX):])
+    return Path(source)
+
+
+def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Fit a 2D (image or frame-averaged) state dict to `model`: inflate for 3D, drop a classifier that cannot fit.
+
+    A classifier is dropped only when its shape or kind cannot fit the model (an ImageNet
+    1000-way classifier into verb/noun heads or another class count), and a warning says so.
+    """
+    target = model.state_dict()
+    src_cls = sorted(k for k in state_dict if is_classifier_key(k))
+    fits = all(k in target and target[k].shape == state_dict[k].shape for k in src_cls) and all(
+        k in state_dict for k in target if is_classifier_key(k))
+    drop = not fits
+    if drop:
+        log.warning("%s: the checkpoint's classifier (%s) does not fit the model's; it is dropped and the "
+                    "model's classifier keeps its fresh initialisation", type(model).__name__,
+                    ", ".join(src_cls) or "none")
+    if any(v.ndim == 5 for v in target.values()):
+        return inflate_state_dict(state_dict, target, drop_classifier=drop)
+    if drop:
+        state_dict = {k: v for k, v in state_dict.items() if not is_classifier_key(k)}
+        state_dict.update({k: v for k, v in target.items() if is_classifier_key(k)})
+    return dict(state_dict)
+
+
+def load_pretrained(model: nn.Module, source: Union[str, Path]) -> nn.Module:
+    """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged or 3D model, strictly."""
+    path = resolve_pretrained(source)
+    sd = read_state_dict(path)
+    try:
+        model.load_state_dict(adapt_state_dict(sd, model), strict=True)
+    except (RuntimeError, InflationError) as e:
+        raise CheckpointError(f"{path}: does not fit {getattr(model, 'model_name', type(model).__name__)}:\n{e}") from e
+    log.info("loaded %s into %s", path, getattr(model, "model_name", type(model).__name__))
+    return model

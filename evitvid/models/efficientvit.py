@@ -1,0 +1,564 @@
+"""EfficientViT (Cai et al., ICCV 2023) for images and video: 2D, frame-averaged and 3D.
+
+One set of blocks builds all three (STYLE.md, convention 2):
+
+- `EfficientVit`: the 2D image classifier. Its `state_dict` has exactly the keys and
+  shapes of timm 1.0.31's `efficientvit_*`, so timm and mit-han-lab ImageNet checkpoints
+  load with `strict=True` and the logits agree with timm's (tested against timm).
+- `EfficientVitFrameAvg`: the paper's first method (TSN-like, Wang et al. 2016): the 2D
+  trunk on every frame, features averaged over time, then verb and noun heads. Any number
+  of frames works at evaluation, whatever it was trained on.
+- `EfficientVit3d`: the paper's second method: every Conv2d a Conv3d and every
+  BatchNorm2d a BatchNorm3d (I3D), and LiteMLA's ReLU linear attention over all
+  T x H x W tokens. Input B x 3 x T x H x W.
+
+The module tree of all three is the same, name for name, so `inflate_state_dict` maps a
+2D checkpoint onto a 3D model without a rename table.
+
+The file reads top-down like timm's `efficientvit_mit.py`: blocks, heads, models, then
+one registered function per variant.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import TIME_PADDINGS, ConvSpec, GELUTanh, TimePadding
+from .registry import register_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ActLayer = Optional[Callable[..., nn.Module]]
+SPEC_2D = ConvSpec(dims=2)
+
+
+def _triple(x, n: int) -> tuple:
+    """Repeat a scalar into an n-tuple; tuples pass through (timm's val2tuple for our uses)."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
+
+
+# ---------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------
+
+class ConvNormAct(nn.Module):
+    def __init__(
+            self,
+            in_chs: int,
+            out_chs: int,
+            kernel_size: int = 3,
+            stride: int = 1,
+            groups: int = 1,
+            bias: bool = False,
+            norm: bool = True,
+            act_layer: ActLayer = nn.ReLU,
+            *,
+            spec: ConvSpec = SPEC_2D,
+            norm_eps: float = 1e-5,
+    ):
+        super().__init__()
+        self.dropout = nn.Dropout(0.0)
+        self.conv = spec.conv(in_chs, out_chs, kernel_size, stride, groups=groups, bias=bias)
+        self.norm = spec.batch_norm(out_chs, eps=norm_eps) if norm else nn.Identity()
+        self.act = act_layer(inplace=True) if act_layer is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(self.dropout(x))))
+
+
+class DSConv(nn.Module):
+    """Depthwise-separable conv: depthwise k x k, then pointwise."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1,
+                 bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.depth_conv = ConvNormAct(in_chs, in_chs, kernel_size, stride, groups=in_chs,
+                                      bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
+        self.point_conv = ConvNormAct(in_chs, out_chs, 1, bias=bias[1], norm=norm[1], act_layer=act[1], **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.point_conv(self.depth_conv(x))
+
+
+class ConvBlock(nn.Module):
+    """Two full k x k convs (EfficientViT-L's stem block)."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 1,
+                 bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        mid_chs = round(in_chs * expand_ratio)
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.conv1 = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
+        self.conv2 = ConvNormAct(mid_chs, out_chs, kernel_size, 1, bias=bias[1], norm=norm[1], act_layer=act[1], **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class MBConv(nn.Module):
+    """Inverted residual: pointwise expand, depthwise k x k, pointwise project."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 6,
+                 bias=False, norm=True, act_layer=(nn.ReLU6, nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        bias, norm, act = _triple(bias, 3), _triple(norm, 3), _triple(act_layer, 3)
+        mid_chs = round(in_chs * expand_ratio)
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.inverted_conv = ConvNormAct(in_chs, mid_chs, 1, bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
+        self.depth_conv = ConvNormAct(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs,
+                                      bias=bias[1], norm=norm[1], act_layer=act[1], **kw)
+        self.point_conv = ConvNormAct(mid_chs, out_chs, 1, bias=bias[2], norm=norm[2], act_layer=act[2], **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.point_conv(self.depth_conv(self.inverted_conv(x)))
+
+
+class FusedMBConv(nn.Module):
+    """Fused inverted residual: full k x k expand, pointwise project."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 6,
+                 bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        mid_chs = round(in_chs * expand_ratio)
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.spatial_conv = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0],
+                                        act_layer=act[0], **kw)
+        self.point_conv = ConvNormAct(mid_chs, out_chs, 1, bias=bias[1], norm=norm[1], act_layer=act[1], **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.point_conv(self.spatial_conv(x))
+
+
+class LiteMLA(nn.Module):
+    """Lightweight multi-scale ReLU linear attention over every token of the input.
+
+    Tokens are all positions of the feature map: H x W in 2D, T x H x W in 3D. Multi-scale
+    tokens come from depthwise `scales` x `scales` aggregation of q, k, v (in 3D the
+    aggregation kernel is inflated in time like every other conv).
+
+    The attention itself runs in fp32 with autocast off: ReLU linear attention divides by
+    a sum over all tokens, which overflows or loses precision in fp16/bf16. When there
+    are no more tokens than the head dimension the N x N (quadratic) form is cheaper and
+    is used, as in the mit-han-lab reference; both forms compute the same function.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, heads_ratio: float = 1.0, dim: int = 8,
+                 norm_layer=(False, True), act_layer=(None, None), scales: Sequence[int] = (5,),
+                 eps: float = 1e-5, *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        self.eps = eps
+        self.dim = dim
+        heads = int(in_chs // dim * heads_ratio)
+        total_dim = heads * dim
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.qkv = ConvNormAct(in_chs, 3 * total_dim, 1, norm=norm_layer[0], act_layer=act_layer[0], **kw)
+        self.aggreg = nn.ModuleList([
+            nn.Sequential(
+                spec.conv(3 * total_dim, 3 * total_dim, scale, groups=3 * total_dim),
+                spec.conv(3 * total_dim, 3 * total_dim, 1, groups=3 * heads),
+            )
+            for scale in scales
+        ])
+        self.kernel_func = nn.ReLU(inplace=False)
+        self.proj = ConvNormAct(total_dim * (1 + len(scales)), out_chs, 1, norm=norm_layer[1],
+                                act_layer=act_layer[1], **kw)
+
+    def _attn(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q, k, v: B x heads x N x dim in fp32, q and k already through the kernel function."""
+        if q.shape[-2] > self.dim:
+            v = F.pad(v, (0, 1), mode="constant", value=1.0)  # the last column sums the weights
+            out = q @ (k.transpose(-1, -2) @ v)
+            return out[..., :-1] / (out[..., -1:] + self.eps)
+        att = q @ k.transpose(-1, -2)
+        return (att @ v) / (att.sum(dim=-1, keepdim=True) + self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, *spatial = x.shape
+        qkv = self.qkv(x)
+        qkv = torch.cat([qkv] + [op(qkv) for op in self.aggreg], dim=1)
+        qkv = qkv.reshape(B, -1, 3 * self.dim, math.prod(spatial)).transpose(-1, -2)
+        q, k, v = qkv.chunk(3, dim=-1)
+        dtype = v.dtype
+        q, k, v = self.kernel_func(q.float()), self.kernel_func(k.float()), v.float()
+        if v.device.type != "meta":
+            with torch.autocast(device_type=v.device.type, enabled=False):
+                out = self._attn(q, k, v)
+        else:
+            out = self._attn(q, k, v)
+        out = out.to(dtype).transpose(-1, -2).reshape(B, -1, *spatial)
+        return self.proj(out)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, main: nn.Module, shortcut: Optional[nn.Module] = None):
+        super().__init__()
+        self.pre_norm = nn.Identity()
+        self.main = main
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = self.main(self.pre_norm(x))
+        if self.shortcut is not None:
+            res = res + self.shortcut(x)
+        return res
+
+
+class EfficientVitBlock(nn.Module):
+    """Global context (LiteMLA) then local information (MBConv with a depthwise conv)."""
+
+    def __init__(self, in_chs: int, head_dim: int = 32, expand_ratio: float = 4, act_layer: ActLayer = nn.Hardswish,
+                 *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.context_module = ResidualBlock(
+            LiteMLA(in_chs, in_chs, dim=head_dim, norm_layer=(False, True), **kw), nn.Identity())
+        self.local_module = ResidualBlock(
+            MBConv(in_chs, in_chs, expand_ratio=expand_ratio, bias=(True, True, False), norm=(False, False, True),
+                   act_layer=(act_layer, act_layer, None), **kw),
+            nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.local_module(self.context_module(x))
+
+
+def build_local_block(in_chs: int, out_chs: int, stride: int, expand_ratio: float, act_layer: ActLayer,
+                      fewer_norm: bool = False, block_type: str = "default", *, spec: ConvSpec,
+                      norm_eps: float) -> nn.Module:
+    kw = dict(spec=spec, norm_eps=norm_eps)
+    if expand_ratio == 1:
+        cls = DSConv if block_type == "default" else ConvBlock
+        return cls(in_chs, out_chs, stride=stride, bias=(True, False) if fewer_norm else False,
+                   norm=(False, True) if fewer_norm else True, act_layer=(act_layer, None), **kw)
+    if block_type == "default":
+        return MBConv(in_chs, out_chs, stride=stride, expand_ratio=expand_ratio,
+                      bias=(True, True, False) if fewer_norm else False,
+                      norm=(False, False, True) if fewer_norm else True,
+                      act_layer=(act_layer, act_layer, None), **kw)
+    return FusedMBConv(in_chs, out_chs, stride=stride, expand_ratio=expand_ratio,
+                       bias=(True, False) if fewer_norm else False,
+                       norm=(False, True) if fewer_norm else True, act_layer=(act_layer, None), **kw)
+
+
+class Stem(nn.Sequential):
+    def __init__(self, in_chs: int, out_chs: int, depth: int, act_layer: ActLayer, block_type: str = "default",
+                 *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        self.add_module("in_conv", ConvNormAct(in_chs, out_chs, 3, stride=2, act_layer=act_layer, **kw))
+        for i in range(depth):
+            self.add_module(f"res{i}", ResidualBlock(
+                build_local_block(out_chs, out_chs, 1, 1, act_layer, block_type=block_type, **kw), nn.Identity()))
+
+
+class EfficientVitStage(nn.Module):
+    """A stage of EfficientViT-B: strided MBConv, then MBConvs (stages 1-2) or EfficientViT blocks (3-4)."""
+
+    def __init__(self, in_chs: int, out_chs: int, depth: int, act_layer: ActLayer, expand_ratio: float,
+                 head_dim: int, vit_stage: bool, *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        blocks = [ResidualBlock(
+            build_local_block(in_chs, out_chs, 2, expand_ratio, act_layer, fewer_norm=vit_stage, **kw), None)]
+        if vit_stage:
+            blocks += [EfficientVitBlock(out_chs, head_dim, expand_ratio, act_layer, **kw) for _ in range(depth)]
+        else:
+            blocks += [ResidualBlock(build_local_block(out_chs, out_chs, 1, expand_ratio, act_layer, **kw),
+                                     nn.Identity()) for _ in range(1, depth)]
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class EfficientVitLargeStage(nn.Module):
+    """A stage of EfficientViT-L: fused MBConvs early, MBConvs, then EfficientViT blocks in the last stage."""
+
+    def __init__(self, in_chs: int, out_chs: int, depth: int, act_layer: ActLayer, head_dim: int,
+                 vit_stage: bool, fewer_norm: bool, *, spec: ConvSpec, norm_eps: float):
+        super().__init__()
+        kw = dict(spec=spec, norm_eps=norm_eps)
+        block_type = "default" if fewer_norm else "fused"
+        blocks = [ResidualBlock(build_local_block(
+            in_chs, out_chs, 2, 24 if vit_stage else 16, act_layer, fewer_norm=vit_stage or fewer_norm,
+            block_type=block_type, **kw), None)]
+        if vit_stage:
+            blocks += [EfficientVitBlock(out_chs, head_dim, 6, act_layer, **kw) for _ in range(depth)]
+        else:
+            blocks += [ResidualBlock(build_local_block(
+                out_chs, out_chs, 1, 4, act_layer, fewer_norm=fewer_norm, block_type=block_type, **kw),
+                nn.Identity()) for _ in range(depth)]
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+# ---------------------------------------------------------------------------------------
+# Heads
+# ---------------------------------------------------------------------------------------
+
+class ClassifierHead(nn.Module):
+    """timm's EfficientViT head: 1x1 conv, global average pool, Linear-LayerNorm-act, Linear."""
+
+    def __init__(self, in_chs: int, widths: Sequence[int], num_classes: int = 1000, dropout: float = 0.0,
+                 act_layer: ActLayer = nn.Hardswish, norm_eps: float = 1e-5, *, spec: ConvSpec = SPEC_2D,
+                 fold_time: bool = False):
+        super().__init__()
+        self.in_features = in_chs
+        self.num_features = widths[-1]
+        self.fold_time = fold_time
+        self.in_conv = ConvNormAct(in_chs, widths[0], 1, act_layer=act_layer, spec=spec, norm_eps=norm_eps)
+        self.classifier = nn.Sequential(
+            nn.Linear(widths[0], widths[1], bias=False),
+            nn.LayerNorm(widths[1], eps=norm_eps),
+            act_layer(inplace=True) if act_layer is not None else nn.Identity(),
+            nn.Dropout(dropout),
+            self._fc(num_classes),
+        )
+
+    def _fc(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x [T x] H x W -> B x C, averaging over time and space."""
+        if self.fold_time:  # frame averaging: the head's conv runs per frame, then frames are averaged
+            B, C, T, H, W = x.shape
+            x = self.in_conv(x.transpose(1, 2).reshape(B * T, C, H, W))
+            return x.mean(dim=(2, 3)).reshape(B, T, -1).mean(dim=1)
+        return self.in_conv(x).flatten(2).mean(dim=2)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier[:4](self._pool(x))
+
+    def reset(self, num_classes: int) -> None:
+        self.classifier[4] = self._fc(num_classes)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier[4](x)
+
+
+class VideoLogits(NamedTuple):
+    verb: torch.Tensor
+    noun: torch.Tensor
+
+
+class VideoClassifierHead(ClassifierHead):
+    """The image head with its 1000-way classifier replaced by separate verb and noun classifiers.
+
+    `classifier.0`-`classifier.3` (Linear, LayerNorm, act, dropout) keep the image head's
+    names so ImageNet weights load into them; `classifier.4` is an Identity and `verb` and
+    `noun` are new Linear layers.
+    """
+
+    def __init__(self, in_chs: int, widths: Sequence[int], num_verbs: int = 97, num_nouns: int = 300, **kwargs):
+        super().__init__(in_chs, widths, num_classes=0, **kwargs)
+        self.verb = self._fc(num_verbs)
+        self.noun = self._fc(num_nouns)
+
+    def reset(self, num_verbs: int, num_nouns: int) -> None:
+        self.verb, self.noun = self._fc(num_verbs), self._fc(num_nouns)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> Union[torch.Tensor, VideoLogits]:
+        x = self.pre_logits(x)
+        return x if pre_logits else VideoLogits(self.verb(x), self.noun(x))
+
+
+# ---------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------
+
+def _family_defaults(family: str) -> tuple[ActLayer, float]:
+    """Activation and norm eps of each family, as in timm (B: hard-swish, 1e-5; L: tanh-GELU, 1e-7)."""
+    if family == "b":
+        return nn.Hardswish, 1e-5
+    if family == "l":
+        return GELUTanh, 1e-7
+    raise ValueError(f"family must be 'b' or 'l', got {family!r}")
+
+
+class _EfficientVitBase(nn.Module):
+    """The trunk (stem and four stages) shared by the image, frame-averaged and 3D models."""
+
+    default_cfg: dict = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (3, 224, 224)}
+
+    def _build_trunk(self, family: str, in_chans: int, widths: Sequence[int], depths: Sequence[int],
+                     head_dim: int, expand_ratio: float, specs: Sequence[ConvSpec]) -> None:
+        if len(widths) != 5 or len(depths) != 5:
+            raise ValueError(f"widths and depths need 5 entries (stem + 4 stages), got {widths} and {depths}")
+        self.family = family
+        self.in_chans = in_chans
+        self.grad_checkpointing = False
+        act_layer, norm_eps = _family_defaults(family)
+        self._act_layer, self._norm_eps = act_layer, norm_eps
+        self.stem = Stem(in_chans, widths[0], depths[0], act_layer, "default" if family == "b" else "large",
+                         spec=specs[0], norm_eps=norm_eps)
+        self.stages = nn.Sequential()
+        self.feature_info = []
+        stride, in_chs = 2, widths[0]
+        for i, (w, d) in enumerate(zip(widths[1:], depths[1:])):
+            kw = dict(spec=specs[i + 1], norm_eps=norm_eps)
+            if family == "b":
+                stage = EfficientVitStage(in_chs, w, d, act_layer, expand_ratio, head_dim, vit_stage=i >= 2, **kw)
+            else:
+                stage = EfficientVitLargeStage(in_chs, w, d, act_layer, head_dim, vit_stage=i >= 3,
+                                               fewer_norm=i >= 2, **kw)
+            self.stages.append(stage)
+            stride *= 2
+            in_chs = w
+            self.feature_info.append(dict(num_chs=w, reduction=stride, module=f"stages.{i}"))
+        self.num_features = in_chs
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.classifier[4]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            for stage in self.stages:
+                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+            return x
+        return self.stages(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor):
+        return self.forward_head(self.forward_features(x))
+
+
+class EfficientVit(_EfficientVitBase):
+    """2D EfficientViT image classifier, timm-compatible (`family` 'b' or 'l')."""
+
+    def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
+                 head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_classes: int = 1000,
+                 drop_rate: float = 0.0):
+        super().__init__()
+        self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, [SPEC_2D] * 5)
+        self.num_classes = num_classes
+        self.head = ClassifierHead(self.num_features, head_widths, num_classes, drop_rate, self._act_layer,
+                                   self._norm_eps)
+        self.head_hidden_size = self.head.num_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes)
+
+
+class _EfficientVitVideo(_EfficientVitBase):
+    """Shared by the frame-averaged and 3D models: verb and noun heads, B x 3 x T x H x W input."""
+
+    def _build_video_head(self, head_widths: Sequence[int], num_verbs: int, num_nouns: int, drop_rate: float,
+                          spec: ConvSpec, fold_time: bool) -> None:
+        self.num_verbs, self.num_nouns = num_verbs, num_nouns
+        self.head = VideoClassifierHead(self.num_features, head_widths, num_verbs, num_nouns, dropout=drop_rate,
+                                        act_layer=self._act_layer, norm_eps=self._norm_eps, spec=spec,
+                                        fold_time=fold_time)
+        self.head_hidden_size = self.head.num_features
+
+    def get_classifier(self) -> nn.ModuleDict:
+        return nn.ModuleDict({"verb": self.head.verb, "noun": self.head.noun})
+
+    def reset_classifier(self, num_verbs: int, num_nouns: Optional[int] = None) -> None:
+        self.num_verbs = num_verbs
+        self.num_nouns = num_verbs if num_nouns is None else num_nouns
+        self.head.reset(self.num_verbs, self.num_nouns)
+
+    @staticmethod
+    def _check_video(x: torch.Tensor) -> None:
+        if x.ndim != 5:
+            raise ValueError(f"video models take B x C x T x H x W input, got shape {tuple(x.shape)}")
+
+
+class EfficientVitFrameAvg(_EfficientVitVideo):
+    """The 2D trunk on each frame; features are averaged over time before the classifier."""
+
+    def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
+                 head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
+                 num_nouns: int = 300, drop_rate: float = 0.0):
+        super().__init__()
+        self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, [SPEC_2D] * 5)
+        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, SPEC_2D, fold_time=True)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x T x H x W -> B x C' x T x H' x W' (each frame through the 2D trunk)."""
+        self._check_video(x)
+        B, C, T, H, W = x.shape
+        x = super().forward_features(x.transpose(1, 2).reshape(B * T, C, H, W))
+        return x.reshape(B, T, *x.shape[1:]).transpose(1, 2)
+
+
+class EfficientVit3d(_EfficientVitVideo):
+    """EfficientViT with every convolution and batch norm in 3D and attention over T x H x W tokens.
+
+    `time_kernels` and `time_strides` hold one entry for the stem and one per stage
+    (default: 3 x k x k kernels everywhere, no time stride). `time_padding` is how the
+    time axis is padded at the clip's ends: "zeros" (as I3D) or "replicate" (the first
+    and last frames repeated). With zeros, a clip of identical frames does not stay
+    identical: the first and last frames of every 3-tap conv see one zero frame, so their
+    features differ from the middle frames' and the output differs from the 2D model's
+    on that frame; with replicate, it equals it.
+    """
+
+    def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
+                 head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
+                 num_nouns: int = 300, drop_rate: float = 0.0, time_kernels: Union[int, Sequence[int]] = 3,
+                 time_strides: Union[int, Sequence[int]] = 1, time_padding: TimePadding = "zeros"):
+        super().__init__()
+        if time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {time_padding!r}")
+        kernels, strides = _triple(time_kernels, 5), _triple(time_strides, 5)
+        for name, values in (("time_kernels", kernels), ("time_strides", strides)):
+            if len(values) != 5:
+                raise ValueError(f"{name} needs one entry for the stem and one per stage (5), got {values}")
+        base = ConvSpec(dims=3, time_padding=time_padding)
+        specs = []
+        for i, (k, s) in enumerate(zip(kernels, strides)):
+            try:
+                specs.append(base.with_time(k, s))
+            except ValueError as e:
+                raise ValueError(f"time_kernels/time_strides entry {i} ({'stem' if i == 0 else f'stage {i}'}): {e}")
+        self.time_kernels, self.time_strides, self.time_padding = kernels, strides, time_padding
+        self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, specs)
+        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, base, fold_time=False)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_video(x)
+        return super().forward_features(x)
+
+
+# ---------------------------------------------------------------------------------------
+# Variants: the architecture of each size, registered as 2D, frame-averaged and 3D
+# ---------------------------------------------------------------------------------------
+
+_VARIANTS: dict[str, dict] = {
+    "b0": dict(family="b", widths=(8, 16, 32, 64, 128), depths=(1, 2, 2, 2, 2), head_dim=16, head_widths=(1024, 1280)),
+    "b1": dict(family="b", widths=(16, 32, 64, 128, 256), depths=(1, 2, 3, 3, 4), head_dim=16, head_widths=(1536, 1600)),
+    "b2": dict(family="b", widths=(24, 48, 96, 192, 384), depths=(1, 3, 4, 4, 6), head_dim=32, head_widths=(2304, 2560)),
+    "b3": dict(family="b", widths=(32, 64, 128, 256, 512), depths=(1, 4, 6, 6, 9), head_dim=32, head_widths=(2304, 2560)),
+    "l1": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 1, 1, 6, 6), head_dim=32, head_widths=(3072, 3200)),
+    "l2": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 2, 2, 8, 8), head_dim=32, head_widths=(3072, 3200)),
+    "l3": dict(family="l", widths=(64, 128, 256, 512, 1024), depths=(1, 2, 2, 8, 8), head_dim=32, head_widths=(6144, 6400)),
+}
+
+
+def _register_variants() -> None:
+    for size, args in _VARIANTS.items():
+        register_model(f"efficientvit_{size}", EfficientVit, args, kind="image")
+        register_model(f"efficientvit_{size}_frameavg", EfficientVitFrameAvg, args, kind="frameavg")
+        register_model(f"efficientvit_{size}_3d", EfficientVit3d, args, kind="3d")
+
+
+_register_variants()

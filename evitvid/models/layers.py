@@ -1,0 +1,105 @@
+"""Convolutions and norms that are 2D or 3D by one switch.
+
+The 2D and 3D EfficientViT share every block (STYLE.md, convention 2): a block asks a
+`ConvSpec` for its convolutions and batch norms, and the spec decides whether they are
+`Conv2d`/`BatchNorm2d` or `Conv3d`/`BatchNorm3d`. Module names are the same either way,
+so a 2D checkpoint maps onto the 3D model key for key and inflation (I3D, Carreira and
+Zisserman 2017) needs no rename table.
+
+In 3D a spatial k x k kernel becomes `time_kernel x k x k` and a 1 x 1 kernel stays
+1 x 1 x 1; a spatially strided convolution is strided `time_stride` in time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TimePadding = Literal["zeros", "replicate"]
+TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
+
+
+class GELUTanh(nn.Module):
+    """GELU with the tanh approximation (EfficientViT-L's activation); `inplace` is accepted and ignored."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+class TimeReplicateConv3d(nn.Conv3d):
+    """Conv3d whose time padding repeats the first and last frame instead of adding zeros.
+
+    Space is still zero padded, exactly like the 2D convolution it was inflated from. With
+    replicated time padding a clip of identical frames stays identical through every
+    layer, so an inflated model sees it as the 2D model sees one frame.
+    """
+
+    def __init__(self, *args, time_pad: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_pad = time_pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_pad:
+            x = F.pad(x, (0, 0, 0, 0, self.time_pad, self.time_pad), mode="replicate")
+        return super().forward(x)
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """How a block builds its convolutions: `dims=2`, or `dims=3` with a time kernel and stride.
+
+    `time_kernel` applies to every convolution whose spatial kernel is larger than 1;
+    `time_stride` to every convolution that is strided in space.
+    """
+
+    dims: int = 2
+    time_kernel: int = 1
+    time_stride: int = 1
+    time_padding: TimePadding = "zeros"
+
+    def __post_init__(self) -> None:
+        if self.dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {self.dims!r}")
+        if self.time_kernel < 1 or self.time_kernel % 2 == 0:
+            raise ValueError(f"time kernel must be a positive odd integer, got {self.time_kernel!r}")
+        if self.time_stride < 1:
+            raise ValueError(f"time stride must be a positive integer, got {self.time_stride!r}")
+        if self.time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {self.time_padding!r}")
+
+    def with_time(self, time_kernel: int, time_stride: int) -> "ConvSpec":
+        return replace(self, time_kernel=time_kernel, time_stride=time_stride)
+
+    def conv(
+            self,
+            in_chs: int,
+            out_chs: int,
+            kernel_size: int,
+            stride: int = 1,
+            groups: int = 1,
+            bias: bool = False,
+    ) -> nn.Module:
+        """A 'same'-padded convolution (odd kernels only, as in EfficientViT)."""
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel size must be odd, got {kernel_size}")
+        pad = kernel_size // 2
+        if self.dims == 2:
+            return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=pad, groups=groups, bias=bias)
+        kt = self.time_kernel if kernel_size > 1 else 1
+        st = self.time_stride if stride > 1 else 1
+        kernel, strides = (kt, kernel_size, kernel_size), (st, stride, stride)
+        if self.time_padding == "replicate" and kt > 1:
+            return TimeReplicateConv3d(
+                in_chs, out_chs, kernel, strides, padding=(0, pad, pad), groups=groups, bias=bias,
+                time_pad=kt // 2)
+        return nn.Conv3d(in_chs, out_chs, kernel, strides, padding=(kt // 2, pad, pad), groups=groups, bias=bias)
+
+    def batch_norm(self, num_features: int, eps: float = 1e-5) -> nn.Module:
+        cls = nn.BatchNorm2d if self.dims == 2 else nn.BatchNorm3d
+        return cls(num_features, eps=eps)

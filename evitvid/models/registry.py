@@ -1,0 +1,70 @@
+"""Model registry: `create_model(name, **kwargs)` and `list_models(pattern)`, as in timm.
+
+Each registered name maps to a model class and the architecture arguments of its size.
+Keyword arguments are checked against the class: an unknown one raises `TypeError`
+listing the valid ones (never dropped silently, STYLE.md convention 3), and an unknown
+name raises `ValueError` listing the registered names.
+"""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    cls: type
+    arch_args: dict
+    kind: str  # "image", "frameavg" or "3d"
+
+    def valid_kwargs(self) -> list[str]:
+        params = inspect.signature(self.cls.__init__).parameters
+        return sorted(p for p in params if p != "self" and p not in self.arch_args)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, cls: type, arch_args: dict, kind: str) -> None:
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is registered twice")
+    _REGISTRY[name] = ModelEntry(name, cls, dict(arch_args), kind)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, e.g. `"*_3d"`."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+
+
+def create_model(name: str, pretrained: Optional[Union[str, Path]] = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    `pretrained` is a local checkpoint (timm safetensors/.bin/.pth, or a mit-han-lab `.pt`)
+    or `"timm:efficientvit_b1.r288_in1k"` (downloaded through the Hugging Face hub when
+    online). A 2D checkpoint is loaded as is into 2D and frame-averaged models and
+    inflated into 3D models; see `evitvid.models.checkpoint.load_pretrained`.
+    """
+    entry = get_model_entry(name)
+    valid = entry.valid_kwargs()
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    model = entry.cls(**entry.arch_args, **kwargs)
+    model.model_name = name
+    if pretrained:
+        from .checkpoint import load_pretrained
+        load_pretrained(model, pretrained)
+    return model

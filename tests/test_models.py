@@ -1,0 +1,197 @@
+"""Every registered model at a tiny size, the registry, and the model API (timm's tests/test_models.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import evitvid
+from evitvid.models import EfficientVit3d, EfficientVitFrameAvg, VideoLogits, get_model_entry
+from evitvid.models.efficientvit import LiteMLA
+from evitvid.models.layers import ConvSpec
+
+from _model_utils import calibrate_bn_
+
+ALL = evitvid.list_models()
+B, T, S = 2, 4, 64
+
+
+def _input(name: str) -> torch.Tensor:
+    kind = get_model_entry(name).kind
+    return torch.randn(B, 3, T, S, S) if kind != "image" else torch.randn(B, 3, S, S)
+
+
+def test_registry_lists_every_size_in_three_kinds():
+    sizes = ["b0", "b1", "b2", "b3", "l1", "l2", "l3"]
+    expected = sorted(f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_3d"))
+    assert ALL == expected
+    assert evitvid.list_models("*_3d") == sorted(f"efficientvit_{s}_3d" for s in sizes)
+
+
+def test_unknown_name_raises_listing_valid_names():
+    with pytest.raises(ValueError, match="efficientvit_b1_3d") as e:
+        evitvid.create_model("efficientvit_b9")
+    assert "unknown model 'efficientvit_b9'" in str(e.value)
+
+
+def test_unknown_kwarg_raises_type_error_listing_valid_ones():
+    with pytest.raises(TypeError, match="num_verbs") as e:
+        evitvid.create_model("efficientvit_b1", num_verbs=10)  # a 2D image model has num_classes
+    assert "num_classes" in str(e.value)
+    with pytest.raises(TypeError, match="time_kernels"):
+        evitvid.create_model("efficientvit_b1_frameavg", time_kernels=3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward_tiny(name):
+    torch.manual_seed(0)
+    model = evitvid.create_model(name, **({} if get_model_entry(name).kind == "image" else
+                                          {"num_verbs": 5, "num_nouns": 7}))
+    model.train()
+    x = _input(name)
+    feats = model.forward_features(x)
+    if x.ndim == 5:
+        assert feats.shape == (B, model.num_features, T, S // 32, S // 32)
+        out = model.forward_head(feats)
+        assert isinstance(out, VideoLogits)
+        assert out.verb.shape == (B, 5) and out.noun.shape == (B, 7)
+        loss = out.verb.logsumexp(-1).sum() + out.noun.logsumexp(-1).sum()
+        logits = torch.cat(out, dim=1)
+    else:
+        assert feats.shape == (B, model.num_features, S // 32, S // 32)
+        logits = model.forward_head(feats)
+        assert logits.shape == (B, 1000)
+        loss = logits.logsumexp(-1).sum()
+    assert torch.isfinite(logits).all()
+    assert model.forward_head(feats, pre_logits=True).shape == (B, model.head_hidden_size)
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters without a gradient: {no_grad}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["efficientvit_b0", "efficientvit_b0_frameavg", "efficientvit_b0_3d"])
+def test_reset_classifier(name):
+    model = evitvid.create_model(name).eval()
+    x = _input(name)
+    if get_model_entry(name).kind == "image":
+        model.reset_classifier(10)
+        assert model(x).shape == (B, 10)
+        model.reset_classifier(0)
+        assert model(x).shape == (B, model.head_hidden_size)
+    else:
+        assert (model.num_verbs, model.num_nouns) == (97, 300)
+        assert model(x).verb.shape == (B, 97) and model(x).noun.shape == (B, 300)
+        model.reset_classifier(12, 34)
+        out = model(x)
+        assert out.verb.shape == (B, 12) and out.noun.shape == (B, 34)
+
+
+@pytest.mark.parametrize("cls_name", ["efficientvit_b0_frameavg", "efficientvit_b0_3d"])
+@pytest.mark.parametrize("frames", [1, 2, 4, 8, 16])
+def test_video_models_take_any_number_of_frames(cls_name, frames):
+    model = evitvid.create_model(cls_name, num_verbs=3, num_nouns=4).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, frames, 32, 32))
+    assert out.verb.shape == (1, 3) and torch.isfinite(out.verb).all()
+
+
+def test_video_models_reject_image_input():
+    with pytest.raises(ValueError, match="B x C x T x H x W"):
+        evitvid.create_model("efficientvit_b0_3d")(torch.randn(1, 3, 32, 32))
+
+
+def test_frame_averaging_is_blind_to_frame_order():
+    x = torch.randn(2, 3, 5, 32, 32)
+    model = calibrate_bn_(evitvid.create_model("efficientvit_b0_frameavg", num_verbs=3, num_nouns=4), x)
+    with torch.no_grad():
+        a, b = model(x), model(x.flip(2))
+    assert (a.verb[0] - a.verb[1]).abs().max() > 1e-3  # outputs depend on the input at all
+    torch.testing.assert_close(a.verb, b.verb, atol=1e-5, rtol=1e-5)
+
+
+def test_3d_model_sees_frame_order():
+    x = torch.randn(2, 3, 5, 32, 32)
+    model = calibrate_bn_(evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4), x)
+    with torch.no_grad():
+        a, b = model(x), model(x.flip(2))
+    assert (a.verb[0] - a.verb[1]).abs().max() > 1e-3  # outputs depend on the input at all
+    assert (a.verb - b.verb).abs().max() > 1e-4
+
+
+def test_3d_modules_mirror_2d_names():
+    m2 = evitvid.create_model("efficientvit_b1_frameavg")
+    m3 = evitvid.create_model("efficientvit_b1_3d")
+    assert list(m2.state_dict()) == list(m3.state_dict())
+    n3d = [n for n, m in m3.named_modules() if isinstance(m, torch.nn.Conv3d)]
+    n2d = [n for n, m in m2.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert n3d == n2d and len(n3d) > 50
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) for m in m3.modules())
+
+
+def test_time_kernels_and_strides_per_stage():
+    model = evitvid.create_model("efficientvit_b0_3d", time_kernels=(1, 3, 3, 5, 1), time_strides=(1, 2, 1, 1, 1))
+    stem_conv = model.stem.in_conv.conv
+    assert stem_conv.kernel_size == (1, 3, 3) and stem_conv.stride == (1, 2, 2)
+    down = model.stages[0].blocks[0].main.depth_conv.conv  # the strided depthwise conv of stage 1
+    assert down.kernel_size == (3, 3, 3) and down.stride == (2, 2, 2)
+    assert model.stages[2].blocks[1].context_module.main.aggreg[0][0].kernel_size == (5, 5, 5)
+    assert model.stages[3].blocks[0].main.depth_conv.conv.kernel_size == (1, 3, 3)
+    assert model.stages[0].blocks[0].main.inverted_conv.conv.kernel_size == (1, 1, 1)
+    feats = model.forward_features(torch.randn(1, 3, 8, 64, 64))
+    assert feats.shape[2] == 4  # one time stride of 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(time_kernels=(3, 3, 3)), "time_kernels needs one entry for the stem and one per stage"),
+    (dict(time_kernels=(3, 3, 2, 3, 3)), "entry 2 \\(stage 2\\).*odd"),
+    (dict(time_strides=0), "time stride must be a positive integer"),
+    (dict(time_padding="reflect"), "time_padding must be one of"),
+])
+def test_bad_3d_configuration_names_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evitvid.create_model("efficientvit_b0_3d", **kwargs)
+
+
+def test_replicate_padding_uses_replicate_only_in_time():
+    spec = ConvSpec(dims=3, time_kernel=3, time_padding="replicate")
+    conv = spec.conv(2, 2, 3)
+    assert conv.padding == (0, 1, 1) and conv.time_pad == 1
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.ones(1, 2, 2, 4, 4)
+    y = conv(x)
+    assert y.shape == x.shape
+    # corners: 3 time taps (replicated) x 4 of 9 spatial taps (zero padded) x 2 channels
+    assert y[0, 0, 0, 0, 0].item() == pytest.approx(3 * 4 * 2)
+
+
+@pytest.mark.parametrize("tokens", [4, 16, 40])
+def test_lite_mla_quadratic_and_linear_forms_agree(tokens):
+    torch.manual_seed(0)
+    mla = LiteMLA(32, 32, dim=16, spec=ConvSpec(), norm_eps=1e-5)
+    q, k, v = (torch.relu(torch.randn(2, 2, tokens, 16)) for _ in range(3))
+    attn = mla._attn.__func__  # linear form above `dim` tokens, quadratic at or below
+    att = q @ k.transpose(-1, -2)
+    expected = (att @ v) / (att.sum(-1, keepdim=True) + mla.eps)
+    torch.testing.assert_close(attn(mla, q, k, v), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_lite_mla_runs_attention_in_fp32_under_bf16_autocast(monkeypatch):
+    model = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4).eval()
+    seen = []
+    original = LiteMLA._attn
+
+    def spy(self, q, k, v):
+        seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
+        return original(self, q, k, v)
+
+    monkeypatch.setattr(LiteMLA, "_attn", spy)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 3, 4, 64, 64))
+    assert seen and all(dt == torch.float32 and not autocast for dt, autocast in seen)
+    assert out.verb.dtype == torch.bfloat16 and torch.isfinite(out.verb.float()).all()
+
+
+def test_model_classes():
+    assert isinstance(evitvid.create_model("efficientvit_l1_3d"), EfficientVit3d)
+    assert isinstance(evitvid.create_model("efficientvit_l1_frameavg"), EfficientVitFrameAvg)
