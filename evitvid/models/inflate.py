@@ -25,6 +25,11 @@ class InflationError(ValueError):
     """The 2D state dict does not fit the 3D model; the message names the keys."""
 
 
+def _key_list(keys: list[str], limit: int = 20) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
 def is_classifier_key(key: str) -> bool:
     return key.startswith(CLASSIFIER_PREFIXES)
 
@@ -65,9 +70,9 @@ def inflate_state_dict(
     if missing or unexpected:
         lines = ["the 2D state dict does not match the 3D model:"]
         if missing:
-            lines.append(f"  3D model keys missing from the 2D state dict ({len(missing)}): {', '.join(missing)}")
+            lines.append(f"  3D model keys missing from the 2D state dict ({len(missing)}): {_key_list(missing)}")
         if unexpected:
-            lines.append(f"  2D keys with no place in the 3D model ({len(unexpected)}): {', '.join(unexpected)}")
+            lines.append(f"  2D keys with no place in the 3D model ({len(unexpected)}): {_key_list(unexpected)}")
         if not drop_classifier and any(is_classifier_key(k) for k in missing + unexpected):
             lines.append("  the classifiers differ: pass drop_classifier=True to keep the 3D model's own "
                          "verb/noun heads and drop the checkpoint's classifier")
