@@ -1,0 +1,157 @@
+"""The training engine: schedule, atomic checkpoints, resume equals an uninterrupted run, bf16, DDP over gloo."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import Dataset
+
+import evitvid
+from evitvid.engine import Trainer, TrainConfig, lr_at, save_atomic
+
+
+class ToyClips(Dataset):
+    """Clips whose verb is whether brightness rises or falls over time (frame order matters)
+    and whose noun is the colour channel; deterministic per index."""
+
+    def __init__(self, n: int, frames: int = 4, size: int = 32, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.noise = torch.randn(n, 3, frames, size, size, generator=g) * 0.3
+        self.verb = torch.randint(0, 2, (n,), generator=g)
+        self.noun = torch.randint(0, 3, (n,), generator=g)
+        self.ramp = torch.linspace(-1, 1, frames)
+
+    def __len__(self) -> int:
+        return len(self.verb)
+
+    def __getitem__(self, i: int) -> dict:
+        video = self.noise[i].clone()
+        ramp = self.ramp if self.verb[i] == 0 else self.ramp.flip(0)
+        video[self.noun[i]] += ramp[:, None, None]
+        return {"video": video, "verb": int(self.verb[i]), "noun": int(self.noun[i]), "narration_id": f"P01_01_{i}"}
+
+
+def make_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return evitvid.create_model("efficientvit_b0_3d", num_verbs=2, num_nouns=3)
+
+
+def config(**kw) -> TrainConfig:
+    return TrainConfig(**{**dict(epochs=3, batch_size=4, lr=2e-3, warmup_epochs=1, progress=False, seed=0), **kw})
+
+
+def test_lr_warms_up_then_decays_to_min():
+    lrs = [lr_at(s, 100, 10, 1.0, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(100, 100, 10, 1.0, 0.01) == pytest.approx(0.01)
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="epochs=0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        TrainConfig(precision="fp8")
+
+
+def test_save_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"epoch": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary left behind
+
+
+def test_training_learns_and_writes_the_run_folder(tmp_path):
+    train, val = ToyClips(32), ToyClips(16, seed=1)
+    history = Trainer(make_model(), train, val, config(epochs=4), tmp_path).fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == history
+    assert {"val_verb_top1", "val_noun_top5", "val_action_top1", "val_verb_mean_class_acc"} <= set(saved[-1])
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 4
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
+    train = ToyClips(24)
+    full = Trainer(make_model(), train, None, config(ema_decay=0.9), tmp_path / "full")
+    full.fit()
+
+    killed = Trainer(make_model(), train, None, config(ema_decay=0.9), tmp_path / "resumed")
+    original = killed.train_one_epoch
+
+    def die_in_epoch_two(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt  # killed in the middle of the second epoch
+        return original(epoch)
+
+    killed.train_one_epoch = die_in_epoch_two
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+
+    torch.manual_seed(123)  # a new process: a different global RNG state must not matter
+    resumed = Trainer(make_model(seed=5), train, None, config(ema_decay=0.9), tmp_path / "resumed")
+    history = resumed.fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history == full.history
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    history = Trainer(make_model(), ToyClips(16), ToyClips(8, seed=1), config(epochs=1, precision="bf16"),
+                      tmp_path).fit()
+    assert torch.isfinite(torch.tensor(history[0]["train_loss"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out: str) -> None:
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        trainer = Trainer(make_model(), ToyClips(16), None, config(epochs=2, freeze_bn=True), run_dir)
+        trainer.fit()
+        if rank == 0:
+            torch.save(trainer.model.state_dict(), out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_over_gloo_agrees_with_one_process_on_the_same_global_batch(tmp_path):
+    """Two processes, each with half of the global batch, end with the weights of one process
+    training on the whole batch (batch-norm statistics frozen: per-process batch statistics
+    would otherwise differ, and SyncBatchNorm has no CPU kernel)."""
+    single = Trainer(make_model(), ToyClips(16), None, config(epochs=2, freeze_bn=True), tmp_path / "single")
+    single.fit()
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(out)), nprocs=2, join=True)
+    ddp_state = torch.load(out)
+    diffs = {k: (v - ddp_state[k]).abs().max().item() for k, v in single.model.state_dict().items()
+             if v.is_floating_point()}
+    moved = (single.model.state_dict()["stem.in_conv.conv.weight"] - make_model().state_dict()[
+        "stem.in_conv.conv.weight"]).abs().max().item()
+    assert moved > 1e-3  # training changed the weights, so agreement means something
+    assert max(diffs.values()) < 1e-4, max(diffs, key=diffs.get)
