@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from .metrics import video_metrics
+from .metrics import classification_metrics, video_metrics
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -133,22 +133,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def collate_clips(samples: list[dict]) -> dict:
-    """Stack `video`, `verb`, `noun`; keep `narration_id` as a list."""
-    return {
-        "video": torch.stack([s["video"] for s in samples]),
-        "verb": torch.as_tensor([s["verb"] for s in samples]),
-        "noun": torch.as_tensor([s["noun"] for s in samples]),
-        "narration_id": [s["narration_id"] for s in samples],
-    }
+def collate_clips(samples: list) -> dict:
+    """Batch samples of `EK100Dataset` (segments skipped in skip mode go to "skipped") or any
+    dataset of dicts with a "video" tensor, integer labels and a "narration_id"."""
+    from .data.datasets import collate
+    return collate(samples)
 
 
 @dataclass
 class EvalResult:
+    """Metrics, and per clip: its id, the logits of each head and the targets (keyed "verb"
+    and "noun" for video models, "label" for image classifiers)."""
     metrics: dict[str, float]
     narration_ids: list[str] = field(default_factory=list)
-    verb_logits: Optional[torch.Tensor] = None
-    noun_logits: Optional[torch.Tensor] = None
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Trainer:
@@ -227,8 +226,11 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _loss(self, out, verb: torch.Tensor, noun: torch.Tensor) -> torch.Tensor:
+    def _loss(self, out, batch: dict) -> torch.Tensor:
         ls = self.cfg.label_smoothing
+        if isinstance(out, torch.Tensor):  # an image classifier (pretraining): one label
+            return F.cross_entropy(out.float(), batch["label"].to(self.device), label_smoothing=ls)
+        verb, noun = batch["verb"].to(self.device), batch["noun"].to(self.device)
         return (F.cross_entropy(out.verb.float(), verb, label_smoothing=ls)
                 + self.cfg.noun_loss_weight * F.cross_entropy(out.noun.float(), noun, label_smoothing=ls))
 
@@ -253,17 +255,19 @@ class Trainer:
         loader = self._loader(self.train_set, self.sampler, cfg.batch_size // self.world)
         total_steps = cfg.epochs * self.steps_per_epoch
         warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
-        losses = []
+        losses, skipped = [], 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not cfg.progress or self.rank != 0)
         for batch in bar:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, total_steps, warmup, cfg.lr, cfg.min_lr)
+            skipped += self._collect_skipped(batch)
+            if batch["video"] is None:  # every clip of the batch was skipped (opt-in skip mode)
+                continue
             video = batch["video"].to(self.device, non_blocking=True)
-            verb, noun = batch["verb"].to(self.device), batch["noun"].to(self.device)
             with self._autocast():
                 out = self.ddp(video)
-            loss = self._loss(out, verb, noun)
+            loss = self._loss(out, batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.clip_grad_norm:
@@ -280,7 +284,16 @@ class Trainer:
         if self.distributed:  # gloo has no AVG: sum, then divide
             dist.all_reduce(loss, op=dist.ReduceOp.SUM)
             loss /= self.world
-        return {"train_loss": loss.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        row = {"train_loss": loss.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        if hasattr(self.train_set, "end_epoch"):  # report (and log) the segments skipped this epoch
+            self.train_set.end_epoch()
+            row["skipped"] = skipped
+        return row
+
+    def _collect_skipped(self, batch: dict) -> int:
+        if hasattr(self.train_set, "collect_skipped"):
+            return self.train_set.collect_skipped(batch)
+        return 0
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -333,16 +346,22 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, batch_siz
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_fn)
-    ids, verbs, nouns, verb_logits, noun_logits = [], [], [], [], []
+    ids, logits, targets = [], {}, {}
     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        if batch["video"] is None:
+            continue
         with ctx:
             out = model(batch["video"].to(device))
-        verb_logits.append(out.verb.float().cpu())
-        noun_logits.append(out.noun.float().cpu())
-        verbs.append(batch["verb"])
-        nouns.append(batch["noun"])
+        heads = {"label": out} if isinstance(out, torch.Tensor) else out._asdict()
+        for head, value in heads.items():
+            logits.setdefault(head, []).append(value.float().cpu())
+            targets.setdefault(head, []).append(torch.as_tensor(batch[head]))
         ids.extend(batch["narration_id"])
-    vl, nl = torch.cat(verb_logits), torch.cat(noun_logits)
-    metrics = video_metrics(vl, nl, torch.cat(verbs), torch.cat(nouns))
-    return EvalResult(metrics, ids, vl, nl)
+    logits = {k: torch.cat(v) for k, v in logits.items()}
+    targets = {k: torch.cat(v) for k, v in targets.items()}
+    if "label" in logits:
+        metrics = classification_metrics(logits["label"], targets["label"])
+    else:
+        metrics = video_metrics(logits["verb"], logits["noun"], targets["verb"], targets["noun"])
+    return EvalResult(metrics, ids, logits, targets)

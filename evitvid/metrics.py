@@ -25,6 +25,13 @@ def mean_class_accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float(torch.stack([correct[target == c].mean() for c in classes]).mean()) if len(classes) else float("nan")
 
 
+def classification_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Top-1, top-5 and mean class accuracy of one classifier, as fractions in [0, 1]."""
+    return {"top1": float(topk_correct(logits, target, 1).float().mean()),
+            "top5": float(topk_correct(logits, target, 5).float().mean()),
+            "mean_class_acc": mean_class_accuracy(logits, target)}
+
+
 def video_metrics(verb_logits: torch.Tensor, noun_logits: torch.Tensor, verb: torch.Tensor,
                   noun: torch.Tensor) -> dict[str, float]:
     """All metrics for a set of clips, as fractions in [0, 1] (multiply by 100 for the paper's %)."""
@@ -32,9 +39,7 @@ def video_metrics(verb_logits: torch.Tensor, noun_logits: torch.Tensor, verb: to
         raise ValueError("logits and targets must have the same number of clips")
     out: dict[str, float] = {}
     for name, logits, target in (("verb", verb_logits, verb), ("noun", noun_logits, noun)):
-        out[f"{name}_top1"] = float(topk_correct(logits, target, 1).float().mean())
-        out[f"{name}_top5"] = float(topk_correct(logits, target, 5).float().mean())
-        out[f"{name}_mean_class_acc"] = mean_class_accuracy(logits, target)
+        out.update({f"{name}_{k}": v for k, v in classification_metrics(logits, target).items()})
     pairs = action_scores(verb_logits, noun_logits, top_k=5)
     hit = (pairs.verb == verb[:, None]) & (pairs.noun == noun[:, None])
     out["action_top1"] = float(hit[:, 0].float().mean())

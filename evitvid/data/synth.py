@@ -70,6 +70,7 @@ __all__ = [
     "VERBS",
     "NOUNS",
     "REVERSE_PAIRS",
+    "render_still",
     "HFLIP_SWAP",
     "SynthConfig",
     "PRESETS",
@@ -789,6 +790,19 @@ class _Renderer:
                 mask[y0:y1, x0:x1] = 0
         img *= seg.gain * p.light
         return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), mask
+
+
+def render_still(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One picture in the videos' style, for image pretraining: a 28x28 item, tinted, scaled and
+    turned as the videos' items are, at a random place on a textured background of the
+    videos' kind. Returns H x W x 3 uint8."""
+    canvas = _background(_background_params(rng), size, size)
+    side = float(rng.uniform(0.42, 0.52)) * size
+    cx, cy = rng.uniform(0.3, 0.7, size=2) * size
+    _paste(canvas, _rasterize(_item_maps(np.asarray(image)), cx, cy, side, float(rng.uniform(-15, 15)), size),
+           _tint(rng, (0.0, 0.6), (0.75, 1.0)))
+    canvas *= float(rng.uniform(0.85, 1.1))
+    return (np.clip(canvas, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def render_video(video: VideoPlan, images: Mapping[int, np.ndarray] | np.ndarray, config: SynthConfig,

@@ -1,0 +1,53 @@
+"""The image-pretraining set of the embedded study: Fashion-MNIST train images as pictures.
+
+On EK100 the 2D model starts from ImageNet weights. On the embedded dataset the stand-in
+is a 2D model trained to name Fashion-MNIST items drawn in the videos' style
+(`synth.render_still`: tinted, scaled, on textured backgrounds) from the **train** split,
+while the videos use only **t10k** images: pretraining never sees a video's items.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .fashion_mnist import CLASSES, load_fashion_mnist
+from .synth import render_still
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+class FashionImages(Dataset):
+    """Yields {"video": C x H x W float, "label": int, "narration_id": "fashion-<split>-<i>"}.
+
+    Each image is rendered from a generator seeded by (seed, epoch, index) in training (a
+    new background and placement every epoch) and by (seed, index) in evaluation.
+    """
+
+    classes = CLASSES
+
+    def __init__(self, split: str = "train", *, size: int = 64, train: bool = True, seed: int = 0,
+                 indices: Optional[Sequence[int]] = None, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
+        if size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {size}")
+        self.images, self.labels = load_fashion_mnist(split)
+        self.split = split
+        self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices)
+        self.size, self.train, self.seed, self.epoch = size, train, seed, 0
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        j = int(self.indices[i])
+        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, j])
+        picture = torch.from_numpy(render_still(self.images[j], rng, self.size))
+        video = (picture.permute(2, 0, 1).float() / 255 - self.mean) / self.std
+        return {"video": video, "label": int(self.labels[j]), "narration_id": f"fashion-{self.split}-{j}"}

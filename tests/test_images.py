@@ -1,0 +1,32 @@
+"""The image-pretraining set: Fashion-MNIST train items in the videos' style."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from evitvid.data.images import FashionImages
+from evitvid.data.synth import render_still
+
+
+def test_images_are_deterministic_per_index_and_new_each_training_epoch():
+    train = FashionImages("train", size=32, train=True, seed=3, indices=np.arange(10))
+    a = train[4]["video"]
+    assert torch.equal(a, train[4]["video"])
+    train.set_epoch(1)
+    assert not torch.equal(a, train[4]["video"])
+    evaluation = FashionImages("train", size=32, train=False, seed=3, indices=np.arange(10))
+    b = evaluation[4]["video"]
+    evaluation.set_epoch(1)
+    assert torch.equal(b, evaluation[4]["video"])
+    assert a.shape == (3, 32, 32) and train[4]["label"] == int(train.labels[4])
+    assert train[4]["narration_id"] == "fashion-train-4"
+
+
+def test_render_still_draws_the_item_over_a_background():
+    item = np.zeros((28, 28), np.uint8)
+    item[4:24, 8:20] = 255
+    still = render_still(item, np.random.default_rng(0), 64)
+    assert still.shape == (64, 64, 3) and still.dtype == np.uint8
+    empty = render_still(np.zeros((28, 28), np.uint8), np.random.default_rng(0), 64)
+    changed = np.abs(still.astype(int) - empty.astype(int)).sum(-1) > 30
+    assert 100 < changed.sum() < 64 * 64 / 2  # the item covers part of the picture, not all of it
