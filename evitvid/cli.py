@@ -14,6 +14,10 @@ from typing import Sequence
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("evitvid.models.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
+    "stats": ("evitvid.data.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
+    "extract": ("evitvid.data.extract", "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
+    "bench-data": ("evitvid.data.bench", "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
+    "synth": ("evitvid.data.synth", "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
 }
 
 

@@ -1,0 +1,172 @@
+"""Shared fixtures for the data tests: the optional shared folder, lossless tiny videos, a tiny EK100 tree.
+
+Videos are written losslessly (libx264rgb, qp=0, rgb24; decord decodes them bit-exactly) with
+each frame's index encoded in its pixels (red = index % 256, green = index // 256, blue a
+horizontal ramp so flips are visible), so a test can read back which frames it got.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------ helpers
+
+
+def find_shared() -> Path | None:
+    for candidate in (Path("/work/shared"), REPO.parent / "shared"):
+        if (candidate / "ek100").is_dir() or (candidate / "videos").is_dir():
+            return candidate
+    return None
+
+
+def make_frames(start: int, count: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """Frames with global indices start .. start+count-1, (count, H, W, 3) uint8."""
+    index = np.arange(start, start + count)
+    frames = np.empty((count, height, width, 3), dtype=np.uint8)
+    frames[..., 0] = (index % 256)[:, None, None]
+    frames[..., 1] = (index // 256)[:, None, None]
+    frames[..., 2] = (np.arange(width) * 255 // max(width - 1, 1))[None, None, :]
+    return frames
+
+
+def frame_ids(frames) -> np.ndarray:
+    """The indices encoded by `make_frames`, read from the top-left pixel; frames (T, H, W, 3)."""
+    array = np.asarray(frames).astype(np.int64)
+    return array[:, 0, 0, 0] + 256 * array[:, 0, 0, 1]
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
+    """Write (T, H, W, 3) uint8 RGB frames losslessly with PyAV (H.264 RGB, qp=0)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264rgb", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb24"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def timestamp(seconds: float) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{int(hours):02d}:{int(minutes):02d}:{secs:05.2f}"
+
+
+LABELLED = ("narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,"
+            "start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes").split(",")
+
+
+def segment_row(narration_id: str, start: float, stop: float, verb: int = 0, noun: int = 0,
+                native_fps: float = 59.94) -> dict[str, str]:
+    """A labelled EK100 row; frame numbers at `native_fps` (not the files' rate, as in EK100)."""
+    video_id = narration_id.rsplit("_", 1)[0]
+    return {
+        "narration_id": narration_id, "participant_id": video_id.split("_")[0], "video_id": video_id,
+        "narration_timestamp": timestamp(start) + "0", "start_timestamp": timestamp(start),
+        "stop_timestamp": timestamp(stop), "start_frame": str(int(round(start * native_fps))),
+        "stop_frame": str(int(round(stop * native_fps))), "narration": f"verb{verb} noun{noun}",
+        "verb": f"verb{verb}", "verb_class": str(verb), "noun": f"noun{noun}", "noun_class": str(noun),
+        "all_nouns": f"['noun{noun}']", "all_noun_classes": f"[{noun}]",
+    }
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | tuple[str, ...] = LABELLED) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_classes(path: Path, prefix: str, count: int) -> Path:
+    rows = [{"id": str(i), "key": f"{prefix}{i}", "instances": f"['{prefix}{i}', '{prefix}{i}:x']", "category": "c"}
+            for i in range(count)]
+    return write_csv(path, rows, ("id", "key", "instances", "category"))
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """/work/shared or ../shared next to the repository; tests using it skip when absent."""
+    path = find_shared()
+    if path is None:
+        pytest.skip("shared folder (/work/shared or ../shared) not present")
+    return path
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A tiny EK100-like dataset: AVION-chunked and whole videos, annotations, class files."""
+
+    root: Path
+    chunked: Path  # root/videos: P01/P01_01.MP4/{0,1,2}.MP4
+    whole: Path  # root/whole: P01/videos/P01_01.MP4
+    train_csv: Path
+    test_csv: Path
+    verb_classes: Path
+    noun_classes: Path
+    video_frames: dict  # video_id -> total frames
+    chunk_seconds: int = 1
+    fps: int = 30
+    height: int = 48
+    width: int = 64
+
+
+# video_id -> number of frames at 30 fps; 1-s chunks hold 30 frames
+TREE_VIDEOS = {"P01_01": 75, "P02_03": 40}
+# (narration_id, start s, stop s, verb, noun)
+TREE_SEGMENTS = [
+    ("P01_01_0", 0.10, 0.90, 0, 1),  # inside chunk 0: frames 3..26
+    ("P01_01_1", 0.80, 1.60, 1, 2),  # crosses chunks 0 -> 1: frames 24..47
+    ("P01_01_2", 1.50, 2.50, 2, 0),  # crosses 1 -> 2 (the shorter last chunk), ends at the video's end
+    ("P01_01_3", 2.20, 2.53, 0, 2),  # overruns the video's end by one frame: clamped
+    ("P02_03_0", 0.00, 1.30, 1, 1),  # into P02_03's 10-frame last chunk
+    ("P02_03_1", 0.50, 0.60, 2, 2),  # 3 frames: shorter than any clip
+]
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    root = tmp_path_factory.mktemp("ek100")
+    for video_id, count in TREE_VIDEOS.items():
+        participant = video_id.split("_")[0]
+        write_video(root / "whole" / participant / "videos" / f"{video_id}.MP4", make_frames(0, count))
+        for chunk, first in enumerate(range(0, count, 30)):
+            write_video(root / "videos" / participant / f"{video_id}.MP4" / f"{chunk}.MP4",
+                        make_frames(first, min(30, count - first)))
+    rows = [segment_row(n, a, b, v, o) for n, a, b, v, o in TREE_SEGMENTS]
+    ann = root / "annotations"
+    train_csv = write_csv(ann / "EPIC_100_train.csv", rows)
+    test_csv = write_csv(ann / "EPIC_100_test_timestamps.csv", rows, LABELLED[:8])
+    return Tree(
+        root=root, chunked=root / "videos", whole=root / "whole", train_csv=train_csv, test_csv=test_csv,
+        verb_classes=write_classes(ann / "EPIC_100_verb_classes.csv", "verb", 3),
+        noun_classes=write_classes(ann / "EPIC_100_noun_classes.csv", "noun", 3),
+        video_frames=dict(TREE_VIDEOS),
+    )
+
+
+@pytest.fixture(scope="session")
+def synth_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic data set's `tiny` preset (evitvid.data.synth), generated once per session."""
+    synth = pytest.importorskip("evitvid.data.synth", reason="evitvid.data.synth is not available")
+    from evitvid.data.fashion_mnist import find_fashion_mnist
+
+    if find_fashion_mnist("t10k") is None:
+        pytest.skip("Fashion-MNIST t10k files not found: the synthetic set cannot be generated")
+    return synth.make_dataset(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, progress=False)
