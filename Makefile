@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make study   set everything up, then run the study (today: build the book)
+#   make study   set everything up, run every notebook of the study with papermill on the
+#                embedded dataset (outputs saved in place), then build the book
 #   make test    set everything up, then run the test suite (what .ci/run calls)
 # Set-up is idempotent: a rerun only reinstalls when pyproject.toml or constraints.txt changed.
 
@@ -9,7 +10,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup study book test clean-book
+NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer
+
+.PHONY: setup study notebooks book test clean-book
 
 setup: $(STAMP) fashion-mnist
 
@@ -33,7 +36,18 @@ fashion-mnist:
 book: setup
 	$(VENV)/bin/jb build book --warningiserror --keep-going
 
-study: setup book
+# Each notebook runs in place: its committed outputs are those of this command's last run.
+# Finished runs in runs/ are reused (nothing trained twice); `rm -rf runs` to start over.
+notebooks: setup
+	$(PY) -m evitvid synth --preset default
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb ($$(date +%H:%M:%S))"; \
+		$(VENV)/bin/papermill book/$$nb.ipynb book/$$nb.ipynb --cwd book --kernel python3 --log-output \
+			--no-progress-bar || exit 1; \
+	done
+	@echo "== notebooks done ($$(date +%H:%M:%S))"
+
+study: notebooks book
 
 test: setup
 	$(PY) -m pytest -q

@@ -61,7 +61,8 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
-    progress: bool = True
+    progress: bool = True          # tqdm bars for epochs and batches
+    log_epochs: bool = True        # one line of metrics per epoch (what a notebook keeps)
 
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
@@ -330,6 +331,9 @@ class Trainer:
                 row.update({f"val_{k}": v for k, v in self.evaluate(self.val_set).metrics.items()})
             self.epoch = epoch + 1
             self.history.append(row)
+            if self.rank == 0 and self.cfg.log_epochs:
+                print(f"{self.run_dir.name}: " + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             if self.rank == 0:
                 save_atomic(self.state_dict(), self.checkpoint_path)
                 save_atomic(self.history, self.run_dir / "metrics.json")

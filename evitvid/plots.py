@@ -23,27 +23,30 @@ def _save(fig: plt.Figure, run: Optional[Run], name: str) -> plt.Figure:
     return fig
 
 
-def training_curves(runs: dict[str, Run], save_to: Optional[Run] = None, name: str = "training_curves") -> plt.Figure:
-    """Training loss and validation verb top-1 per epoch, one line per run."""
+def training_curves(runs: dict[str, Run], save_to: Optional[Run] = None, name: str = "training_curves",
+                    metric: str = "val_verb_top1") -> plt.Figure:
+    """Training loss and a validation metric (verb top-1 by default) per epoch, one line per run."""
     rows = [{"run": label, **m} for label, run in runs.items() for m in run.metrics]
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     sns.lineplot(data=df, x="epoch", y="train_loss", hue="run", marker="o", ax=axes[0])
     axes[0].set(title="training loss", ylabel="loss")
-    if "val_verb_top1" in df:
-        sns.lineplot(data=df.assign(val_verb_top1=100 * df["val_verb_top1"]), x="epoch", y="val_verb_top1",
+    if metric in df:
+        sns.lineplot(data=df.assign(**{metric: 100 * df[metric]}), x="epoch", y=metric,
                      hue="run", marker="o", ax=axes[1], legend=False)
-    axes[1].set(title="validation verb top-1", ylabel="%")
+    axes[1].set(title=metric.replace("val_", "validation ").replace("_", " "), ylabel="%")
     return _save(fig, save_to, name)
 
 
 def accuracy_vs_frames(table: pd.DataFrame, save_to: Optional[Run] = None,
                        metrics: Sequence[str] = ("verb_top1", "noun_top1", "action_top1")) -> plt.Figure:
     """Accuracy against frames per segment (the paper's Fig. 2)."""
-    long = table.melt(id_vars="frames", value_vars=list(metrics), var_name="metric", value_name="accuracy")
+    ids = ["frames"] + (["model"] if "model" in table else [])
+    long = table.melt(id_vars=ids, value_vars=list(metrics), var_name="metric", value_name="accuracy")
     long["accuracy"] *= 100
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=long, x="frames", y="accuracy", hue="metric", marker="o", ax=ax)
+    sns.lineplot(data=long, x="frames", y="accuracy", hue="metric", style="model" if "model" in table else None,
+                 marker="o", ax=ax)
     ax.set(xscale="log", xticks=sorted(table["frames"]), xticklabels=sorted(table["frames"]),
            xlabel="frames per segment", ylabel="top-1 accuracy (%)", title="accuracy against frames")
     return _save(fig, save_to, "accuracy_vs_frames")

@@ -88,6 +88,18 @@ def class_names(path: Path) -> list[str]:
     return [c.key for c in read_classes(path)]
 
 
+def _show_bars(progress: Optional[bool]) -> bool:
+    """Progress bars in a terminal; in a notebook kernel (papermill) only the per-epoch lines,
+    which are what an executed notebook should keep."""
+    if progress is not None:
+        return progress
+    try:
+        from IPython import get_ipython
+        return get_ipython() is None
+    except ImportError:
+        return True
+
+
 def _check_positive(**values: int) -> None:
     bad = [f"{k}={v!r}" for k, v in values.items() if v is None or v <= 0]
     if bad:
@@ -97,16 +109,52 @@ def _check_positive(**values: int) -> None:
 def make_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, model_cfg: Optional[dict] = None):
     """An `EK100Dataset` on one split; `limit` keeps the first segments (a smoke run)."""
-    from .data import EK100Dataset, read_classes, read_segments
-    verbs, nouns = read_classes(data.verb_classes), read_classes(data.noun_classes)
-    segments = list(read_segments(data.train_csv if split == "train" else data.val_csv,
-                                  verb_classes=verbs, noun_classes=nouns).values())
+    from .data import EK100Dataset
+    segments = read_split(data, split)
     if limit:
         segments = segments[:limit]
     cfg = model_cfg or _models.EfficientVit.default_cfg
     # No flip: it would turn move-left into move-right and clockwise into anticlockwise.
     return EK100Dataset(segments, data.videos, layout=data.layout, num_frames=num_frames, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed)
+
+
+def read_split(data: DataPaths, split: str) -> list:
+    from .data import read_classes, read_segments
+    path = data.train_csv if split == "train" else data.val_csv
+    return list(read_segments(path, verb_classes=read_classes(data.verb_classes),
+                              noun_classes=read_classes(data.noun_classes)).values())
+
+
+def dataset_summary(data: DataPaths, frames_per_segment: int = 16) -> pd.DataFrame:
+    """The paper's dataset statistics per split (segments, videos, shortest/longest/mean length
+    in frames and seconds, classes present, images a fixed-frames extraction would write)."""
+    from .data import dataset_stats
+    rows = {}
+    for split in ("train", "validation"):
+        segments = read_split(data, split)
+        row = asdict(dataset_stats(segments))
+        row["images_extracted"] = frames_per_segment * row["segments"]
+        rows[split] = row
+    return pd.DataFrame(rows).dropna(how="all")
+
+
+def class_counts(data: DataPaths) -> pd.DataFrame:
+    """Segments per verb and noun class and split (columns: kind, class, split, segments)."""
+    verbs, nouns = class_names(data.verb_classes), class_names(data.noun_classes)
+    rows = []
+    for split in ("train", "validation"):
+        segments = read_split(data, split)
+        for kind, names, attr in (("verb", verbs, "verb_class"), ("noun", nouns, "noun_class")):
+            counts = pd.Series([getattr(s, attr) for s in segments]).value_counts()
+            rows += [{"kind": kind, "class": names[i], "split": split, "segments": int(n)} for i, n in counts.items()]
+    return pd.DataFrame(rows)
+
+
+def segment_lengths(data: DataPaths) -> pd.DataFrame:
+    return pd.DataFrame([{"split": split, "seconds": s.stop_timestamp - s.start_timestamp,
+                          "frames": s.stop_frame - s.start_frame}
+                         for split in ("train", "validation") for s in read_split(data, split)])
 
 
 def _load_weights(model: torch.nn.Module, run: Run) -> torch.nn.Module:
@@ -143,7 +191,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 weight_decay: float = 0.05, warmup_epochs: float = 0.5, label_smoothing: float = 0.1,
                 ema_decay: Optional[float] = None, precision: str = "auto", num_workers: int = 0, seed: int = 0,
                 max_train: Optional[int] = None, max_val: Optional[int] = None,
-                runs_root: Path | str = DEFAULT_RUNS, **model_kwargs: Any) -> Run:
+                runs_root: Optional[Path | str] = None, progress: Optional[bool] = None,
+                **model_kwargs: Any) -> Run:
     """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run."""
     _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
     _check_positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size)
@@ -152,7 +201,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   ema_decay=ema_decay, precision=precision, seed=seed, max_train=max_train, max_val=max_val,
                   model_kwargs=model_kwargs)
-    run = open_run(runs_root, name, params)
+    run = open_run(runs_root or DEFAULT_RUNS, name, params)
     if run.complete:
         return run
     verbs, nouns = class_names(data.verb_classes), class_names(data.noun_classes)
@@ -164,7 +213,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     val_set = make_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False, limit=max_val)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
-                      precision=precision, num_workers=num_workers, seed=seed)
+                      precision=precision, num_workers=num_workers, seed=seed, progress=_show_bars(progress))
     started = time.perf_counter()
     trainer = Trainer(net, train_set, val_set, cfg, run.dir)
     history = trainer.fit()
@@ -203,7 +252,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
         net = net or load_trained(run)
         val = make_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False,
                            limit=max_val if max_val is not None else p["max_val"])
-        res = evaluate(net, val, resolve_device(), batch_size, desc=f"{n} frames")
+        res = evaluate(net, val, resolve_device(), batch_size, desc=f"{n} frames", progress=_show_bars(None))
         rows.append({"frames": n, **res.metrics})
         save_atomic(rows, cache)
     return pd.DataFrame([r for r in rows if r["frames"] in set(frames)]).sort_values("frames").reset_index(drop=True)
@@ -240,9 +289,9 @@ def time_inference(model: str, frames: Sequence[int] = (1, 2, 4, 8, 16), *, crop
 
 def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficientvit_b1", image_size: int = 64,
                     epochs: int = 2, batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 0.05,
-                    warmup_epochs: float = 0.3, label_smoothing: float = 0.1, max_train: Optional[int] = None,
+                    warmup_epochs: float = 0.3, label_smoothing: float = 0.1, max_train: Optional[int] = 12000,
                     val_images: int = 2000, precision: str = "auto", num_workers: int = 0, seed: int = 0,
-                    runs_root: Path | str = DEFAULT_RUNS) -> Run:
+                    runs_root: Optional[Path | str] = None, progress: Optional[bool] = None) -> Run:
     """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
     it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
 
@@ -259,7 +308,7 @@ def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficie
     params = dict(model=model, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
                   weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   max_train=max_train, val_images=val_images, precision=precision, seed=seed)
-    run = open_run(runs_root, name, params)
+    run = open_run(runs_root or DEFAULT_RUNS, name, params)
     if run.complete:
         return run
     full = FashionImages("train", size=image_size)
@@ -271,7 +320,7 @@ def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficie
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
-                      num_workers=num_workers, seed=seed)
+                      num_workers=num_workers, seed=seed, progress=_show_bars(progress))
     started = time.perf_counter()
     trainer = Trainer(net, train_set, val_set, cfg, run.dir)
     trainer.fit()
@@ -284,6 +333,62 @@ def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficie
     run.write_results({"model": model, "checkpoint": str(weights), "train_images": len(train_set),
                        "val_images": len(val_set), "train_seconds": train_seconds, "val": result.metrics})
     return run
+
+
+# The paper's verb top-1 accuracies on EK100 validation (%), as it reports them.
+PAPER_VERB_TOP1: dict[str, float] = {
+    "frame averaging (B1-r288, ImageNet)": 22.35,
+    "frame averaging (L1-r224, ImageNet)": 22.55,
+    "3D (B1-r288, random init)": 23.7,
+    "3D (B1-r288, ImageNet inflated)": 27.7,
+}
+
+
+def compare_methods(runs: dict[str, Run]) -> pd.DataFrame:
+    """One row per method: verb, noun and action top-1 and top-5 (%) of finished runs."""
+    rows = []
+    for label, run in runs.items():
+        val = run.results["val"]
+        rows.append({"method": label, **{k: 100 * val[k] for k in (
+            "verb_top1", "noun_top1", "action_top1", "verb_top5", "noun_top5", "action_top5")},
+            "train_minutes": run.results["train_seconds"] / 60})
+    return pd.DataFrame(rows)
+
+
+def completed_run(name: str, runs_root: Optional[Path | str] = None) -> Optional[Run]:
+    """The finished run `name` in `runs_root`, whatever its parameters (they are in its params.json), or None."""
+    run = find_run(runs_root or DEFAULT_RUNS, name)
+    return run if run is not None and run.complete else None
+
+
+def open_notebook_run(name: str, params: dict, runs_root: Optional[Path | str] = None) -> Run:
+    """A run folder for a notebook that trains nothing itself (data, results, explorer): parameters and figures.
+    Rerunning with other parameters starts the folder afresh."""
+    return open_run(runs_root or DEFAULT_RUNS, name, params, fresh=True)
+
+
+def image_model_of(model: str) -> str:
+    """The 2D image model a video model is built from: efficientvit_b1_3d -> efficientvit_b1."""
+    entry = _models.get_model_entry(model)
+    return model if entry.kind == "image" else model.rsplit("_", 1)[0]
+
+
+def resolve_pretrained(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
+                       **pretraining: Any) -> Optional[str]:
+    """`pretrained` as `create_model` takes it (a dict maps each model to its own). "auto" means the embedded study's stand-in for
+    ImageNet: the image-pretraining run of `model`'s 2D backbone, trained now if it is not in
+    `runs_root` yet (with `pretraining` arguments), reused otherwise. None means random init."""
+    if isinstance(pretrained, dict):  # one checkpoint per model, e.g. B1 and L1 in one notebook
+        if model not in pretrained:
+            raise ValueError(f"pretrained: no checkpoint given for {model!r} (given for {', '.join(pretrained)})")
+        pretrained = pretrained[model]
+    if pretrained != "auto":
+        return pretrained
+    image_model = image_model_of(model)
+    name = f"02_pretrain_{image_model}"
+    run = completed_run(name, runs_root) or pretrain_images(name, model=image_model, runs_root=runs_root,
+                                                           **pretraining)
+    return run.results["checkpoint"]
 
 
 def reversal_accuracy(run: Run) -> pd.DataFrame:
@@ -307,6 +412,7 @@ def reversal_accuracy(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["DataPaths", "REVERSAL_PAIRS", "class_names", "evaluate_frames", "find_run", "load_trained",
-           "make_dataset", "predictions_frame", "pretrain_images", "resolve_data", "reversal_accuracy",
+__all__ = ["DataPaths", "REVERSAL_PAIRS", "PAPER_VERB_TOP1", "class_counts", "class_names", "compare_methods", "completed_run", "dataset_summary", "evaluate_frames",
+           "find_run", "image_model_of", "load_trained", "make_dataset", "open_notebook_run", "predictions_frame", "pretrain_images",
+           "read_split", "resolve_data", "resolve_pretrained", "reversal_accuracy", "segment_lengths",
            "time_inference", "train_video"]
