@@ -218,6 +218,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     trainer = Trainer(net, train_set, val_set, cfg, run.dir)
     history = trainer.fit()
     train_seconds = time.perf_counter() - started
+    if trainer.rank != 0:  # under torchrun the first process evaluates and writes the results
+        return run
     result = trainer.evaluate(val_set, desc="validation")
     _write_predictions(run, result)
     run.write_results({"model": model, "pretrained": pretrained, "num_frames": num_frames,

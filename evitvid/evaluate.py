@@ -1,0 +1,27 @@
+"""`python -m evitvid eval RUN_DIR`: a finished training run evaluated with 1, 2, 4, 8, 16 frames.
+
+The paper's Fig. 2 as a command (`evitvid.study.evaluate_frames`): prints one row per
+number of frames and caches the rows in the run folder (`frames.json`).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run folder written by `train` or a notebook")
+    parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-val", type=int, default=None, help="first N validation segments only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .runs import Run
+    from .study import evaluate_frames
+    run_ = Run(args.run_dir)
+    if not run_.complete:
+        raise SystemExit(f"eval: {args.run_dir} is not a finished run (no results.json)")
+    table = evaluate_frames(run_, args.frames, batch_size=args.batch_size, max_val=args.max_val)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
