@@ -106,6 +106,25 @@ def _check_positive(**values: int) -> None:
         raise ValueError(f"must be positive: {', '.join(bad)}")
 
 
+def check_parameters(**params: Any) -> None:
+    """Fail at once, naming the parameter, on values a notebook would otherwise trip over
+    minutes later: model names (`model`, `models`, `*_model`, `model_*`), frame counts and sizes
+    (`num_frames`, `*_frames` lists, `crop_size`, `epochs`, `batch_size`, ...)."""
+    problems = []
+    for name, value in params.items():
+        if name == "models" or name == "model" or name.endswith("_model") or name.startswith("model_"):
+            for model in (value if isinstance(value, (list, tuple)) else [value]):
+                if model not in _models.list_models():
+                    problems.append(f"{name}: unknown model {model!r} (see evitvid.list_models())")
+        elif name.endswith("_frames") and isinstance(value, (list, tuple)):
+            if not value or any(not isinstance(v, int) or v <= 0 for v in value):
+                problems.append(f"{name}={value!r}: frame counts must be positive integers")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            problems.append(f"{name}={value!r}: must be positive")
+    if problems:
+        raise ValueError("bad parameter(s): " + "; ".join(problems))
+
+
 def make_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, model_cfg: Optional[dict] = None):
     """An `EK100Dataset` on one split; `limit` keeps the first segments (a smoke run)."""
@@ -414,7 +433,7 @@ def reversal_accuracy(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["DataPaths", "REVERSAL_PAIRS", "PAPER_VERB_TOP1", "class_counts", "class_names", "compare_methods", "completed_run", "dataset_summary", "evaluate_frames",
+__all__ = ["DataPaths", "REVERSAL_PAIRS", "PAPER_VERB_TOP1", "check_parameters", "class_counts", "class_names", "compare_methods", "completed_run", "dataset_summary", "evaluate_frames",
            "find_run", "image_model_of", "load_trained", "make_dataset", "open_notebook_run", "predictions_frame", "pretrain_images",
            "read_split", "resolve_data", "resolve_pretrained", "reversal_accuracy", "segment_lengths",
            "time_inference", "train_video"]

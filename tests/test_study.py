@@ -73,3 +73,20 @@ def test_missing_data_is_named(tmp_path):
     (tmp_path / "videos").mkdir()
     with pytest.raises(FileNotFoundError, match="train_csv: .*EPIC_100_train.csv"):
         study.resolve_data(str(tmp_path))
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(models=["efficientvit_b1_frameavg", "efficientvit_x9"]), "models: unknown model 'efficientvit_x9'"),
+    (dict(frame_averaging_model="nope"), "frame_averaging_model: unknown model 'nope'"),
+    (dict(eval_frames=[1, 0, 4]), r"eval_frames=\[1, 0, 4\]: frame counts must be positive"),
+    (dict(num_frames=0), "num_frames=0: must be positive"),
+    (dict(lr=-0.1, batch_size=8), "lr=-0.1: must be positive"),
+])
+def test_check_parameters_names_the_bad_one(params, match):
+    with pytest.raises(ValueError, match=match):
+        study.check_parameters(**params)
+
+
+def test_check_parameters_accepts_the_notebook_defaults():
+    study.check_parameters(models=["efficientvit_b1_frameavg"], model="efficientvit_b1_3d", num_frames=8,
+                           crop_size=64, epochs=3, batch_size=8, lr=0.001, eval_frames=[1, 2, 4, 8, 16])
