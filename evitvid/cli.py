@@ -14,9 +14,12 @@ from typing import Sequence
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("evitvid.models.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
+    "train": ("evitvid.train", "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
+    "eval": ("evitvid.evaluate", "evaluate a finished training run with each number of frames per segment"),
     "stats": ("evitvid.data.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
     "extract": ("evitvid.data.extract", "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
     "bench-data": ("evitvid.data.bench", "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
+    "bench": ("evitvid.bench", "model latency, throughput, memory and scaling against timm and torchvision"),
     "synth": ("evitvid.data.synth", "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
 }
 
@@ -39,4 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"python -m evitvid {args.command}", description=COMMANDS[args.command][1])
     module.configure(sub)
     sub_args = sub.parse_args(argv[argv.index(args.command) + 1:])
-    return int(module.run(sub_args) or 0)
+    try:
+        return int(module.run(sub_args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        # Bad input (a wrong row, a missing file, a checkpoint that does not fit): the message
+        # names the file, row or parameter; a traceback would only bury it.
+        print(f"python -m evitvid {args.command}: error: {e}", file=sys.stderr)
+        return 2

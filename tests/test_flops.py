@@ -32,3 +32,4 @@ def test_flops_command_prints_table_and_json(capsys):
     assert main(["flops"]) == 0
     out = capsys.readouterr().out
     assert "GMACs" in out and "3x16x224x224" in out
+
