@@ -104,7 +104,7 @@ def test_pretrained_3d_and_frameavg_from_a_2d_checkpoint(tmp_path, b1, caplog):
         got_fa = fa.forward_head(fa.forward_features(repeat_frames(image, 3)), pre_logits=True)
         got_3d = m3.forward_head(m3.forward_features(repeat_frames(image, 3)), pre_logits=True)
     torch.testing.assert_close(got_fa, want, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got_3d, want, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(got_3d, want, atol=1e-3, rtol=1e-3)
 
 
 def test_frameavg_checkpoint_inflates_into_3d_with_its_heads(tmp_path):

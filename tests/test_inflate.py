@@ -83,9 +83,11 @@ def test_boring_video_replicate_padding_gives_the_2d_output(size):
         f3 = m3.forward_head(m3.forward_features(clip), pre_logits=True)
         o2, o3 = m2(image[:, :, None]), m3(clip)
     assert f2.std() > 1e-2
-    torch.testing.assert_close(f3, f2, atol=2e-4, rtol=1e-4)
-    torch.testing.assert_close(o3.verb, o2.verb, atol=2e-4, rtol=1e-4)
-    torch.testing.assert_close(o3.noun, o2.noun, atol=2e-4, rtol=1e-4)
+    # fp32: the 3D conv sums its time taps in another order than the 2D conv, over ~40 layers;
+    # typical differences are 4e-5, the bound is 1e-3, and zero padding is off by ~6e-2 (below).
+    torch.testing.assert_close(f3, f2, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(o3.verb, o2.verb, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(o3.noun, o2.noun, atol=1e-3, rtol=1e-3)
 
 
 def test_boring_video_zero_padding_differs_at_the_clip_ends():
@@ -101,4 +103,4 @@ def test_boring_video_zero_padding_differs_at_the_clip_ends():
         f3 = m3.forward_head(m3.forward_features(clip), pre_logits=True)
     torch.testing.assert_close(stem[:, :, 1], stem[:, :, 2])  # the middle is still boring
     assert (stem[:, :, 0] - stem[:, :, 2]).abs().max() > 1e-3  # the ends are not
-    assert (f3 - f2).abs().max() > 1e-3
+    assert (f3 - f2).abs().max() > 1e-2

@@ -1,0 +1,142 @@
+"""The model benchmark's structure and arithmetic, from a micro run (tiny shapes, one repeat).
+
+No timing thresholds: timings depend on the machine. What is tested is that every section
+produces its rows with consistent units, that ratios are ratios of medians, that the
+softmax memory budget skips exactly the rows it should, and that the command writes
+its JSON.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from evitvid import bench
+from evitvid.cli import main
+
+TINY = (3, 2, 32, 32)
+B0_3D, B0_FA = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg"
+
+
+def micro_config(**kw) -> bench.BenchConfig:
+    cfg = bench.BenchConfig(
+        preset="micro", threads=1, warmup=0, repeats=1, memory=False,
+        inference=((B0_3D, TINY, (1, 2)), ("timm-frames:efficientvit_b0", TINY, (1,))),
+        timm_pairs=("b0",), timm_shapes=((1, 3, 32, 32),),
+        frames=(1, 2), frames_size=32, frames_models=("efficientvit_b0_3d",),
+        attn_frames=(1, 2), attn_tokens_per_frame=(4, 4), attn_heads=2, attn_dim=4, attn_budget_gb=1.0,
+        train=((B0_FA, TINY, 2),), channels_last=((B0_3D, TINY, 1),), compile=(), onnx=(),
+        matmul_n=64,
+    )
+    return replace(cfg, **kw)
+
+
+@pytest.fixture(scope="module")
+def micro_results():
+    return bench.benchmark(micro_config())
+
+
+def test_micro_run_has_every_section_with_consistent_units(micro_results):
+    r = micro_results
+    assert r["threads"] == 1 and r["matmul_peak_gflops"] > 0
+    assert json.loads(json.dumps(r)) == r  # JSON-ready as is
+    inf = r["inference"]
+    assert [(x["model"], x["batch"]) for x in inf] == [(B0_3D, 1), (B0_3D, 2), ("timm-frames:efficientvit_b0", 1)]
+    for x in inf:
+        assert x["clips_per_s"] == pytest.approx(x["batch"] * 1e3 / x["latency_ms"])
+        assert x["gflops"] == pytest.approx(2 * x["gmacs"] * x["batch"] / (x["latency_ms"] / 1e3))
+        assert x["peak_fraction"] == pytest.approx(x["gflops"] / r["matmul_peak_gflops"])
+        assert x["threads"] == 1
+    assert inf[0]["gmacs"] == inf[1]["gmacs"]  # per clip, whatever the batch
+    assert [x["frames"] for x in r["frames"]] == [1, 2]
+    assert r["frames"][1]["gmacs"] > r["frames"][0]["gmacs"]
+    (t,) = r["timm_ratio"]
+    assert t["ratio"] == pytest.approx(t["evitvid_ms"] / t["timm_ms"])
+    assert t["max_abs_diff"] < 1e-4  # the same function, or the ratio would compare different work
+    (tr,) = r["train"]
+    assert tr["ms_per_clip"] == pytest.approx(tr["step_ms"] / 2)
+    (cl,) = r["channels_last"]
+    assert cl["max_abs_diff"] < 1e-4 and cl["train_cl3d_ms"] > 0
+    table = bench.format_results(r)
+    for title in ("Inference", "against timm", "against frames", "softmax", "Training", "channels_last_3d"):
+        assert title in table
+    assert "1 threads" in table
+
+
+def test_ratio_is_a_ratio_of_medians():
+    assert bench.ratio([1.0, 2.0, 9.0], [1.0, 1.0, 1.0]) == 2.0
+    assert bench.ratio([3.0], [2.0]) == 1.5
+
+
+def test_time_call_and_compare_count_calls():
+    calls = []
+    times = bench.time_call(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(times) == 3 and len(calls) == 5
+    seen = []
+    out = bench.compare({"a": lambda: seen.append("a"), "b": lambda: seen.append("b")}, warmup=1, repeats=2)
+    assert seen == ["a", "b", "a", "b", "a", "b"]  # warm-up each, then round-robin
+    assert {k: len(v) for k, v in out.items()} == {"a": 2, "b": 2}
+
+
+def test_softmax_is_skipped_exactly_when_its_matrix_exceeds_the_budget():
+    assert bench.softmax_bytes(1, 16, 196) == 16 * 196 * 196 * 4
+    # 2 heads x 32 tokens: 8 KiB; 2 x 64 tokens: 32 KiB. A 16 KiB budget keeps the first only.
+    rows = bench.attention_scaling((2, 4), (4, 4), heads=2, dim=4, budget_gb=16 * 1024 / bench.GB,
+                                   warmup=0, repeats=1)
+    assert [r["tokens"] for r in rows] == [32, 64]
+    assert rows[0]["softmax_skipped"] is None and rows[0]["softmax_ms"] > 0
+    assert rows[1]["softmax_ms"] is None and "budget" in rows[1]["softmax_skipped"]
+    assert rows[1]["linear_ms"] > 0  # the linear form runs regardless
+
+
+def test_linear_attention_matches_the_module_it_benchmarks():
+    """The benchmark times LiteMLA._attn; check it is normalised attention with ReLU weights."""
+    from evitvid.models.efficientvit import LiteMLA
+    from evitvid.models.layers import ConvSpec
+
+    lite = LiteMLA(8, 8, dim=4, spec=ConvSpec(dims=3), norm_eps=1e-5)
+    q, k, v = (torch.rand(1, 2, 10, 4) for _ in range(3))
+    w = q @ k.transpose(-1, -2)
+    expected = (w @ v) / (w.sum(-1, keepdim=True) + lite.eps)
+    torch.testing.assert_close(lite._attn(q, k, v), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_peak_memory_subprocess_reports_rss():
+    mem = bench.peak_memory(B0_3D, TINY, 1, threads=1)
+    assert mem["rss_peak_mb"] >= mem["rss_base_mb"] > 0 and mem["mem_mb"] >= 0
+
+
+def test_unknown_model_key_and_preset_raise():
+    with pytest.raises(ValueError, match="model key"):
+        bench.build_model("nope:efficientvit_b0")
+    with pytest.raises(ValueError, match="preset"):
+        bench.preset("medium")
+
+
+def test_presets_cover_the_brief():
+    light, full = bench.preset("light", 2), bench.preset("full", 2)
+    assert {s for _, s, _ in light.inference} == {bench.STUDY_SHAPE}
+    assert all(b == (1,) for _, _, b in light.inference)
+    keys = {k for k, _, _ in full.inference}
+    assert {f"torchvision:{n}" for n in bench.TORCHVISION_INPUTS} <= keys
+    assert {"timm-frames:efficientvit_b1", "evitvid:efficientvit_l1_3d"} <= keys
+    assert full.frames == (1, 2, 4, 8, 16, 32) and full.threads == 2
+
+
+def test_command_writes_results_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "preset", lambda name, threads=None: micro_config(
+        inference=((B0_3D, TINY, (1,)),), frames=(), train=(), channels_last=(), attn_frames=(1,)))
+    assert main(["bench", "--out", str(tmp_path), "--no-memory"]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["inference"][0]["model"] == B0_3D and data["threads"] == 1
+    assert "Inference" in capsys.readouterr().out
+
+
+def test_only_sections_empties_the_others():
+    cfg = bench.only_sections(micro_config(), ["train", "attention"])
+    assert cfg.train and cfg.attn_frames
+    assert cfg.inference == cfg.frames == cfg.channels_last == cfg.timm_pairs == ()
+    with pytest.raises(ValueError, match="valid"):
+        bench.only_sections(cfg, ["nope"])
