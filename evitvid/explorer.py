@@ -7,11 +7,11 @@ book (static HTML, no kernel) can show.
 """
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
 import pandas as pd
 import torch
 
@@ -61,21 +61,31 @@ class _Segments:
         return fig
 
 
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def explorer(data: DataPaths, runs: dict[str, Run], num_frames: int = 8) -> widgets.Widget:
-    """A dropdown of validation segments; shows frames, ground truth and each run's top-5."""
+    """A dropdown of validation segments; shows frames, ground truth and each run's top-5.
+
+    The frames are an Image widget and the table an HTML widget, updated in place: no Output
+    widget capturing display calls, which headless executors (papermill) can wait on forever.
+    """
     segments = _Segments(data, runs, num_frames)
-    out = widgets.Output()
+    picker = widgets.Dropdown(options=segments.ids, description="segment")
+    frames = widgets.Image(format="png")
+    table = widgets.HTML()
 
     def show(narration_id: str) -> None:
-        out.clear_output(wait=True)
-        with out:
-            plt.show(segments.figure(narration_id))
-            display(segments.table(narration_id))
+        frames.value = _png(segments.figure(narration_id))
+        table.value = segments.table(narration_id).to_html()
 
-    picker = widgets.Dropdown(options=segments.ids, description="segment")
     picker.observe(lambda change: show(change["new"]), names="value")
     show(picker.value)
-    return widgets.VBox([picker, out])
+    return widgets.VBox([picker, frames, table])
 
 
 def gallery(data: DataPaths, runs: dict[str, Run], narration_ids: Sequence[str],
