@@ -101,5 +101,5 @@ def reversal_pairs(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Fi
     ax.set(ylabel="accuracy within the pair (%)", xlabel="", ylim=(0, 100),
            title="telling a verb from its time-reversal")
     ax.tick_params(axis="x", rotation=20)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the bars, not over them
     return _save(fig, save_to, "reversal_pairs")
