@@ -50,6 +50,11 @@ class DataPaths:
     videos: Path
     layout: str = "chunked"
 
+    @classmethod
+    def from_params(cls, params: dict) -> "DataPaths":
+        """The paths a run recorded in its params.json (as strings)."""
+        return cls(**{k: v if k == "layout" else Path(v) for k, v in params.items()})
+
     def check(self) -> "DataPaths":
         for name, path in asdict(self).items():
             if name != "layout" and not Path(path).exists():
@@ -251,7 +256,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
 def load_trained(run: Run) -> torch.nn.Module:
     """The model of a finished `train_video` run, in eval mode (EMA weights when the run kept them)."""
     p = run.params
-    data = DataPaths(**{k: Path(v) if k != "layout" else v for k, v in p["data"].items()})
+    data = DataPaths.from_params(p["data"])
     net = _models.create_model(p["model"], num_verbs=len(class_names(data.verb_classes)),
                                num_nouns=len(class_names(data.noun_classes)), **p.get("model_kwargs", {}))
     return _load_weights(net, run)
@@ -265,7 +270,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
     rows = json.loads(cache.read_text()) if cache.exists() else []
     done = {r["frames"] for r in rows}
     p = run.params
-    data = DataPaths(**{k: Path(v) if k != "layout" else v for k, v in p["data"].items()})
+    data = DataPaths.from_params(p["data"])
     net = None
     for n in frames:
         if n in done:
