@@ -19,7 +19,9 @@ count recorded):
   dim, until softmax's N x N matrix would exceed a memory budget (then it is skipped,
   and the row says so);
 - training time per clip (forward, backward, AdamW step) for 3D and frame-averaged B1;
-- `channels_last_3d` against contiguous for the 3D model (inference and training),
+- channels-last (NDHWC/NHWC) against contiguous convolutions for the 3D and frame-averaged
+  models (inference and training); every other section runs all models in `--layout`
+  (default channels-last, the layout evitvid's trainer and evaluation use on CPU),
   `torch.compile` against eager for the 3D B1 (inference; a failure is recorded with its
   reason), and onnxruntime against PyTorch for the 3D B1 at the study shape.
 
@@ -61,7 +63,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "BenchConfig", "preset", "PerFrame", "build_model",
+    "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "BenchConfig", "preset", "PerFrame", "apply_layout",
+    "make_input", "build_model",
     "model_gmacs", "time_call", "compare", "ratio", "matmul_peak_gflops", "peak_memory", "softmax_bytes",
     "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
 ]
@@ -114,6 +117,9 @@ class BenchConfig:
     compile: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     onnx: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     matmul_n: int = 2048
+    # every model's convolutions and input, in every section: "channels_last" (what evitvid's
+    # trainer and evaluation use on CPU) or "contiguous"; the channels-last section compares both
+    layout: str = "channels_last"
 
 
 def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
@@ -134,7 +140,7 @@ def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
             frames=(1, 2, 4, 8, 16, 32), frames_size=64,
             attn_frames=(1, 4, 16, 64), attn_budget_gb=8.0,
             train=((b1_3d, s, 1), (b1_fa, s, 1)),
-            channels_last=((b1_3d, s, 1),),
+            channels_last=((b1_3d, s, 1), (b1_fa, s, 1)),
             compile=(),
             onnx=((b1_3d, s, 1),),
         )
@@ -154,7 +160,9 @@ def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
             attn_frames=(1, 2, 4, 8, 16, 32, 64, 128), attn_budget_gb=8.0,
             train=((b1_3d, STUDY_SHAPE, 8), (b1_fa, STUDY_SHAPE, 8), (b1_3d, PAPER_SHAPE, 1),
                    (b1_fa, PAPER_SHAPE, 1)),
-            channels_last=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8), (b1_3d, PAPER_SHAPE, 1)),
+            channels_last=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8), (b1_3d, PAPER_SHAPE, 1),
+                           (b1_fa, STUDY_SHAPE, 8), (b1_fa, PAPER_SHAPE, 1), ("timm-frames:efficientvit_b1", PAPER_SHAPE, 1),
+                           ("torchvision:r3d_18", TORCHVISION_INPUTS["r3d_18"], 1)),
             compile=((b1_3d, STUDY_SHAPE, 1), (b1_3d, PAPER_SHAPE, 1)),
             onnx=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8)),
         )
@@ -182,9 +190,30 @@ class PerFrame(nn.Module):
         return logits.reshape(B, T, -1).mean(dim=1)
 
 
-def build_model(key: str, **kwargs: Any) -> nn.Module:
+LAYOUTS = ("channels_last", "contiguous")
+
+
+def apply_layout(model: nn.Module, layout: str) -> nn.Module:
+    """Any model's convolutions channels-last or contiguous (evitvid's own switch where it has one)."""
+    from evitvid.models.layers import set_conv_layout
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if hasattr(model, "set_channels_last"):
+        return model.set_channels_last(layout == "channels_last")
+    return set_conv_layout(model, layout == "channels_last")
+
+
+def make_input(batch: int, shape: Sequence[int], layout: str) -> torch.Tensor:
+    """A random batch in `layout` (clips NDHWC, images NHWC when channels-last)."""
+    from evitvid.models.layers import channels_last_format
+    x = torch.randn(batch, *shape)
+    return x.contiguous(memory_format=channels_last_format(x.ndim)) if layout == "channels_last" else x
+
+
+def build_model(key: str, layout: Optional[str] = None, **kwargs: Any) -> nn.Module:
     """A model in eval mode from its key: "evitvid:NAME", "timm-frames:NAME" (timm's 2D model per
-    frame), "timm:NAME" (timm's 2D model) or "torchvision:NAME" (a video model, weights=None)."""
+    frame), "timm:NAME" (timm's 2D model) or "torchvision:NAME" (a video model, weights=None);
+    its convolutions in `layout` when given."""
     source, _, name = key.partition(":")
     if source == "evitvid":
         from evitvid.models.registry import create_model
@@ -198,7 +227,7 @@ def build_model(key: str, **kwargs: Any) -> nn.Module:
         model = getattr(tvv, name)(weights=None, **kwargs)
     else:
         raise ValueError(f"model key must start with evitvid:, timm:, timm-frames: or torchvision:, got {key!r}")
-    return model.eval()
+    return (apply_layout(model, layout) if layout else model).eval()
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
@@ -302,15 +331,13 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _memory_child(key: str, shape: list[int], batch: int, threads: int, mode: str, channels_last: bool) -> dict:
+def _memory_child(key: str, shape: list[int], batch: int, threads: int, mode: str, layout: str) -> dict:
     import gc
     import resource
 
     torch.set_num_threads(threads)
-    model = build_model(key)
-    x = torch.randn(batch, *shape)
-    if channels_last:
-        model, x = model.to(memory_format=torch.channels_last_3d), x.to(memory_format=torch.channels_last_3d)
+    model = build_model(key, layout)
+    x = make_input(batch, shape, layout)
     if mode == "train":
         model.train()
         opt = torch.optim.AdamW(model.parameters())
@@ -339,12 +366,12 @@ def _memory_child(key: str, shape: list[int], batch: int, threads: int, mode: st
 
 
 def peak_memory(key: str, shape: Sequence[int], batch: int, *, threads: int, mode: str = "inference",
-                channels_last: bool = False, timeout: float = 900) -> dict:
+                layout: str = "channels_last", timeout: float = 900) -> dict:
     """Max RSS of one forward pass (`mode="inference"`) or training step (`"train"`) in a fresh
     process; {"rss_base_mb", "rss_peak_mb", "mem_mb"} or {"mem_error": reason}."""
     code = ("import json, sys; from evitvid.bench import _memory_child; "
             "print(json.dumps(_memory_child(*json.loads(sys.argv[1]))))")
-    arg = json.dumps([key, list(shape), batch, threads, mode, channels_last])
+    arg = json.dumps([key, list(shape), batch, threads, mode, layout])
     try:
         proc = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -367,20 +394,20 @@ def _inference_rows(cfg: BenchConfig, peak: float, log: Callable[[str], None]) -
     rows = []
     for key, shape, batches in cfg.inference:
         params_m, gmacs, counted = model_gmacs(key, shape)
-        model = build_model(key)
+        model = build_model(key, cfg.layout)
         for batch in batches:
             log(f"inference {key} {_shape_str(shape)} batch {batch}")
-            x = torch.randn(batch, *shape)
+            x = make_input(batch, shape, cfg.layout)
             with torch.inference_mode():
                 times = time_call(lambda: model(x), warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
             lat = statistics.median(times)
             gflops = 2 * gmacs * batch / lat
-            row = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
+            row = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads, "layout": cfg.layout,
                    "params_m": params_m, "gmacs": gmacs, "gmacs_counted_on": counted,
                    "latency_ms": lat * 1e3, "clips_per_s": batch / lat, "samples": len(times),
                    "gflops": gflops, "peak_fraction": gflops / peak}
             if cfg.memory and batch in cfg.memory_batches:
-                row.update(peak_memory(key, shape, batch, threads=cfg.threads))
+                row.update(peak_memory(key, shape, batch, threads=cfg.threads, layout=cfg.layout))
             rows.append(row)
         del model
     return rows
@@ -390,18 +417,18 @@ def _timm_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     """evitvid's 2D models against timm's with the same weights, on the same input, interleaved."""
     rows = []
     for size in cfg.timm_pairs:
-        ours = build_model(f"evitvid:efficientvit_{size}")
-        ref = build_model(f"timm:efficientvit_{size}")
+        ours = build_model(f"evitvid:efficientvit_{size}", cfg.layout)
+        ref = build_model(f"timm:efficientvit_{size}", cfg.layout)
         ref.load_state_dict(ours.state_dict())
         for shape in cfg.timm_shapes:
             log(f"timm ratio {size} {_shape_str(shape)}")
-            x = torch.randn(*shape)
+            x = make_input(shape[0], shape[1:], cfg.layout)
             with torch.inference_mode():
                 err = (ours(x) - ref(x)).abs().max().item()
                 t = compare({"evitvid": lambda: ours(x), "timm": lambda: ref(x)},
                             warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
             rows.append({"model": f"efficientvit_{size}", "input": list(shape), "threads": cfg.threads,
-                         "evitvid_ms": _ms(t["evitvid"]), "timm_ms": _ms(t["timm"]),
+                         "layout": cfg.layout, "evitvid_ms": _ms(t["evitvid"]), "timm_ms": _ms(t["timm"]),
                          "ratio": ratio(t["evitvid"], t["timm"]), "max_abs_diff": err})
     return rows
 
@@ -410,17 +437,17 @@ def _frames_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for name in cfg.frames_models:
         key = f"evitvid:{name}"
-        model = build_model(key)
+        model = build_model(key, cfg.layout)
         for t in cfg.frames:
             shape = (3, t, cfg.frames_size, cfg.frames_size)
             log(f"frames {name} {_shape_str(shape)}")
-            x = torch.randn(1, *shape)
+            x = make_input(1, shape, cfg.layout)
             with torch.inference_mode():
                 times = time_call(lambda: model(x), warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
             row = {"model": name, "frames": t, "input": list(shape), "threads": cfg.threads,
                    "latency_ms": _ms(times), "gmacs": model_gmacs(key, shape)[1]}
             if cfg.memory:
-                row.update(peak_memory(key, shape, 1, threads=cfg.threads))
+                row.update(peak_memory(key, shape, 1, threads=cfg.threads, layout=cfg.layout))
             rows.append(row)
     return rows
 
@@ -483,40 +510,37 @@ def _train_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for key, shape, batch in cfg.train:
         log(f"train {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key)
-        x = torch.randn(batch, *shape)
+        model = build_model(key, cfg.layout)
+        x = make_input(batch, shape, cfg.layout)
         times = time_call(_train_step_fn(model, x), warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
         row = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
                "step_ms": _ms(times), "ms_per_clip": _ms(times) / batch, "samples": len(times)}
         if cfg.memory:
-            row.update(peak_memory(key, shape, batch, threads=cfg.threads, mode="train"))
+            row.update(peak_memory(key, shape, batch, threads=cfg.threads, mode="train", layout=cfg.layout))
         rows.append(row)
     return rows
 
 
 def _channels_last_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
-    """Contiguous against channels_last_3d (model and input), same weights, interleaved."""
+    """Contiguous against channels-last (convolutions and input), same weights, interleaved."""
     rows = []
-    cl = torch.channels_last_3d
     for key, shape, batch in cfg.channels_last:
-        log(f"channels_last {key} {_shape_str(shape)} batch {batch}")
-        base = build_model(key)
-        other = build_model(key)
+        log(f"channels-last {key} {_shape_str(shape)} batch {batch}")
+        base = build_model(key, "contiguous")
+        other = build_model(key, "channels_last")
         other.load_state_dict(base.state_dict())
-        other = other.to(memory_format=cl)
-        x = torch.randn(batch, *shape)
-        xc = x.to(memory_format=cl)
+        x, xc = make_input(batch, shape, "contiguous"), make_input(batch, shape, "channels_last")
         with torch.inference_mode():
             err = (_first_tensor(base(x)) - _first_tensor(other(xc))).abs().max().item()
-            inf = compare({"contiguous": lambda: base(x), "channels_last_3d": lambda: other(xc)},
+            inf = compare({"contiguous": lambda: base(x), "channels_last": lambda: other(xc)},
                           warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
-        train = compare({"contiguous": _train_step_fn(base, x), "channels_last_3d": _train_step_fn(other, xc)},
+        train = compare({"contiguous": _train_step_fn(base, x), "channels_last": _train_step_fn(other, xc)},
                         warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
         rows.append({"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
-                     "infer_contiguous_ms": _ms(inf["contiguous"]), "infer_cl3d_ms": _ms(inf["channels_last_3d"]),
-                     "infer_cl3d_over_contiguous": ratio(inf["channels_last_3d"], inf["contiguous"]),
-                     "train_contiguous_ms": _ms(train["contiguous"]), "train_cl3d_ms": _ms(train["channels_last_3d"]),
-                     "train_cl3d_over_contiguous": ratio(train["channels_last_3d"], train["contiguous"]),
+                     "infer_contiguous_ms": _ms(inf["contiguous"]), "infer_cl_ms": _ms(inf["channels_last"]),
+                     "infer_cl_over_contiguous": ratio(inf["channels_last"], inf["contiguous"]),
+                     "train_contiguous_ms": _ms(train["contiguous"]), "train_cl_ms": _ms(train["channels_last"]),
+                     "train_cl_over_contiguous": ratio(train["channels_last"], train["contiguous"]),
                      "max_abs_diff": err})
     return rows
 
@@ -525,9 +549,10 @@ def _compile_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for key, shape, batch in cfg.compile:
         log(f"compile {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key)
-        x = torch.randn(batch, *shape)
-        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads}
+        model = build_model(key, cfg.layout)
+        x = make_input(batch, shape, cfg.layout)
+        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
+                               "layout": cfg.layout}
         try:
             start = time.perf_counter()
             compiled = torch.compile(model)
@@ -551,14 +576,15 @@ def _onnx_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for key, shape, batch in cfg.onnx:
         log(f"onnxruntime {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key)
-        x = torch.randn(batch, *shape)
-        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads}
+        model = build_model(key, cfg.layout)
+        x = make_input(batch, shape, cfg.layout)
+        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
+                               "layout": cfg.layout}
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 path = export_onnx(model, Path(tmp) / "model.onnx", shape)
                 session = onnx_session(path, threads=cfg.threads)
-            xn = x.numpy()
+            xn = x.contiguous().numpy()
             with torch.inference_mode():
                 ref = _first_tensor(model(x)).numpy()
                 err = float(abs(next(iter(run_onnx(session, xn).values())) - ref).max())
@@ -635,7 +661,8 @@ def format_results(results: dict[str, Any]) -> str:
     """The results as Markdown tables (one per section)."""
     thr = results["threads"]
     out = [f"evitvid bench, preset {results['preset']}, {thr} threads, torch {results['machine']['torch']}, "
-           f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (n={results['matmul_n']})"]
+           f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (n={results['matmul_n']}), "
+           f"layout {results['config'].get('layout', 'contiguous')}"]
     load = results.get("load_average_start")
     if load and load[0] >= 0.75:
         out.append(f"WARNING: load average {load[0]:.2f} at the start: other processes were using the CPU, "
@@ -669,11 +696,11 @@ def format_results(results: dict[str, Any]) -> str:
         [[r["model"], _shape_str(r["input"]), r["batch"], _f(r["step_ms"]), _f(r["ms_per_clip"]),
           mem(r) if ("mem_mb" in r or "mem_error" in r) else "-"] for r in results["train"]]))
     out.append(_table(
-        f"channels_last_3d against contiguous ({thr} threads; ratio < 1: channels_last_3d faster)",
-        ["model", "input", "B", "infer ms", "infer cl3d ms", "ratio", "train ms", "train cl3d ms", "ratio"],
-        [[r["model"], _shape_str(r["input"]), r["batch"], _f(r["infer_contiguous_ms"]), _f(r["infer_cl3d_ms"]),
-          _f(r["infer_cl3d_over_contiguous"], ".3f"), _f(r["train_contiguous_ms"]), _f(r["train_cl3d_ms"]),
-          _f(r["train_cl3d_over_contiguous"], ".3f")] for r in results["channels_last"]]))
+        f"Channels-last (NDHWC/NHWC) against contiguous ({thr} threads; ratio < 1: channels-last faster)",
+        ["model", "input", "B", "infer ms", "infer cl ms", "ratio", "train ms", "train cl ms", "ratio"],
+        [[r["model"], _shape_str(r["input"]), r["batch"], _f(r["infer_contiguous_ms"]), _f(r["infer_cl_ms"]),
+          _f(r["infer_cl_over_contiguous"], ".3f"), _f(r["train_contiguous_ms"]), _f(r["train_cl_ms"]),
+          _f(r["train_cl_over_contiguous"], ".3f")] for r in results["channels_last"]]))
     out.append(_table(
         f"torch.compile against eager, inference ({thr} threads)",
         ["model", "input", "B", "compile s", "eager ms", "compiled ms", "speed-up", "status"],
@@ -710,6 +737,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<time>/)")
     parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
+    parser.add_argument("--layout", choices=LAYOUTS, default="channels_last",
+                        help="memory layout of every model and input (default channels_last, as evitvid trains)")
     parser.add_argument("--only", default=None, help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     parser.add_argument("--compile", action="store_true",
                         help="add the torch.compile section to the light preset (about a minute of compiling)")
@@ -718,7 +747,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from evitvid.engine import save_atomic
 
-    cfg = preset(args.preset, args.threads)
+    cfg = replace(preset(args.preset, args.threads), layout=args.layout)
     if args.no_memory:
         cfg = replace(cfg, memory=False)
     if args.compile and not cfg.compile:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from .metrics import classification_metrics, video_metrics
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TrainConfig:
     sync_bn: bool = True           # under torchrun on CUDA, batch-norm statistics over the global batch
     noun_loss_weight: float = 1.0
     precision: str = "auto"        # auto: bf16 on CUDA if supported, else fp16; fp32 on CPU
+    memory_format: str = "auto"    # auto: channels-last on CPU (measured faster), as built on CUDA
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
@@ -69,7 +71,7 @@ class TrainConfig:
                   "warmup_epochs": self.warmup_epochs >= 0, "num_workers": self.num_workers >= 0,
                   "label_smoothing": 0 <= self.label_smoothing < 1,
                   "ema_decay": self.ema_decay is None or 0 < self.ema_decay < 1,
-                  "precision": self.precision in PRECISIONS}
+                  "precision": self.precision in PRECISIONS, "memory_format": self.memory_format in MEMORY_FORMATS}
         bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training parameter(s): {', '.join(bad)}")
@@ -81,6 +83,21 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def set_memory_format(model: nn.Module, memory_format: str, device: torch.device) -> nn.Module:
+    """Lay out an evitvid model's activations channels-last or contiguous (`set_channels_last`).
+
+    "auto" is channels-last on CPU, where oneDNN's depthwise and pointwise convolutions run
+    about 2x faster end to end (`python -m evitvid bench --only channels_last`), and leaves
+    the model as built elsewhere (not measured on CUDA here). Models without
+    `set_channels_last` are returned unchanged.
+    """
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+    if not hasattr(model, "set_channels_last") or (memory_format == "auto" and device.type != "cpu"):
+        return model
+    return model.set_channels_last(memory_format != "contiguous")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -167,7 +184,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         if self.distributed and config.sync_bn and not config.freeze_bn and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SyncBatchNorm has no CPU kernel
-        self.model = model.to(self.device)
+        self.model = set_memory_format(model.to(self.device), config.memory_format, self.device)
         self.train_set, self.val_set, self.collate_fn = train_set, val_set, collate_fn
         self.sampler = DistributedSampler(train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
                                           seed=config.seed, drop_last=True)

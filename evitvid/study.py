@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from . import models as _models
-from .engine import TrainConfig, Trainer, evaluate, resolve_device, save_atomic
+from .engine import TrainConfig, Trainer, evaluate, resolve_device, save_atomic, set_memory_format
 from .runs import Run, find_run, open_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -216,8 +216,12 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 ema_decay: Optional[float] = None, precision: str = "auto", num_workers: int = 0, seed: int = 0,
                 max_train: Optional[int] = None, max_val: Optional[int] = None,
                 runs_root: Optional[Path | str] = None, progress: Optional[bool] = None,
-                **model_kwargs: Any) -> Run:
-    """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run."""
+                memory_format: str = "auto", **model_kwargs: Any) -> Run:
+    """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run.
+
+    `num_workers`, `progress` and `memory_format` only change speed and output, so they are
+    not part of the run's recorded parameters.
+    """
     _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
     _check_positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size)
     params = dict(model=model, pretrained=pretrained, data={k: str(v) for k, v in asdict(data).items()},
@@ -237,7 +241,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     val_set = make_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False, limit=max_val)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
-                      precision=precision, num_workers=num_workers, seed=seed, progress=_show_bars(progress))
+                      precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
+                      progress=_show_bars(progress))
     started = time.perf_counter()
     trainer = Trainer(net, train_set, val_set, cfg, run.dir)
     history = trainer.fit()
@@ -271,14 +276,14 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
     done = {r["frames"] for r in rows}
     p = run.params
     data = DataPaths.from_params(p["data"])
-    net = None
+    net, device = None, resolve_device()
     for n in frames:
         if n in done:
             continue
-        net = net or load_trained(run)
+        net = net or set_memory_format(load_trained(run).to(device), "auto", device)
         val = make_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False,
                            limit=max_val if max_val is not None else p["max_val"])
-        res = evaluate(net, val, resolve_device(), batch_size, desc=f"{n} frames", progress=_show_bars(None))
+        res = evaluate(net, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
         rows.append({"frames": n, **res.metrics})
         save_atomic(rows, cache)
     return pd.DataFrame([r for r in rows if r["frames"] in set(frames)]).sort_values("frames").reset_index(drop=True)
@@ -292,7 +297,7 @@ def time_inference(model: str, frames: Sequence[int] = (1, 2, 4, 8, 16), *, crop
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device()
-    net = _models.create_model(model, **model_kwargs).eval().to(device)
+    net = set_memory_format(_models.create_model(model, **model_kwargs).eval().to(device), "auto", device)
     rows = []
     for n in frames:
         x = torch.randn(batch_size, 3, n, crop_size, crop_size, device=device)

@@ -15,6 +15,7 @@ import torch
 
 from evitvid import bench
 from evitvid.cli import main
+from evitvid.models.layers import channels_last_format
 
 TINY = (3, 2, 32, 32)
 B0_3D, B0_FA = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg"
@@ -58,11 +59,34 @@ def test_micro_run_has_every_section_with_consistent_units(micro_results):
     (tr,) = r["train"]
     assert tr["ms_per_clip"] == pytest.approx(tr["step_ms"] / 2)
     (cl,) = r["channels_last"]
-    assert cl["max_abs_diff"] < 1e-4 and cl["train_cl3d_ms"] > 0
+    assert cl["max_abs_diff"] < 1e-4 and cl["train_cl_ms"] > 0
+    assert cl["infer_cl_over_contiguous"] == pytest.approx(cl["infer_cl_ms"] / cl["infer_contiguous_ms"])
+    assert {x["layout"] for x in inf} == {"channels_last"}
     table = bench.format_results(r)
-    for title in ("Inference", "against timm", "against frames", "softmax", "Training", "channels_last_3d"):
+    for title in ("Inference", "against timm", "against frames", "softmax", "Training", "Channels-last",
+                  "layout channels_last"):
         assert title in table
     assert "1 threads" in table
+
+
+@pytest.mark.parametrize("key, shape", [(B0_3D, TINY), ("timm-frames:efficientvit_b0", TINY),
+                                        ("torchvision:r3d_18", (3, 2, 16, 16))])
+def test_layouts_change_memory_not_results(key, shape):
+    torch.manual_seed(0)
+    base = bench.build_model(key, "contiguous")
+    cl = bench.build_model(key, "channels_last")
+    cl.load_state_dict(base.state_dict())
+    convs = [m for m in cl.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert convs and all(m.weight.is_contiguous(memory_format=channels_last_format(m.weight.ndim)) for m in convs)
+    assert any(not m.weight.is_contiguous() for m in convs)
+    assert bench.make_input(2, shape, "contiguous").is_contiguous()
+    assert bench.make_input(2, shape, "channels_last").is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        a, b = bench._first_tensor(base(x)), bench._first_tensor(cl(x.contiguous(memory_format=torch.channels_last_3d)))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        bench.apply_layout(base, "nhwc")
 
 
 def test_ratio_is_a_ratio_of_medians():

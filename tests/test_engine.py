@@ -56,6 +56,23 @@ def test_bad_parameters_are_named():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="precision='fp8'"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="memory_format='nhwc'"):
+        TrainConfig(memory_format="nhwc")
+
+
+@pytest.mark.parametrize("memory_format, channels_last", [("auto", True), ("channels_last", True),
+                                                          ("contiguous", False)])
+def test_memory_format_lays_out_the_model_and_its_checkpoint_loads_anywhere(tmp_path, memory_format,
+                                                                           channels_last):
+    trainer = Trainer(make_model(), ToyClips(8), None, config(epochs=1, memory_format=memory_format), tmp_path)
+    assert trainer.model.channels_last is channels_last  # auto: channels-last on CPU
+    stem = trainer.model.stem.in_conv.conv.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last_3d) is channels_last
+    trainer.fit()
+    state = torch.load(trainer.checkpoint_path, weights_only=False)["model"]
+    fresh = make_model(seed=1)  # contiguous
+    fresh.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trainer.model.state_dict().values()))
 
 
 def test_save_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import torch
 import evitvid
 from evitvid.models import EfficientVit3d, EfficientVitFrameAvg, VideoLogits, get_model_entry
 from evitvid.models.efficientvit import LiteMLA
+from evitvid.models import layers
 from evitvid.models.layers import ConvSpec
 
 from _model_utils import calibrate_bn_
@@ -163,6 +164,83 @@ def test_replicate_padding_uses_replicate_only_in_time():
     assert y.shape == x.shape
     # corners: 3 time taps (replicated) x 4 of 9 spatial taps (zero padded) x 2 channels
     assert y[0, 0, 0, 0, 0].item() == pytest.approx(3 * 4 * 2)
+
+
+@pytest.mark.parametrize("padding, time_pad, kernel", [((1, 1, 1), 0, 3), ((1, 2, 2), 0, 5), ((0, 1, 1), 1, 3)])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_conv3d_fast_backward_matches_pytorch(padding, time_pad, kernel, bias, channels_last, monkeypatch):
+    torch.manual_seed(0)
+    kw = dict(time_pad=time_pad) if time_pad else {}
+    cls = layers.TimeReplicateConv3d if time_pad else layers.Conv3d
+    conv = cls(6, 6, (3, kernel, kernel), padding=padding, groups=6, bias=bias, **kw)
+    x = torch.randn(2, 6, 5, 9, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    calls = []
+    apply = layers._DepthwiseConv3dFunction.apply
+    monkeypatch.setattr(layers._DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    y = conv(x)
+    grad = torch.randn_like(y)
+    fast = torch.autograd.grad(y, [x, conv.weight] + ([conv.bias] if bias else []), grad)
+    assert calls == [1]
+    xp = torch.nn.functional.pad(x, (0, 0, 0, 0, time_pad, time_pad), mode="replicate") if time_pad else x
+    y_ref = torch.nn.functional.conv3d(xp, conv.weight, conv.bias, 1, padding, 1, 6)
+    ref = torch.autograd.grad(y_ref, [x, conv.weight] + ([conv.bias] if bias else []), grad)
+    torch.testing.assert_close(y, y_ref)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
+    calls = []
+    apply = layers._DepthwiseConv3dFunction.apply
+    monkeypatch.setattr(layers._DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    x = torch.randn(1, 4, 3, 8, 8)
+    layers.Conv3d(4, 4, 3, stride=(1, 2, 2), padding=1, groups=4)(x)  # strided
+    layers.Conv3d(4, 8, 3, padding=1, groups=4)(x)  # grouped, not depthwise
+    layers.Conv3d(4, 4, 1, groups=1)(x)  # dense
+    with torch.no_grad():
+        layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # inference
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # autocast: PyTorch's own path
+    assert calls == []
+    layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("name", ["efficientvit_b0_3d", "efficientvit_b0_frameavg", "efficientvit_b0"])
+def test_channels_last_changes_layout_not_values(name):
+    torch.manual_seed(0)
+    base = evitvid.create_model(name, **({} if get_model_entry(name).kind == "image" else dict(num_verbs=3,
+                                                                                             num_nouns=4)))
+    other = evitvid.create_model(name, **({} if get_model_entry(name).kind == "image" else dict(num_verbs=3,
+                                                                                              num_nouns=4)))
+    other.load_state_dict(base.state_dict())
+    assert other.set_channels_last() is other and other.channels_last
+    assert other.stem.in_conv.conv.weight.is_contiguous(memory_format=layers.channels_last_format(
+        other.stem.in_conv.conv.weight.ndim))
+    x = _input(name)
+    seen = []
+    for m in other.modules():
+        if isinstance(m, LiteMLA):
+            m.proj.register_forward_pre_hook(lambda mod, args: seen.append(layers.is_channels_last(args[0])))
+    outs = []
+    for model in (base, other):
+        model.eval()  # fixed batch-norm statistics: train mode's tiny batches amplify rounding 1000-fold
+        out = model(x)
+        logits = out if isinstance(out, torch.Tensor) else out.verb
+        logits.square().sum().backward()
+        outs.append((logits, [p.grad for p in model.parameters()]))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-4)
+    # all gradients as one vector: a few are zero up to rounding alone
+    g0, g1 = (torch.cat([g.flatten() for g in grads if g is not None]) for _, grads in outs)
+    assert (g0 - g1).norm() <= 1e-4 * g0.norm()
+    assert seen and all(seen)  # LiteMLA hands its output on channels-last, without a layout change
+    assert other.state_dict().keys() == base.state_dict().keys()
+    other.set_channels_last(False)
+    assert all(m.weight.is_contiguous() for m in other.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
 
 
 @pytest.mark.parametrize("tokens", [4, 16, 40])

@@ -20,14 +20,14 @@ one registered function per variant.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import TIME_PADDINGS, ConvSpec, GELUTanh, TimePadding
+from .layers import (TIME_PADDINGS, ConvSpec, GELUTanh, TimePadding, channels_last_format, is_channels_last,
+                     set_conv_layout)
 from .registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -185,7 +185,9 @@ class LiteMLA(nn.Module):
         B, _, *spatial = x.shape
         qkv = self.qkv(x)
         qkv = torch.cat([qkv] + [op(qkv) for op in self.aggreg], dim=1)
-        qkv = qkv.reshape(B, -1, 3 * self.dim, math.prod(spatial)).transpose(-1, -2)
+        channels_last = is_channels_last(qkv)
+        # B x heads x N x 3*dim, a view in either memory layout
+        qkv = qkv.flatten(2).transpose(1, 2).unflatten(2, (-1, 3 * self.dim)).transpose(1, 2)
         q, k, v = qkv.chunk(3, dim=-1)
         dtype = v.dtype
         q, k, v = self.kernel_func(q.float()), self.kernel_func(k.float()), v.float()
@@ -194,8 +196,12 @@ class LiteMLA(nn.Module):
                 out = self._attn(q, k, v)
         else:
             out = self._attn(q, k, v)
-        out = out.to(dtype).transpose(-1, -2).reshape(B, -1, *spatial)
-        return self.proj(out)
+        out = out.to(dtype)
+        if channels_last:  # B x N x C in memory, so the projection reads it without a copy
+            out = out.transpose(1, 2).flatten(2).transpose(1, 2)
+        else:
+            out = out.transpose(-1, -2).flatten(1, 2)
+        return self.proj(out.unflatten(2, spatial))
 
 
 class ResidualBlock(nn.Module):
@@ -398,6 +404,7 @@ class _EfficientVitBase(nn.Module):
         self.family = family
         self.in_chans = in_chans
         self.grad_checkpointing = False
+        self.channels_last = False
         act_layer, norm_eps = _family_defaults(family)
         self._act_layer, self._norm_eps = act_layer, norm_eps
         self.stem = Stem(in_chans, widths[0], depths[0], act_layer, "default" if family == "b" else "large",
@@ -421,11 +428,28 @@ class _EfficientVitBase(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
+    def set_channels_last(self, enable: bool = True) -> "_EfficientVitBase":
+        """Keep every convolution's weights, and so its activations, channels-last (NHWC, or
+        NDHWC in 3D), or back to contiguous (NCHW/NCDHW) with `enable=False`.
+
+        Inputs are converted to the same layout on entry. On CPU, oneDNN's depthwise and
+        pointwise convolutions are much faster channels-last (`python -m evitvid bench
+        --only channels_last`). Values, parameters and `state_dict` keys are unchanged;
+        only the memory layout moves. Returns the model, like `nn.Module.to`.
+        """
+        set_conv_layout(self, enable)
+        self.channels_last = enable
+        return self
+
+    def _to_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The input in the layout of the weights (see `set_channels_last`)."""
+        return x.contiguous(memory_format=channels_last_format(x.ndim)) if self.channels_last else x
+
     def get_classifier(self) -> nn.Module:
         return self.head.classifier[4]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem(self._to_layout(x))
         if self.grad_checkpointing and torch.is_grad_enabled():
             for stage in self.stages:
                 x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
