@@ -12,7 +12,8 @@ count recorded):
   (`evitvid.models.flops.count_gmacs`, meta device where the model allows it, real
   tensors otherwise), achieved GFLOP/s = 2 x GMACs / latency beside this machine's fp32
   matmul peak (a large `torch.mm`, same process), and peak memory;
-- evitvid's 2D B1/L1 against timm's on the same input (interleaved runs: the ratio);
+- evitvid's 2D B1/L1 against timm's on the same input (interleaved runs: the ratio), in the
+  bench's layout and in timm's default (contiguous);
 - latency and memory against frames (1 ... 32) for 3D and frame-averaged B1 (the
   paper's Fig. 3), and LiteMLA's ReLU linear attention against softmax attention
   (`F.scaled_dot_product_attention`) over T x H x W tokens with the same heads and head
@@ -416,19 +417,20 @@ def _inference_rows(cfg: BenchConfig, peak: float, log: Callable[[str], None]) -
 def _timm_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     """evitvid's 2D models against timm's with the same weights, on the same input, interleaved."""
     rows = []
-    for size in cfg.timm_pairs:
-        ours = build_model(f"evitvid:efficientvit_{size}", cfg.layout)
-        ref = build_model(f"timm:efficientvit_{size}", cfg.layout)
+    layouts = dict.fromkeys((cfg.layout, "contiguous"))  # the bench's layout, and timm's own default
+    for size, layout in ((size, layout) for size in cfg.timm_pairs for layout in layouts):
+        ours = build_model(f"evitvid:efficientvit_{size}", layout)
+        ref = build_model(f"timm:efficientvit_{size}", layout)
         ref.load_state_dict(ours.state_dict())
         for shape in cfg.timm_shapes:
-            log(f"timm ratio {size} {_shape_str(shape)}")
-            x = make_input(shape[0], shape[1:], cfg.layout)
+            log(f"timm ratio {size} {_shape_str(shape)} {layout}")
+            x = make_input(shape[0], shape[1:], layout)
             with torch.inference_mode():
                 err = (ours(x) - ref(x)).abs().max().item()
                 t = compare({"evitvid": lambda: ours(x), "timm": lambda: ref(x)},
                             warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
             rows.append({"model": f"efficientvit_{size}", "input": list(shape), "threads": cfg.threads,
-                         "layout": cfg.layout, "evitvid_ms": _ms(t["evitvid"]), "timm_ms": _ms(t["timm"]),
+                         "layout": layout, "evitvid_ms": _ms(t["evitvid"]), "timm_ms": _ms(t["timm"]),
                          "ratio": ratio(t["evitvid"], t["timm"]), "max_abs_diff": err})
     return rows
 
@@ -676,8 +678,8 @@ def format_results(results: dict[str, Any]) -> str:
           mem(r) if ("mem_mb" in r or "mem_error" in r) else "-"] for r in results["inference"]]))
     out.append(_table(
         f"evitvid 2D against timm 2D, same weights and input ({thr} threads)",
-        ["model", "input", "evitvid ms", "timm ms", "evitvid / timm", "max |diff|"],
-        [[r["model"], _shape_str(r["input"]), _f(r["evitvid_ms"]), _f(r["timm_ms"]), _f(r["ratio"], ".3f"),
+        ["model", "input", "layout", "evitvid ms", "timm ms", "evitvid / timm", "max |diff|"],
+        [[r["model"], _shape_str(r["input"]), r.get("layout", "contiguous"), _f(r["evitvid_ms"]), _f(r["timm_ms"]), _f(r["ratio"], ".3f"),
           _f(r["max_abs_diff"], ".1e")] for r in results["timm_ratio"]]))
     out.append(_table(
         f"Latency and memory against frames, batch 1 ({thr} threads)",

@@ -9,10 +9,12 @@ The TorchScript-based exporter (`torch.onnx.export(..., dynamo=False)`) is used:
 dynamo exporter needs `onnxscript`, which is not one of the pinned packages. Both
 `time_padding` variants export (replicate padding becomes an ONNX `Pad` in edge mode).
 `run_onnx` checks the export against PyTorch in the tests (atol 1e-4) and times it in
-`evitvid.bench`.
+`evitvid.bench`. A channels-last model (`set_channels_last`) is exported from a contiguous
+copy: memory layout is the runtime's business, not the graph's.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -39,6 +41,8 @@ def export_onnx(model: nn.Module, path: Union[str, Path], input_shape: Sequence[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "channels_last", False):  # ONNX has no memory layouts: export the same weights contiguous
+        model = copy.deepcopy(model).set_channels_last(False)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -45,3 +45,13 @@ def test_export_restores_training_mode(tmp_path):
     model = evitvid.create_model("efficientvit_b0_3d").train()
     export_onnx(model, tmp_path / "b0.onnx", SHAPE)
     assert model.training
+
+
+def test_channels_last_model_exports_and_stays_channels_last(tmp_path):
+    model = evitvid.create_model("efficientvit_b0_3d").eval().set_channels_last()
+    session = onnx_session(export_onnx(model, tmp_path / "b0.onnx", SHAPE), threads=1)
+    clip = torch.randn(1, *SHAPE)
+    with torch.no_grad():
+        ref = model(clip)
+    np.testing.assert_allclose(run_onnx(session, clip)["verb"], ref.verb.numpy(), atol=1e-4, rtol=0)
+    assert model.channels_last and not model.stem.in_conv.conv.weight.is_contiguous()
