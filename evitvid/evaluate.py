@@ -14,6 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-val", type=int, default=None, help="first N validation segments only")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (eager when compiling fails); pays off on large sets")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = Run(args.run_dir)
     if not run_.complete:
         raise SystemExit(f"eval: {args.run_dir} is not a finished run (no results.json)")
-    table = evaluate_frames(run_, args.frames, batch_size=args.batch_size, max_val=args.max_val)
+    table = evaluate_frames(run_, args.frames, batch_size=args.batch_size, max_val=args.max_val,
+                            compile=args.compile)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0

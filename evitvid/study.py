@@ -18,6 +18,7 @@ without training again, and an interrupted one resumes.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,9 +29,11 @@ import pandas as pd
 import torch
 
 from . import models as _models
-from .engine import TrainConfig, Trainer, evaluate, resolve_device, save_atomic, set_memory_format
+from .engine import (TrainConfig, Trainer, compile_for_inference, evaluate, resolve_device, save_atomic,
+                     set_memory_format)
 from .runs import Run, find_run, open_run
 
+_log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = REPO_ROOT / "runs"
 
@@ -268,8 +271,13 @@ def load_trained(run: Run) -> torch.nn.Module:
 
 
 def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch_size: int = 8,
-                    max_val: Optional[int] = None) -> pd.DataFrame:
-    """Validation metrics of a trained model with each number of frames per segment (cached in the run folder)."""
+                    max_val: Optional[int] = None, compile: bool = False) -> pd.DataFrame:
+    """Validation metrics of a trained model with each number of frames per segment (cached in the run folder).
+
+    `compile=True` runs each number of frames through `torch.compile` (eager when compiling
+    fails, see `engine.compile_for_inference`): worth it for the full EK100 validation set,
+    not for a few hundred clips.
+    """
     _check_positive(**{f"frames[{i}]": f for i, f in enumerate(frames)})
     cache = run.dir / "frames.json"
     rows = json.loads(cache.read_text()) if cache.exists() else []
@@ -283,7 +291,12 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
         net = net or set_memory_format(load_trained(run).to(device), "auto", device)
         val = make_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False,
                            limit=max_val if max_val is not None else p["max_val"])
-        res = evaluate(net, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
+        model = net
+        if compile:
+            example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
+            model, status = compile_for_inference(net, example)
+            _log.info("evaluate_frames: %d frames, %s", n, status)
+        res = evaluate(model, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
         rows.append({"frames": n, **res.metrics})
         save_atomic(rows, cache)
     return pd.DataFrame([r for r in rows if r["frames"] in set(frames)]).sort_values("frames").reset_index(drop=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 
 import pytest
@@ -172,3 +173,40 @@ def test_ddp_over_gloo_agrees_with_one_process_on_the_same_global_batch(tmp_path
         "stem.in_conv.conv.weight"]).abs().max().item()
     assert moved > 1e-3  # training changed the weights, so agreement means something
     assert max(diffs.values()) < 1e-4, max(diffs, key=diffs.get)
+
+
+def test_compile_for_inference_falls_back_to_eager_with_the_reason(monkeypatch):
+    from evitvid.engine import compile_for_inference
+    model = make_model().eval()
+    x = torch.randn(1, 3, 2, 32, 32)
+
+    def broken(m, **kw):
+        raise RuntimeError("no C++ compiler\nlong details")
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        out, status = compile_for_inference(model, x)
+    assert out is model and status == "eager: RuntimeError: no C++ compiler"
+
+    class Wrong(torch.nn.Module):  # "compiles" to something that computes another function
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            v = self.m(x)
+            return type(v)(v.verb + 1, v.noun)
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: Wrong(m))
+    with pytest.warns(RuntimeWarning, match="differ from eager"):
+        out, status = compile_for_inference(model, x)
+    assert out is model and "differ" in status
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler on CPU")
+def test_compile_for_inference_compiles_and_agrees():
+    from evitvid.engine import compile_for_inference
+    model = make_model().eval()
+    x = torch.randn(1, 3, 2, 32, 32)
+    compiled, status = compile_for_inference(model, x)
+    assert status == "compiled" and compiled is not model
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x).verb, model(x).verb, rtol=1e-4, atol=1e-4)
