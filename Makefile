@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer
+NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer 06_performance
 
 .PHONY: setup study notebooks book test clean-book
 

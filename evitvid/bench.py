@@ -20,6 +20,8 @@ count recorded):
   dim, until softmax's N x N matrix would exceed a memory budget (then it is skipped,
   and the row says so);
 - training time per clip (forward, backward, AdamW step) for 3D and frame-averaged B1;
+- one depthwise Conv3d's forward and backward through PyTorch's kernels against evitvid's
+  `Conv3d` (its input gradient computed by a forward convolution);
 - channels-last (NDHWC/NHWC) against contiguous convolutions for the 3D and frame-averaged
   models (inference and training); every other section runs all models in `--layout`
   (default channels-last, the layout evitvid's trainer and evaluation use on CPU),
@@ -38,9 +40,9 @@ Timings are only as good as the machine is quiet: with 2 cores and 2 threads, an
 process makes OpenMP's threads wait on each other and latencies jump by 10x and more. The
 load average at the start and end is recorded, and the table warns when it was high.
 
-Presets: `light` (the study shape, batch 1, few repeats, a subset of the models; the
-book's Performance chapter and a quick check, about 3 minutes on 2 cores) and `full`
-(everything; long). Results: a table on stdout and `runs/bench/<time>/results.json`
+Presets: `smoke` (B0 at tiny shapes, one repeat: every section runs, in seconds), `light`
+(the study shape, few repeats, a subset of the models; the book's Performance chapter,
+about 2 minutes on 2 cores) and `full` (everything; over an hour on 2 cores). Results: a table on stdout and `runs/bench/<time>/results.json`
 (or `--out DIR`), written atomically.
 """
 from __future__ import annotations
@@ -58,15 +60,18 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
-    "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "BenchConfig", "preset", "PerFrame", "apply_layout",
-    "make_input", "build_model",
+    "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "PRESETS", "BenchConfig", "preset", "PerFrame", "apply_layout",
+    "make_input", "build_model", "configured", "frames_of", "headline",
     "model_gmacs", "time_call", "compare", "ratio", "matmul_peak_gflops", "peak_memory", "softmax_bytes",
     "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
 ]
@@ -118,16 +123,33 @@ class BenchConfig:
     channels_last: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (3D model, shape, batch)
     compile: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     onnx: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
+    # 3D depthwise convolutions (channels, spatial kernel, frames, height = width, batch): forward and
+    # backward through PyTorch's kernels against evitvid's Conv3d (input gradient by a forward conv)
+    depthwise: tuple[tuple[int, int, int, int, int], ...] = ()
     matmul_n: int = 2048
     # every model's convolutions and input, in every section: "channels_last" (what evitvid's
     # trainer and evaluation use on CPU) or "contiguous"; the channels-last section compares both
     layout: str = "channels_last"
 
 
+PRESETS = ("smoke", "light", "full")
+
+
 def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
-    """The `light` or `full` configuration."""
+    """The `smoke` (B0 at tiny shapes, one repeat: checks that every section runs, in seconds),
+    `light` or `full` configuration."""
     threads = threads or torch.get_num_threads()
     b1_3d, b1_fa = "evitvid:efficientvit_b1_3d", "evitvid:efficientvit_b1_frameavg"
+    if name == "smoke":
+        b0_3d, b0_fa, tiny = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg", (3, 2, 32, 32)
+        return BenchConfig(
+            preset="smoke", threads=threads, warmup=0, repeats=1, budget_s=1.0,
+            inference=((b0_3d, tiny, (1,)), (b0_fa, tiny, (1,)), ("timm-frames:efficientvit_b0", tiny, (1,))),
+            memory=False, timm_pairs=("b0",), timm_shapes=((1, 3, 32, 32),), frames=(1, 2), frames_size=32,
+            frames_models=("efficientvit_b0_3d", "efficientvit_b0_frameavg"), attn_frames=(1, 2),
+            attn_tokens_per_frame=(4, 4), attn_heads=2, attn_dim=4, train=((b0_3d, tiny, 1),),
+            channels_last=((b0_3d, tiny, 1),), compile=(), onnx=((b0_3d, tiny, 1),),
+            depthwise=((8, 3, 2, 8, 1),), matmul_n=256)
     if name == "light":
         s = STUDY_SHAPE
         return BenchConfig(
@@ -142,9 +164,10 @@ def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
             frames=(1, 2, 4, 8, 16, 32), frames_size=64,
             attn_frames=(1, 4, 16, 64), attn_budget_gb=8.0,
             train=((b1_3d, s, 1), (b1_fa, s, 1)),
-            channels_last=((b1_3d, s, 1), (b1_fa, s, 1)),
+            channels_last=((b1_3d, s, 8), (b1_fa, s, 8)),  # the study's training batch
             compile=(),
             onnx=((b1_3d, s, 1),),
+            depthwise=((128, 3, 8, 16, 8), (384, 5, 8, 4, 8)),  # B1 at the study's shape: stage 1, stage 3's aggregation
         )
     if name == "full":
         inference = []
@@ -167,8 +190,9 @@ def preset(name: str, threads: Optional[int] = None) -> BenchConfig:
                            ("torchvision:r3d_18", TORCHVISION_INPUTS["r3d_18"], 1)),
             compile=((b1_3d, STUDY_SHAPE, 1), (b1_3d, PAPER_SHAPE, 1)),
             onnx=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8)),
+            depthwise=((128, 3, 8, 16, 8), (384, 5, 8, 4, 8), (128, 3, 16, 56, 1), (384, 5, 16, 14, 1)),
         )
-    raise ValueError(f"preset must be 'light' or 'full', got {name!r}")
+    raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -548,6 +572,31 @@ def _channels_last_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[di
     return rows
 
 
+def _depthwise_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
+    """One depthwise Conv3d, forward and backward: PyTorch's kernels against evitvid's `Conv3d`."""
+    from evitvid.models.layers import Conv3d
+    rows = []
+    for channels, k, frames, size, batch in cfg.depthwise:
+        log(f"depthwise {channels} channels {k}x{k} {frames}x{size}x{size} batch {batch}")
+        conv = Conv3d(channels, channels, (3, k, k), padding=(1, k // 2, k // 2), groups=channels, bias=False)
+        apply_layout(conv, cfg.layout)
+        x = make_input(batch, (channels, frames, size, size), cfg.layout).requires_grad_()
+        grad = torch.randn_like(conv(x))
+
+        def step(fast: bool) -> torch.Tensor:
+            y = conv(x) if fast else F.conv3d(x, conv.weight, None, 1, conv.padding, 1, channels)
+            return torch.autograd.grad(y, (x, conv.weight), grad)
+
+        err = max((a - b).abs().max().item() for a, b in zip(step(True), step(False)))
+        t = compare({"pytorch": lambda: step(False), "evitvid": lambda: step(True)},
+                    warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
+        rows.append({"channels": channels, "kernel": [3, k, k], "input": [batch, channels, frames, size, size],
+                     "threads": cfg.threads, "layout": cfg.layout, "pytorch_ms": _ms(t["pytorch"]),
+                     "evitvid_ms": _ms(t["evitvid"]), "speedup": ratio(t["pytorch"], t["evitvid"]),
+                     "max_abs_diff": err})
+    return rows
+
+
 def _compile_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     """torch.compile through the library's own path (`engine.compile_for_inference`, eager on failure)."""
     from evitvid.engine import compile_for_inference
@@ -632,6 +681,7 @@ def benchmark(cfg: BenchConfig, *, log: Callable[[str], None] = lambda s: None) 
             threads=cfg.threads)
         results["train"] = _train_rows(cfg, log)
         results["channels_last"] = _channels_last_rows(cfg, log)
+        results["depthwise"] = _depthwise_rows(cfg, log)
         results["compile"] = _compile_rows(cfg, log)
         results["onnx"] = _onnx_rows(cfg, log)
         results["seconds"] = time.perf_counter() - start
@@ -705,6 +755,11 @@ def format_results(results: dict[str, Any]) -> str:
           _f(r["infer_cl_over_contiguous"], ".3f"), _f(r["train_contiguous_ms"]), _f(r["train_cl_ms"]),
           _f(r["train_cl_over_contiguous"], ".3f")] for r in results["channels_last"]]))
     out.append(_table(
+        f"Depthwise Conv3d forward + backward: PyTorch against evitvid's Conv3d ({thr} threads)",
+        ["input", "kernel", "pytorch ms", "evitvid ms", "speed-up", "max |diff|"],
+        [[_shape_str(r["input"]), _shape_str(r["kernel"]), _f(r["pytorch_ms"]), _f(r["evitvid_ms"]),
+          _f(r["speedup"], ".2f"), _f(r["max_abs_diff"], ".1e")] for r in results.get("depthwise", [])]))
+    out.append(_table(
         f"torch.compile against eager, inference ({thr} threads)",
         ["model", "input", "B", "compile s", "eager ms", "compiled ms", "speed-up", "status"],
         [[r["model"], _shape_str(r["input"]), r["batch"], _f(r.get("compile_s")), _f(r.get("eager_ms")),
@@ -722,7 +777,8 @@ def format_results(results: dict[str, Any]) -> str:
 # section name -> the config fields that hold its work (emptied when the section is not run)
 SECTIONS: dict[str, tuple[str, ...]] = {
     "inference": ("inference",), "timm": ("timm_pairs",), "frames": ("frames",), "attention": ("attn_frames",),
-    "train": ("train",), "channels_last": ("channels_last",), "compile": ("compile",), "onnx": ("onnx",),
+    "train": ("train",), "channels_last": ("channels_last",), "depthwise": ("depthwise",), "compile": ("compile",),
+    "onnx": ("onnx",),
 }
 
 
@@ -735,8 +791,9 @@ def only_sections(cfg: BenchConfig, sections: Sequence[str]) -> BenchConfig:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=("light", "full"), default="light",
-                        help="light: study shape, batch 1, a subset of models (~3 min); full: everything (long)")
+    parser.add_argument("--preset", choices=PRESETS, default="light",
+                        help="smoke: B0 at tiny shapes (seconds); light: study shape, a subset of models (~2 min); "
+                             "full: everything (long)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<time>/)")
     parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
@@ -747,16 +804,83 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="add the torch.compile section to the light preset (about a minute of compiling)")
 
 
+def configured(name: str = "light", *, threads: Optional[int] = None, layout: str = "channels_last",
+               compile: bool = False, memory: Optional[bool] = None, only: Sequence[str] = ()) -> BenchConfig:
+    """A preset with the command's options applied (`compile` adds the 3D B1 at the study's
+    shape to a preset without a compile section; `memory=False` skips the memory subprocesses;
+    `only` keeps just those sections)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    cfg = replace(preset(name, threads), layout=layout)
+    if memory is not None:
+        cfg = replace(cfg, memory=memory)
+    if compile and not cfg.compile:
+        cfg = replace(cfg, compile=(("evitvid:efficientvit_b1_3d", STUDY_SHAPE, 1),))
+    return only_sections(cfg, only) if only else cfg
+
+
+def frames_of(results: dict[str, Any], section: str, columns: Sequence[str] = ()) -> "pd.DataFrame":
+    """One section of the results as a table (`input` shapes written as 3x8x64x64), with just
+    those of `columns` that the run has (memory columns exist only when memory was measured)."""
+    import pandas as pd
+    df = pd.DataFrame(results.get(section, []))
+    if "input" in df:
+        df["input"] = df["input"].map(_shape_str)
+    return df[[c for c in columns if c in df]] if columns else df
+
+
+def headline(results: dict[str, Any]) -> dict[str, str]:
+    """The figures the book's Performance chapter quotes, as text ("not measured" where a
+    section did not run): the B1 models' compute rates, the layout, compile and ONNX
+    ratios, and softmax against linear attention."""
+    def first(section: str, **match: Any) -> Optional[dict]:
+        return next((r for r in results.get(section, []) if all(r.get(k) == v for k, v in match.items())), None)
+
+    out = {"machine": f"{results['threads']} threads, torch {results['machine']['torch']}",
+           "peak": f"{results['matmul_peak_gflops']:.0f} GFLOP/s"}
+    ref = first("inference", model="evitvid:efficientvit_b1_3d")
+    for key, model in (("gflops_3d", "evitvid:efficientvit_b1_3d"), ("gflops_fa", "evitvid:efficientvit_b1_frameavg"),
+                       ("gflops_timm", "timm-frames:efficientvit_b1")):
+        row = ref and first("inference", model=model, input=ref["input"], batch=ref["batch"])
+        out[key] = f"{row['gflops']:.0f} GFLOP/s" if row else "not measured"
+    out["inference_shape"] = f"{_shape_str(ref['input'])}, batch {ref['batch']}" if ref else "not measured"
+    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r['layout'].replace('_', '-')}, "
+             f"{_shape_str(r['input'])})" for r in results.get("timm_ratio", [])]
+    out["timm_ratio"] = ", ".join(pairs) or "not measured"
+    cl = first("channels_last", model="evitvid:efficientvit_b1_3d")
+    out["cl_3d"] = (f"{1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
+                    f"{1 / cl['train_cl_over_contiguous']:.2f}x for training ({_shape_str(cl['input'])}, "
+                    f"batch {cl['batch']})") if cl else "not measured"
+    comp = first("compile")
+    if comp is None:
+        out["compile"] = "not measured"
+    elif comp["status"] == "ok":
+        out["compile"] = (f"{comp['speedup']:.2f}x faster than eager after {comp['compile_s']:.0f} s of compiling "
+                          f"({_shape_str(comp['input'])}, batch {comp['batch']})")
+    else:
+        out["compile"] = comp["status"]
+    speedups = sorted(r["speedup"] for r in results.get("depthwise", []))
+    out["depthwise"] = ("not measured" if not speedups else f"{speedups[0]:.1f}x" if len(speedups) == 1
+                        else f"{speedups[0]:.1f}x to {speedups[-1]:.1f}x")
+    onnx = first("onnx")
+    out["onnx"] = (f"outputs within {onnx['max_abs_diff']:.0e} of PyTorch's, at {onnx['ort_over_pytorch']:.2f}x "
+                   f"PyTorch's latency" if onnx and onnx["status"] == "ok" else (onnx or {}).get("status", "not measured"))
+    timed = [r for r in results.get("attention", []) if r.get("softmax_over_linear")]
+    skipped = [r for r in results.get("attention", []) if r.get("softmax_skipped")]
+    out["attention"] = (f"softmax is {timed[-1]['softmax_over_linear']:.0f}x slower than linear attention at "
+                        f"{timed[-1]['tokens']:,} tokens" if timed else "not measured")
+    if skipped:
+        out["attention"] += (f"; at {skipped[0]['tokens']:,} tokens its N x N matrix alone would take "
+                             f"{skipped[0]['softmax_nn_gb']:.1f} GB")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from evitvid.engine import save_atomic
 
-    cfg = replace(preset(args.preset, args.threads), layout=args.layout)
-    if args.no_memory:
-        cfg = replace(cfg, memory=False)
-    if args.compile and not cfg.compile:
-        cfg = replace(cfg, compile=(("evitvid:efficientvit_b1_3d", STUDY_SHAPE, 1),))
-    if args.only:
-        cfg = only_sections(cfg, [s.strip() for s in args.only.split(",") if s.strip()])
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else ()
+    cfg = configured(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
+                     memory=False if args.no_memory else None, only=only)
     out = args.out or Path("runs") / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     results = benchmark(cfg, log=lambda s: print(f"  {s}", file=sys.stderr, flush=True))

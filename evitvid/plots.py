@@ -103,3 +103,39 @@ def reversal_pairs(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Fi
     ax.tick_params(axis="x", rotation=20)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the bars, not over them
     return _save(fig, save_to, "reversal_pairs")
+
+
+def latency_vs_frames(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
+    """Latency and memory of one clip against frames, per model (`bench` frames rows; the paper's Fig. 3)."""
+    has_memory = "mem_mb" in table
+    fig, axes = plt.subplots(1, 2 if has_memory else 1, figsize=(10 if has_memory else 5.5, 3.6), squeeze=False)
+    ticks = sorted(table["frames"].unique())
+    for ax, column, ylabel in ((axes[0][0], "latency_ms", "ms per clip"),
+                               *(((axes[0][1], "mem_mb", "MB (peak RSS above the model)"),) if has_memory else ())):
+        sns.lineplot(data=table, x="frames", y=column, hue="model", marker="o", ax=ax)
+        ax.set(xscale="log", xticks=ticks, xticklabels=ticks, xlabel="frames per clip", ylabel=ylabel,
+               title="inference " + ("latency" if column == "latency_ms" else "memory"))
+    return _save(fig, save_to, "latency_vs_frames")
+
+
+def attention_scaling(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
+    """Time of ReLU linear attention and softmax attention against tokens, log-log (`bench` attention rows)."""
+    long = table.melt(id_vars=["tokens"], value_vars=["linear_ms", "softmax_ms"], var_name="attention",
+                      value_name="ms").dropna()
+    long["attention"] = long["attention"].map({"linear_ms": "ReLU linear (LiteMLA)", "softmax_ms": "softmax"})
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(data=long, x="tokens", y="ms", hue="attention", marker="o", ax=ax)
+    ax.set(xscale="log", yscale="log", xlabel="tokens (T x H x W)", ylabel="ms", title="attention against tokens")
+    return _save(fig, save_to, "attention_scaling")
+
+
+def achieved_gflops(table: pd.DataFrame, peak: float, save_to: Optional[Run] = None) -> plt.Figure:
+    """Achieved GFLOP/s per model and input beside the machine's matmul peak (`bench` inference rows)."""
+    df = table.assign(label=table["model"].str.replace("evitvid:", "", regex=False) + "  " + table["input"]
+                      + "  B" + table["batch"].astype(str))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(df) + 1.2))
+    sns.barplot(data=df, y="label", x="gflops", color=sns.color_palette()[0], ax=ax)
+    ax.axvline(peak, color="black", linestyle="--", linewidth=1)
+    ax.text(peak, -0.6, " matmul peak", va="bottom", ha="right", fontsize="small")
+    ax.set(xlabel="GFLOP/s (2 x MACs / latency)", ylabel="", title="achieved compute rate")
+    return _save(fig, save_to, "achieved_gflops")

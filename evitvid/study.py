@@ -331,6 +331,24 @@ def time_inference(model: str, frames: Sequence[int] = (1, 2, 4, 8, 16), *, crop
     return pd.DataFrame(rows)
 
 
+def benchmark(name: str = "06_performance", *, preset: str = "light", threads: Optional[int] = None,
+              layout: str = "channels_last", compile: bool = False, runs_root: Optional[Path | str] = None,
+              rerun: bool = False) -> Run:
+    """`python -m evitvid bench` as a study step: its results in the run folder `name`.
+
+    A finished run with the same parameters is returned as it is (timings describe the
+    machine and code they were taken on: `rerun=True` measures again).
+    """
+    from . import bench
+    cfg = bench.configured(preset, threads=threads or None, layout=layout, compile=compile)
+    params = dict(preset=preset, threads=cfg.threads, layout=layout, compile=compile)
+    run = open_run(runs_root or DEFAULT_RUNS, name, params, fresh=rerun)
+    if run.complete:
+        return run
+    run.write_results(bench.benchmark(cfg, log=lambda line: _log.info("bench: %s", line)))
+    return run
+
+
 def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficientvit_b1", image_size: int = 64,
                     epochs: int = 2, batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 0.05,
                     warmup_epochs: float = 0.3, label_smoothing: float = 0.1, max_train: Optional[int] = 12000,

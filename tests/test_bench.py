@@ -29,7 +29,7 @@ def micro_config(**kw) -> bench.BenchConfig:
         frames=(1, 2), frames_size=32, frames_models=("efficientvit_b0_3d",),
         attn_frames=(1, 2), attn_tokens_per_frame=(4, 4), attn_heads=2, attn_dim=4, attn_budget_gb=1.0,
         train=((B0_FA, TINY, 2),), channels_last=((B0_3D, TINY, 1),), compile=(), onnx=(),
-        matmul_n=64,
+        depthwise=((4, 3, 2, 8, 1), (6, 5, 2, 4, 2)), matmul_n=64,
     )
     return replace(cfg, **kw)
 
@@ -63,9 +63,14 @@ def test_micro_run_has_every_section_with_consistent_units(micro_results):
     assert cl["max_abs_diff"] < 1e-4 and cl["train_cl_ms"] > 0
     assert cl["infer_cl_over_contiguous"] == pytest.approx(cl["infer_cl_ms"] / cl["infer_contiguous_ms"])
     assert {x["layout"] for x in inf} == {"channels_last"}
+    dw = r["depthwise"]
+    assert [x["input"] for x in dw] == [[1, 4, 2, 8, 8], [2, 6, 2, 4, 4]]
+    for x in dw:
+        assert x["max_abs_diff"] < 1e-4  # the same gradients, or the speed-up would compare different work
+        assert x["speedup"] == pytest.approx(x["pytorch_ms"] / x["evitvid_ms"])
     table = bench.format_results(r)
     for title in ("Inference", "against timm", "against frames", "softmax", "Training", "Channels-last",
-                  "layout channels_last"):
+                  "layout channels_last", "Depthwise Conv3d"):
         assert title in table
     assert "1 threads" in table
 
@@ -88,6 +93,22 @@ def test_layouts_change_memory_not_results(key, shape):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="layout must be one of"):
         bench.apply_layout(base, "nhwc")
+
+
+def test_headline_quotes_the_results(micro_results):
+    h = bench.headline(micro_results)
+    # the micro run has no B1 rows and no compile or onnx section: said so, not invented
+    assert h["gflops_3d"] == h["compile"] == h["onnx"] == "not measured"
+    assert h["peak"] == f"{micro_results['matmul_peak_gflops']:.0f} GFLOP/s"
+    low, high = sorted(x["speedup"] for x in micro_results["depthwise"])
+    assert h["depthwise"] == f"{low:.1f}x to {high:.1f}x"
+    assert "B0" in h["timm_ratio"] and "x" in h["attention"]
+    full = dict(micro_results, inference=[dict(x, model="evitvid:efficientvit_b1_3d", gflops=12.0)
+                                          for x in micro_results["inference"][:1]],
+                compile=[{"status": "ok", "speedup": 1.25, "compile_s": 20.0, "input": [3, 8, 64, 64], "batch": 1}])
+    h = bench.headline(full)
+    assert h["gflops_3d"] == "12 GFLOP/s" and h["gflops_fa"] == "not measured"
+    assert h["compile"].startswith("1.25x faster than eager after 20 s")
 
 
 def test_ratio_is_a_ratio_of_medians():
@@ -165,3 +186,13 @@ def test_only_sections_empties_the_others():
     assert cfg.inference == cfg.frames == cfg.channels_last == cfg.timm_pairs == ()
     with pytest.raises(ValueError, match="valid"):
         bench.only_sections(cfg, ["nope"])
+
+
+def test_configured_applies_the_command_options():
+    cfg = bench.configured("light", threads=1, layout="contiguous", compile=True, only=["compile", "onnx"])
+    assert cfg.layout == "contiguous" and cfg.threads == 1 and cfg.memory
+    assert cfg.compile == (("evitvid:efficientvit_b1_3d", bench.STUDY_SHAPE, 1),) and cfg.onnx
+    assert cfg.inference == cfg.train == cfg.depthwise == ()
+    assert not bench.configured("smoke").memory and not bench.configured("light", memory=False).memory
+    with pytest.raises(ValueError, match="layout must be one of"):
+        bench.configured("light", layout="nhwc")

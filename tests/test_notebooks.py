@@ -12,7 +12,8 @@ papermill = pytest.importorskip("papermill")
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-NOTEBOOKS = ["00_data", "01_frame_averaging", "02_image_pretraining", "03_3d_inflated", "04_results", "05_explorer"]
+NOTEBOOKS = ["00_data", "01_frame_averaging", "02_image_pretraining", "03_3d_inflated", "04_results", "05_explorer",
+             "06_performance"]
 TINY = dict(num_frames=4, crop_size=32, epochs=1, batch_size=4, max_val=16)
 
 
@@ -44,11 +45,13 @@ def parameters(name: str, dataset: str, runs_root: Path) -> dict:
                            frame_averaging_model="efficientvit_b0_frameavg"),
         "05_explorer": dict(common, model_3d="efficientvit_b0_3d", frame_averaging_model="efficientvit_b0_frameavg",
                             gallery_size=2),
+        "06_performance": dict(runs_root=str(runs_root), preset="smoke", compile=False),
     }[name]
 
 
 # 02 first: 01 and 03 then reuse its (tiny) pretraining instead of the default one.
-ORDER = ["00_data", "02_image_pretraining", "01_frame_averaging", "03_3d_inflated", "04_results", "05_explorer"]
+ORDER = ["00_data", "02_image_pretraining", "01_frame_averaging", "03_3d_inflated", "04_results", "05_explorer",
+         "06_performance"]
 
 
 def test_every_notebook_is_in_the_order_and_the_toc():
@@ -78,6 +81,10 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, dataset, runs_root):
                                    parameters=parameters(name, dataset, runs_root), cwd=str(BOOK), kernel_name="python3",
                                    progress_bar=False)
     finished = {p.parent.name: json.loads(p.read_text()) for p in runs_root.glob("*/results.json")}
+    bench = finished.pop("06_performance")
+    assert bench["preset"] == "smoke" and bench["depthwise"] and bench["onnx"][0]["status"] == "ok"
+    assert {"latency_vs_frames.png", "attention_scaling.png", "achieved_gflops.png"} <= {
+        p.name for p in (runs_root / "06_performance" / "figures").iterdir()}
     assert set(finished) == {"02_pretrain_efficientvit_b0", "01_frame_averaging_efficientvit_b0_frameavg",
                              "03_3d_random_efficientvit_b0_3d", "03_3d_inflated_efficientvit_b0_3d"}
     assert all("val" in r for r in finished.values())
