@@ -22,11 +22,13 @@ count recorded):
 - training time per clip (forward, backward, AdamW step) for 3D and frame-averaged B1;
 - one depthwise Conv3d's forward and backward through PyTorch's kernels against evitvid's
   `Conv3d` (its input gradient computed by a forward convolution);
-- channels-last (NDHWC/NHWC) against contiguous convolutions for the 3D and frame-averaged
-  models (inference and training); every other section runs all models in `--layout`
-  (default channels-last, the layout evitvid's trainer and evaluation use on CPU),
-  `torch.compile` against eager for the 3D B1 (inference; a failure is recorded with its
-  reason), and onnxruntime against PyTorch for the 3D B1 at the study shape.
+- channels-last (NDHWC/NHWC) against contiguous convolutions (inference and training);
+  every other section runs all models in `--layout` (default channels-last, the layout
+  evitvid's trainer and evaluation use on CPU);
+- `torch.compile` against eager for the 3D B1, inference, through
+  `engine.compile_for_inference` (`compile_s` is compiling, the first call and the check
+  against eager; a failure is recorded with its reason);
+- onnxruntime against PyTorch for the 3D B1 at the study shape.
 
 Peak memory is measured in a fresh subprocess per row: the RSS after building the model,
 input and optimizer (`rss_base_mb`), then the peak RSS of one forward pass or training
@@ -71,7 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "PRESETS", "BenchConfig", "preset", "PerFrame", "apply_layout",
-    "make_input", "build_model", "configured", "frames_of", "headline",
+    "make_input", "build_model", "configured", "section_table", "headline",
     "model_gmacs", "time_call", "compare", "ratio", "matmul_peak_gflops", "peak_memory", "softmax_bytes",
     "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
 ]
@@ -98,7 +100,7 @@ MB = 1024 ** 2
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Everything a run measures. `preset()` gives the two standard ones; tests shrink them."""
+    """Everything a run measures. `preset()` gives the standard ones (smoke, light, full)."""
 
     preset: str = "light"
     threads: int = 2
@@ -120,7 +122,7 @@ class BenchConfig:
     attn_dim: int = 16
     attn_budget_gb: float = 8.0
     train: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
-    channels_last: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (3D model, shape, batch)
+    channels_last: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     compile: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     onnx: tuple[tuple[str, tuple[int, ...], int], ...] = ()  # (model, shape, batch)
     # 3D depthwise convolutions (channels, spatial kernel, frames, height = width, batch): forward and
@@ -819,7 +821,7 @@ def configured(name: str = "light", *, threads: Optional[int] = None, layout: st
     return only_sections(cfg, only) if only else cfg
 
 
-def frames_of(results: dict[str, Any], section: str, columns: Sequence[str] = ()) -> "pd.DataFrame":
+def section_table(results: dict[str, Any], section: str, columns: Sequence[str] = ()) -> "pd.DataFrame":
     """One section of the results as a table (`input` shapes written as 3x8x64x64), with just
     those of `columns` that the run has (memory columns exist only when memory was measured)."""
     import pandas as pd
@@ -844,19 +846,19 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
         row = ref and first("inference", model=model, input=ref["input"], batch=ref["batch"])
         out[key] = f"{row['gflops']:.0f} GFLOP/s" if row else "not measured"
     out["inference_shape"] = f"{_shape_str(ref['input'])}, batch {ref['batch']}" if ref else "not measured"
-    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r['layout'].replace('_', '-')}, "
+    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r.get('layout', 'contiguous').replace('_', '-')}, "
              f"{_shape_str(r['input'])})" for r in results.get("timm_ratio", [])]
     out["timm_ratio"] = ", ".join(pairs) or "not measured"
     cl = first("channels_last", model="evitvid:efficientvit_b1_3d")
-    out["cl_3d"] = (f"{1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
+    out["cl_3d"] = (f"a speed-up of {1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
                     f"{1 / cl['train_cl_over_contiguous']:.2f}x for training ({_shape_str(cl['input'])}, "
                     f"batch {cl['batch']})") if cl else "not measured"
     comp = first("compile")
     if comp is None:
         out["compile"] = "not measured"
     elif comp["status"] == "ok":
-        out["compile"] = (f"{comp['speedup']:.2f}x faster than eager after {comp['compile_s']:.0f} s of compiling "
-                          f"({_shape_str(comp['input'])}, batch {comp['batch']})")
+        out["compile"] = (f"a speed-up of {comp['speedup']:.2f}x over eager, after {comp['compile_s']:.0f} s of "
+                          f"compiling ({_shape_str(comp['input'])}, batch {comp['batch']})")
     else:
         out["compile"] = comp["status"]
     speedups = sorted(r["speedup"] for r in results.get("depthwise", []))

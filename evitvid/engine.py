@@ -39,6 +39,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .metrics import classification_metrics, video_metrics
+from .models.layers import set_conv_layout
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
@@ -86,18 +87,22 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def set_memory_format(model: nn.Module, memory_format: str, device: torch.device) -> nn.Module:
-    """Lay out an evitvid model's activations channels-last or contiguous (`set_channels_last`).
+    """Lay out a model's activations channels-last or contiguous.
 
     "auto" is channels-last on CPU, where oneDNN's depthwise and pointwise convolutions run
-    about 2x faster end to end (`python -m evitvid bench --only channels_last`), and leaves
-    the model as built elsewhere (not measured on CUDA here). Models without
-    `set_channels_last` are returned unchanged.
+    faster end to end (`python -m evitvid bench --only channels_last`), and leaves the model
+    as built elsewhere (not measured on CUDA here); it applies to evitvid's models only.
+    An explicit "channels_last" or "contiguous" applies to any model: evitvid's through
+    `set_channels_last` (inputs converted on entry), others' convolution weights through
+    `set_conv_layout`.
     """
     if memory_format not in MEMORY_FORMATS:
         raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
-    if not hasattr(model, "set_channels_last") or (memory_format == "auto" and device.type != "cpu"):
-        return model
-    return model.set_channels_last(memory_format != "contiguous")
+    own = hasattr(model, "set_channels_last")
+    if memory_format == "auto":
+        return model.set_channels_last(True) if own and device.type == "cpu" else model
+    channels_last = memory_format == "channels_last"
+    return model.set_channels_last(channels_last) if own else set_conv_layout(model, channels_last)
 
 
 def compile_for_inference(model: nn.Module, example: torch.Tensor, *, atol: float = 1e-3) -> tuple[nn.Module, str]:
@@ -105,10 +110,10 @@ def compile_for_inference(model: nn.Module, example: torch.Tensor, *, atol: floa
 
     Returns (model to call, status): "compiled", or "eager: <reason>" with a warning when
     compiling fails (inductor needs a C++ compiler on CPU) or the outputs differ by more
-    than `atol`. Compiling is paid here, on the first call: about 20 s for the 3D B1 on 2
-    CPU cores, for a 1.2-1.3x faster forward at the study's shape (`python -m evitvid
-    bench --only compile --compile`). Training is not compiled: on CPU the compiled
-    training step measured slower than the eager one with the fast depthwise backward.
+    than `atol`. Compiling is paid here, on the first call; other input shapes compile
+    again on their first call. Compile time and speed-up: `python -m evitvid bench --only
+    compile --compile`. Training is not compiled: on CPU the compiled training step was
+    slower than the eager one with the fast depthwise backward when this was written.
     """
     import warnings
 

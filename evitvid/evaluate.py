@@ -25,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     if not run_.complete:
         raise SystemExit(f"eval: {args.run_dir} is not a finished run (no results.json)")
     table = evaluate_frames(run_, args.frames, batch_size=args.batch_size, max_val=args.max_val,
-                            compile=args.compile)
+                            torch_compile=args.compile)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0

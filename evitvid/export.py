@@ -41,7 +41,7 @@ def export_onnx(model: nn.Module, path: Union[str, Path], input_shape: Sequence[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if getattr(model, "channels_last", False):  # ONNX has no memory layouts: export the same weights contiguous
+    if hasattr(model, "set_channels_last") and model.channels_last:  # ONNX has no memory layouts
         model = copy.deepcopy(model).set_channels_last(False)
     was_training = model.training
     model.eval()

@@ -271,12 +271,13 @@ def load_trained(run: Run) -> torch.nn.Module:
 
 
 def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch_size: int = 8,
-                    max_val: Optional[int] = None, compile: bool = False) -> pd.DataFrame:
+                    max_val: Optional[int] = None, torch_compile: bool = False) -> pd.DataFrame:
     """Validation metrics of a trained model with each number of frames per segment (cached in the run folder).
 
-    `compile=True` runs each number of frames through `torch.compile` (eager when compiling
-    fails, see `engine.compile_for_inference`): worth it for the full EK100 validation set,
-    not for a few hundred clips.
+    `torch_compile=True` compiles the model once (checked against eager on the first number
+    of frames, eager when compiling fails: `engine.compile_for_inference`); each other
+    input shape compiles again on first use. Worth it for the full EK100 validation set, not
+    for a few hundred clips. Each row records whether it ran compiled.
     """
     _check_positive(**{f"frames[{i}]": f for i, f in enumerate(frames)})
     cache = run.dir / "frames.json"
@@ -284,20 +285,21 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
     done = {r["frames"] for r in rows}
     p = run.params
     data = DataPaths.from_params(p["data"])
-    net, device = None, resolve_device()
+    net, compiled, device = None, False, resolve_device()
     for n in frames:
         if n in done:
             continue
-        net = net or set_memory_format(load_trained(run).to(device), "auto", device)
+        if net is None:
+            net = set_memory_format(load_trained(run).to(device), "auto", device)
+            if torch_compile:
+                example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
+                net, status = compile_for_inference(net, example)
+                compiled = status == "compiled"
+                _log.info("evaluate_frames: %s", status)
         val = make_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False,
                            limit=max_val if max_val is not None else p["max_val"])
-        model = net
-        if compile:
-            example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
-            model, status = compile_for_inference(net, example)
-            _log.info("evaluate_frames: %d frames, %s", n, status)
-        res = evaluate(model, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
-        rows.append({"frames": n, **res.metrics})
+        res = evaluate(net, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
+        rows.append({"frames": n, **res.metrics, "compiled": compiled})
         save_atomic(rows, cache)
     return pd.DataFrame([r for r in rows if r["frames"] in set(frames)]).sort_values("frames").reset_index(drop=True)
 
@@ -331,17 +333,18 @@ def time_inference(model: str, frames: Sequence[int] = (1, 2, 4, 8, 16), *, crop
     return pd.DataFrame(rows)
 
 
-def benchmark(name: str = "06_performance", *, preset: str = "light", threads: Optional[int] = None,
-              layout: str = "channels_last", compile: bool = False, runs_root: Optional[Path | str] = None,
-              rerun: bool = False) -> Run:
+def benchmark_run(name: str = "06_performance", *, preset: str = "light", threads: Optional[int] = None,
+                  layout: str = "channels_last", torch_compile: bool = True, runs_root: Optional[Path | str] = None,
+                  rerun: bool = False) -> Run:
     """`python -m evitvid bench` as a study step: its results in the run folder `name`.
 
     A finished run with the same parameters is returned as it is (timings describe the
-    machine and code they were taken on: `rerun=True` measures again).
+    machine and code they were taken on: `rerun=True` measures again). `torch_compile` adds
+    the torch.compile section to a preset without one.
     """
     from . import bench
-    cfg = bench.configured(preset, threads=threads or None, layout=layout, compile=compile)
-    params = dict(preset=preset, threads=cfg.threads, layout=layout, compile=compile)
+    cfg = bench.configured(preset, threads=threads or None, layout=layout, compile=torch_compile)
+    params = dict(preset=preset, threads=cfg.threads, layout=layout, torch_compile=torch_compile)
     run = open_run(runs_root or DEFAULT_RUNS, name, params, fresh=rerun)
     if run.complete:
         return run
@@ -474,7 +477,7 @@ def reversal_accuracy(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["DataPaths", "REVERSAL_PAIRS", "PAPER_VERB_TOP1", "check_parameters", "class_counts", "class_names", "compare_methods", "completed_run", "dataset_summary", "evaluate_frames",
+__all__ = ["DataPaths", "REVERSAL_PAIRS", "PAPER_VERB_TOP1", "benchmark_run", "check_parameters", "class_counts", "class_names", "compare_methods", "completed_run", "dataset_summary", "evaluate_frames",
            "find_run", "image_model_of", "load_trained", "make_dataset", "open_notebook_run", "predictions_frame", "pretrain_images",
            "read_split", "resolve_data", "resolve_pretrained", "reversal_accuracy", "segment_lengths",
            "time_inference", "train_video"]

@@ -25,8 +25,8 @@ _FLAGS: dict[str, tuple[type, object]] = {
     "model": (str, None), "pretrained": (str, None), "num_frames": (int, 8), "crop_size": (int, 64),
     "epochs": (int, 3), "batch_size": (int, 8), "lr": (float, 1e-3), "weight_decay": (float, 0.05),
     "warmup_epochs": (float, 0.5), "label_smoothing": (float, 0.1), "ema_decay": (float, None),
-    "precision": (str, "auto"), "memory_format": (str, "auto"), "num_workers": (int, 0), "seed": (int, 0), "max_train": (int, None),
-    "max_val": (int, None), "runs_root": (str, None), "dataset": (str, "synth:default"),
+    "precision": (str, "auto"), "memory_format": (str, "auto"), "num_workers": (int, 0), "seed": (int, 0),
+    "max_train": (int, None), "max_val": (int, None), "runs_root": (str, None), "dataset": (str, "synth:default"),
     "annotations_dir": (str, None), "videos_dir": (str, None),
 }
 

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
@@ -65,15 +66,21 @@ def test_bad_parameters_are_named():
                                                           ("contiguous", False)])
 def test_memory_format_lays_out_the_model_and_its_checkpoint_loads_anywhere(tmp_path, memory_format,
                                                                            channels_last):
-    trainer = Trainer(make_model(), ToyClips(8), None, config(epochs=1, memory_format=memory_format), tmp_path)
+    cfg = config(epochs=1, memory_format=memory_format, ema_decay=0.9)
+    trainer = Trainer(make_model(), ToyClips(8), None, cfg, tmp_path)
     assert trainer.model.channels_last is channels_last  # auto: channels-last on CPU
-    stem = trainer.model.stem.in_conv.conv.weight
-    assert stem.is_contiguous(memory_format=torch.channels_last_3d) is channels_last
+    is_cl = lambda t: t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous()
+    stem = lambda m: m.stem.in_conv.conv.weight
+    assert is_cl(stem(trainer.model)) is channels_last and is_cl(stem(trainer.ema)) is channels_last
     trainer.fit()
-    state = torch.load(trainer.checkpoint_path, weights_only=False)["model"]
-    fresh = make_model(seed=1)  # contiguous
-    fresh.load_state_dict(state)
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trainer.model.state_dict().values()))
+    assert is_cl(trainer.optimizer.state[stem(trainer.model)]["exp_avg"]) is channels_last
+    # the checkpoint loads into a model of the other layout, which keeps its own layout
+    other = "contiguous" if channels_last else "channels_last"
+    resumed = Trainer(make_model(seed=1), ToyClips(8), None, replace(cfg, memory_format=other), tmp_path)
+    assert resumed.resume()
+    assert is_cl(stem(resumed.model)) is not channels_last
+    for a, b in zip(resumed.model.state_dict().values(), trainer.model.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_save_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ def parameters(name: str, dataset: str, runs_root: Path) -> dict:
                            frame_averaging_model="efficientvit_b0_frameavg"),
         "05_explorer": dict(common, model_3d="efficientvit_b0_3d", frame_averaging_model="efficientvit_b0_frameavg",
                             gallery_size=2),
-        "06_performance": dict(runs_root=str(runs_root), preset="smoke", compile=False),
+        "06_performance": dict(runs_root=str(runs_root), preset="smoke", torch_compile=False),
     }[name]
 
 

@@ -43,8 +43,13 @@ def set_conv_layout(model: nn.Module, channels_last: bool) -> nn.Module:
     """
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d)):
-            fmt = channels_last_format(module.weight.ndim) if channels_last else torch.contiguous_format
-            module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+            w = module.weight.data
+            fmt = channels_last_format(w.ndim) if channels_last else torch.contiguous_format
+            # A fresh copy with the format's own strides. `contiguous(memory_format=)` would keep
+            # a depthwise kernel (C x 1 x k x k x k) as it is, since with one input channel both
+            # layouts hold the same bytes, but oneDNN reads the layout from the strides and would
+            # run such a convolution in the other format.
+            module.weight.data = torch.empty_like(w, memory_format=fmt).copy_(w)
     return model
 
 
@@ -63,8 +68,10 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
 
     With stride 1 the gradient with respect to the input is the output gradient correlated
     with the kernel flipped along all three axes (padded by kernel - 1 - padding): itself a
-    depthwise forward convolution, which oneDNN runs 5-10x faster on CPU than its
-    backward-data kernel for 3D depthwise. The weight and bias gradients are PyTorch's own.
+    depthwise forward convolution, which oneDNN runs much faster on CPU than its
+    backward-data kernel for 3D depthwise (`python -m evitvid bench --only depthwise`). The
+    weight and bias gradients are PyTorch's own. Differentiable once: a double backward
+    (`create_graph=True`) through this path raises.
     """
 
     @staticmethod
@@ -93,16 +100,20 @@ class Conv3d(nn.Conv3d):
     """`nn.Conv3d` with a faster CPU backward for stride-1 depthwise kernels (the 3D model's
     most expensive layers to train: see `_DepthwiseConv3dFunction`).
 
-    Everything else (other convolutions, CUDA, inference, autocast, export) takes
-    `nn.Conv3d`'s own path; parameters and `state_dict` are `nn.Conv3d`'s.
+    The fast path is taken only when training such a layer on CPU in fp32/fp64 without
+    autocast, tracing or compiling; everything else (other convolutions, CUDA, inference,
+    autocast, export, torch.compile) takes `nn.Conv3d`'s own path. Parameters and
+    `state_dict` are `nn.Conv3d`'s.
     """
 
     def _fast_depthwise(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
+        return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
+                and (x.requires_grad or self.weight.requires_grad)
                 and self.groups == self.in_channels == self.out_channels > 1
                 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1) and self.padding_mode == "zeros"
-                and isinstance(self.padding, tuple) and not torch.is_autocast_enabled("cpu")
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
+                and isinstance(self.padding, tuple) and all(p < k for p, k in zip(self.padding, self.kernel_size))
+                and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling())
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
         if self._fast_depthwise(x):
