@@ -43,9 +43,10 @@ process makes OpenMP's threads wait on each other and latencies jump by 10x and 
 load average at the start and end is recorded, and the table warns when it was high.
 
 Presets: `smoke` (B0 at tiny shapes, one repeat: every section runs, in seconds), `light`
-(the study shape, few repeats, a subset of the models; the book's Performance chapter,
-about 2 minutes on 2 cores) and `full` (everything; over an hour on 2 cores). Results: a table on stdout and `runs/bench/<time>/results.json`
-(or `--out DIR`), written atomically.
+(the study shape, few repeats, a subset of the models; the book's Performance chapter;
+2 minutes on 2 cores with `--compile`) and `full` (everything; 26 minutes on 2 cores).
+Results: a table on stdout and `runs/bench/<time>/results.json` (or `--out DIR`), written
+atomically.
 """
 from __future__ import annotations
 
@@ -794,7 +795,7 @@ def only_sections(cfg: BenchConfig, sections: Sequence[str]) -> BenchConfig:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESETS, default="light",
-                        help="smoke: B0 at tiny shapes (seconds); light: study shape, a subset of models (~2 min); "
+                        help="smoke: B0 at tiny shapes (seconds); light: study shape, a subset of models (2 min); "
                              "full: everything (long)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<time>/)")
     parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")

@@ -222,6 +222,30 @@ def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_single_clip_dense_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(channels_last, monkeypatch):
+    torch.manual_seed(0)
+    conv = layers.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1, bias=True)  # the 3D stem
+    calls = []
+    onednn = torch.mkldnn_convolution
+    monkeypatch.setattr(torch, "mkldnn_convolution", lambda *a: calls.append(1) or onednn(*a))
+    x = torch.randn(1, 3, 4, 16, 16)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    y = conv(x)
+    assert calls == [1]
+    y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+    grad = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, conv.weight, conv.bias), grad)
+    want = torch.autograd.grad(y_ref, (x, conv.weight, conv.bias), grad)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    conv(torch.randn(2, 3, 4, 16, 16))  # a batch: PyTorch's own choice
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("name", ["efficientvit_b0_3d", "efficientvit_b0_frameavg", "efficientvit_b0"])
 def test_channels_last_changes_layout_not_values(name):
     torch.manual_seed(0)

@@ -97,27 +97,41 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
 
 
 class Conv3d(nn.Conv3d):
-    """`nn.Conv3d` with a faster CPU backward for stride-1 depthwise kernels (the 3D model's
-    most expensive layers to train: see `_DepthwiseConv3dFunction`).
+    """`nn.Conv3d` with two CPU fast paths for the 3D model's convolutions.
 
-    The fast path is taken only when training such a layer on CPU in fp32/fp64 without
-    autocast, tracing or compiling; everything else (other convolutions, CUDA, inference,
-    autocast, export, torch.compile) takes `nn.Conv3d`'s own path. Parameters and
+    - Training a stride-1 depthwise kernel: the input gradient by a forward convolution
+      (`_DepthwiseConv3dFunction`); these are the 3D model's most expensive layers to train.
+    - A dense convolution of a single clip: oneDNN directly. PyTorch's heuristic sends a
+      batch of one with few input channels (the stem's 3 colours) to its native
+      `slow_conv3d`, an order of magnitude slower (`python -m evitvid bench`, inference at
+      batch 1).
+
+    Both are taken only on CPU without autocast, tracing or compiling; everything else
+    (CUDA, autocast, export, torch.compile) takes `nn.Conv3d`'s own path. Parameters and
     `state_dict` are `nn.Conv3d`'s.
     """
 
-    def _fast_depthwise(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
-                and (x.requires_grad or self.weight.requires_grad)
-                and self.groups == self.in_channels == self.out_channels > 1
-                and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1) and self.padding_mode == "zeros"
-                and isinstance(self.padding, tuple) and all(p < k for p, k in zip(self.padding, self.kernel_size))
+    def _plain_cpu(self, x: torch.Tensor) -> bool:
+        return (x.device.type == "cpu" and self.padding_mode == "zeros" and isinstance(self.padding, tuple)
                 and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
                 and not torch.compiler.is_compiling())
+
+    def _fast_depthwise(self, x: torch.Tensor) -> bool:
+        return (self._plain_cpu(x) and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
+                and (x.requires_grad or self.weight.requires_grad)
+                and self.groups == self.in_channels == self.out_channels > 1
+                and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
+                and all(p < k for p, k in zip(self.padding, self.kernel_size)))
+
+    def _single_clip_dense(self, x: torch.Tensor) -> bool:
+        return (self._plain_cpu(x) and x.dtype == torch.float32 and x.ndim == 5 and x.shape[0] == 1
+                and self.groups == 1 and torch.backends.mkldnn.is_available())
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
         if self._fast_depthwise(x):
             return _DepthwiseConv3dFunction.apply(x, weight, bias, self.padding)
+        if self._single_clip_dense(x):
+            return torch.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation, self.groups)
         return super()._conv_forward(x, weight, bias)
 
 
