@@ -40,7 +40,9 @@ is only the fallback where /proc is missing.
 
 Timings are only as good as the machine is quiet: with 2 cores and 2 threads, another busy
 process makes OpenMP's threads wait on each other and latencies jump by 10x and more. The
-load average at the start and end is recorded, and the table warns when it was high.
+share of the CPUs other processes used in the second before the run (from /proc/stat;
+the load average, also recorded, still counts processes that ended a minute ago) is
+recorded, and the table warns when it was high.
 
 Presets: `smoke` (B0 at tiny shapes, one repeat: every section runs, in seconds), `light`
 (the study shape, few repeats, a subset of the models; the book's Performance chapter;
@@ -75,7 +77,8 @@ if TYPE_CHECKING:
 __all__ = [
     "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "PRESETS", "BenchConfig", "preset", "PerFrame", "apply_layout",
     "make_input", "build_model", "configured", "section_table", "headline",
-    "model_gmacs", "time_call", "compare", "ratio", "matmul_peak_gflops", "peak_memory", "softmax_bytes",
+    "model_gmacs", "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
+    "softmax_bytes",
     "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
 ]
 
@@ -91,6 +94,7 @@ TORCHVISION_INPUTS: dict[str, tuple[int, ...]] = {
     "mvit_v2_s": (3, 16, 224, 224),
     "swin3d_t": (3, 32, 224, 224),
 }
+BUSY_WARNING = 0.25  # share of the CPUs busy with other processes at the start that makes timings unreliable
 GB = 1024 ** 3
 MB = 1024 ** 2
 
@@ -327,6 +331,27 @@ def ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
 
 def _ms(times: Sequence[float]) -> float:
     return statistics.median(times) * 1e3
+
+
+def cpu_busy_fraction(seconds: float = 1.0) -> Optional[float]:
+    """The share of all CPUs' time spent busy over the next `seconds` (Linux's /proc/stat),
+    while this process sleeps: what other processes use. None where /proc is missing."""
+    def sample() -> Optional[tuple[int, int]]:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    first = sample()
+    time.sleep(seconds)
+    second = sample()
+    if first is None or second is None or second[0] == first[0]:
+        return None
+    total, idle = second[0] - first[0], second[1] - first[1]
+    return 1 - idle / total
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -671,6 +696,7 @@ def benchmark(cfg: BenchConfig, *, log: Callable[[str], None] = lambda s: None) 
             "memory_method": "a fresh subprocess per row: peak RSS (VmHWM, reset by /proc/self/clear_refs) during "
                              "one forward pass or training step, minus RSS before it (model, input, optimizer built)",
             "load_average_start": list(os.getloadavg()),
+            "cpu_busy_start": cpu_busy_fraction(),
             "matmul_peak_gflops": peak,
             "matmul_n": cfg.matmul_n,
             "inference": _inference_rows(cfg, peak, log),
@@ -719,10 +745,9 @@ def format_results(results: dict[str, Any]) -> str:
     out = [f"evitvid bench, preset {results['preset']}, {thr} threads, torch {results['machine']['torch']}, "
            f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (n={results['matmul_n']}), "
            f"layout {results['config'].get('layout', 'contiguous')}"]
-    load = results.get("load_average_start")
-    if load and load[0] >= 0.75:
-        out.append(f"WARNING: load average {load[0]:.2f} at the start: other processes were using the CPU, "
-                   "timings are unreliable")
+    busy = results.get("cpu_busy_start")
+    if busy is not None and busy >= BUSY_WARNING:
+        out.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: timings are unreliable")
     mem = lambda r: r.get("mem_error", "")[:30] if "mem_mb" not in r else f"{r['mem_mb']:.0f} ({r['rss_peak_mb']:.0f})"
     out.append(_table(
         f"Inference ({thr} threads; memory: MB above the built model, (peak RSS))",

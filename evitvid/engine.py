@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import random
@@ -120,6 +121,10 @@ def compile_for_inference(model: nn.Module, example: torch.Tensor, *, atol: floa
     def heads(out) -> list[torch.Tensor]:
         return [out] if isinstance(out, torch.Tensor) else list(out)
 
+    # inductor's C++ toolchain check warns that a CPU-only machine has no CUDA runtime: noise here
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         compiled = torch.compile(model)
         with torch.no_grad():
@@ -132,6 +137,8 @@ def compile_for_inference(model: nn.Module, example: torch.Tensor, *, atol: floa
         reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         warnings.warn(f"torch.compile failed, running eager: {reason}", RuntimeWarning, stacklevel=2)
         return model, f"eager: {reason}"
+    finally:
+        quiet.setLevel(level)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:

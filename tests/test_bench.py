@@ -117,6 +117,13 @@ def test_headline_quotes_the_results(micro_results):
     assert h["compile"].startswith("a speed-up of 1.25x over eager, after 20 s")
 
 
+def test_busy_machine_is_measured_and_warned_about(micro_results):
+    busy = bench.cpu_busy_fraction(0.2)
+    assert busy is None or 0.0 <= busy <= 1.0
+    assert "WARNING" not in bench.format_results(dict(micro_results, cpu_busy_start=0.05))
+    assert "used 60% of the CPUs" in bench.format_results(dict(micro_results, cpu_busy_start=0.6))
+
+
 def test_ratio_is_a_ratio_of_medians():
     assert bench.ratio([1.0, 2.0, 9.0], [1.0, 1.0, 1.0]) == 2.0
     assert bench.ratio([3.0], [2.0]) == 1.5
