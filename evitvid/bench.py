@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAPER_SHAPE", "STUDY_SHAPE", "TORCHVISION_INPUTS", "LAYOUTS", "PRESETS", "BenchConfig", "preset", "PerFrame", "apply_layout",
-    "make_input", "build_model", "configured", "section_table", "headline",
+    "make_input", "build_model", "configured", "section_table", "headline", "header",
     "model_gmacs", "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
     "softmax_bytes",
     "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
@@ -739,15 +739,23 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     return "\n".join([f"\n{title}", line(header), sep, *map(line, rows)])
 
 
-def format_results(results: dict[str, Any]) -> str:
-    """The results as Markdown tables (one per section)."""
-    thr = results["threads"]
-    out = [f"evitvid bench, preset {results['preset']}, {thr} threads, torch {results['machine']['torch']}, "
-           f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (n={results['matmul_n']}), "
-           f"layout {results['config'].get('layout', 'contiguous')}"]
+def header(results: dict[str, Any]) -> str:
+    """What was measured on what: preset, threads, torch, matmul peak, layout; and a warning
+    line when other processes were using the CPUs at the start."""
+    lines = [f"evitvid bench, preset {results['preset']}, {results['threads']} threads, "
+             f"torch {results['machine']['torch']}, fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s "
+             f"(n={results['matmul_n']}), layout {results['config'].get('layout', 'contiguous')}"]
     busy = results.get("cpu_busy_start")
     if busy is not None and busy >= BUSY_WARNING:
-        out.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: timings are unreliable")
+        lines.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: "
+                     "timings are unreliable")
+    return "\n".join(lines)
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """The results as Markdown tables (one per section), after the `header`."""
+    thr = results["threads"]
+    out = [header(results)]
     mem = lambda r: r.get("mem_error", "")[:30] if "mem_mb" not in r else f"{r['mem_mb']:.0f} ({r['rss_peak_mb']:.0f})"
     out.append(_table(
         f"Inference ({thr} threads; memory: MB above the built model, (peak RSS))",
