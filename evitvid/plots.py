@@ -132,10 +132,10 @@ def attention_scaling(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt
 def achieved_gflops(table: pd.DataFrame, peak: float, save_to: Optional[Run] = None) -> plt.Figure:
     """Achieved GFLOP/s per model and input beside the machine's matmul peak (`bench` inference rows)."""
     df = table.assign(label=table["model"].str.replace("evitvid:", "", regex=False) + "  " + table["input"]
-                      + "  B" + table["batch"].astype(str))
+                      + ", batch " + table["batch"].astype(str))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(df) + 1.2))
     sns.barplot(data=df, y="label", x="gflops", color=sns.color_palette()[0], ax=ax)
-    ax.axvline(peak, color="black", linestyle="--", linewidth=1)
-    ax.text(peak, -0.6, " matmul peak", va="bottom", ha="right", fontsize="small")
+    ax.axvline(peak, color="black", linestyle="--", linewidth=1, label="fp32 matmul peak")
+    ax.legend(loc="lower right", fontsize="small")
     ax.set(xlabel="GFLOP/s (2 x MACs / latency)", ylabel="", title="achieved compute rate")
     return _save(fig, save_to, "achieved_gflops")
