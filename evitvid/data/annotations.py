@@ -26,9 +26,10 @@ import ast
 import csv
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -300,7 +301,7 @@ class VideoInfo:
 
 
 class _Rows:
-    """Iterates a CSV as (line, row, {column: text}) after checking the header."""
+    """Iterates a CSV's data rows as `_Field` parsers after checking the header."""
 
     def __init__(self, path: str | Path, required: Sequence[str]) -> None:
         self.path = Path(path)
@@ -315,7 +316,7 @@ class _Rows:
             raise AnnotationError(self.path, "empty file, expected a header", line=1)
         return [c.strip() for c in first]
 
-    def __iter__(self) -> Iterator[tuple[int, int, dict[str, str]]]:
+    def __iter__(self) -> Iterator["_Field"]:
         with self.path.open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = [c.strip() for c in next(reader)]
@@ -336,7 +337,7 @@ class _Rows:
                     raise AnnotationError(
                         self.path, f"{len(fields)} fields, the header has {len(header)}",
                         line=line, row=row_number, column=column)
-                yield line, row_number, {c: fields[i] for c, i in positions.items()}
+                yield _Field(self.path, line, row_number, {c: fields[i] for c, i in positions.items()})
 
 
 class _Field:
@@ -347,6 +348,11 @@ class _Field:
 
     def error(self, column: str, message: str) -> AnnotationError:
         return AnnotationError(self.path, message, line=self.line, row=self.row, column=column)
+
+    def check_new(self, column: str, value: Any, seen: Container, label: str | None = None) -> None:
+        """Raise if this row's key `value` (from `column`) was already seen in an earlier row."""
+        if value in seen:
+            raise self.error(column, f"duplicate {label or column} {value!r}")
 
     def text(self, column: str, *, allow_empty: bool = False) -> str:
         value = self.values[column].strip()
@@ -421,16 +427,15 @@ def read_segments(
         rows.required = LABELLED_COLUMNS
 
     segments: dict[str, Segment] = {}
-    for line, row, values in rows:
-        field = _Field(rows.path, line, row, values)
+    for field in rows:
         narration_id = field.text("narration_id")
-        if narration_id in segments:
-            raise field.error("narration_id", f"duplicate narration_id {narration_id!r}")
+        field.check_new("narration_id", narration_id, segments)
         start_ts = field.timestamp("start_timestamp")
         stop_ts = field.timestamp("stop_timestamp")
         assert start_ts is not None and stop_ts is not None
         if stop_ts <= start_ts:
-            raise field.error("stop_timestamp", f"stop {values['stop_timestamp']} is not after start {values['start_timestamp']}")
+            raise field.error("stop_timestamp", f"stop {field.values['stop_timestamp']} is not after start "
+                                                f"{field.values['start_timestamp']}")
         start_frame = field.integer("start_frame", minimum=0)
         stop_frame = field.integer("stop_frame", minimum=0)
         if stop_frame <= start_frame:
@@ -474,11 +479,9 @@ def read_classes(path: str | Path, *, name: str | None = None) -> ClassList:
     rows = _Rows(path, CLASS_COLUMNS)
     entries: list[ClassEntry] = []
     seen: set[int] = set()
-    for line, row, values in rows:
-        field = _Field(rows.path, line, row, values)
+    for field in rows:
         class_id = field.integer("id", minimum=0)
-        if class_id in seen:
-            raise field.error("id", f"duplicate class id {class_id}")
+        field.check_new("id", class_id, seen, label="class id")
         seen.add(class_id)
         entries.append(ClassEntry(
             id=class_id,
@@ -493,11 +496,9 @@ def read_video_info(path: str | Path) -> dict[str, VideoInfo]:
     """Read `EPIC_100_video_info.csv` into {video_id: VideoInfo}."""
     rows = _Rows(path, VIDEO_INFO_COLUMNS)
     videos: dict[str, VideoInfo] = {}
-    for line, row, values in rows:
-        field = _Field(rows.path, line, row, values)
+    for field in rows:
         video_id = field.text("video_id")
-        if video_id in videos:
-            raise field.error("video_id", f"duplicate video_id {video_id!r}")
+        field.check_new("video_id", video_id, videos)
         resolution = field.text("resolution")
         match = re.fullmatch(r"(\d+)x(\d+)", resolution)
         if match is None:
