@@ -561,15 +561,20 @@ def _train_step_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def _case(cfg: BenchConfig, section: str, key: str, shape: Sequence[int], batch: int,
+          log: Callable[[str], None]) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """One row's model and input, in the bench's layout, and the fields that name the row."""
+    log(f"{section} {key} {_shape_str(shape)} batch {batch}")
+    row = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads, "layout": cfg.layout}
+    return build_model(key, cfg.layout), make_input(batch, shape, cfg.layout), row
+
+
 def _train_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for key, shape, batch in cfg.train:
-        log(f"train {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key, cfg.layout)
-        x = make_input(batch, shape, cfg.layout)
+        model, x, row = _case(cfg, "train", key, shape, batch, log)
         times = time_call(_train_step_fn(model, x), warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
-        row = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
-               "step_ms": _ms(times), "ms_per_clip": _ms(times) / batch, "samples": len(times)}
+        row.update(step_ms=_ms(times), ms_per_clip=_ms(times) / batch, samples=len(times))
         if cfg.memory:
             row.update(peak_memory(key, shape, batch, threads=cfg.threads, mode="train", layout=cfg.layout))
         rows.append(row)
@@ -630,11 +635,7 @@ def _compile_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     from evitvid.engine import compile_for_inference
     rows = []
     for key, shape, batch in cfg.compile:
-        log(f"compile {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key, cfg.layout)
-        x = make_input(batch, shape, cfg.layout)
-        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
-                               "layout": cfg.layout}
+        model, x, row = _case(cfg, "compile", key, shape, batch, log)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a failure is a result here, kept in the row
@@ -655,11 +656,7 @@ def _onnx_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
     from evitvid.export import export_onnx, onnx_session, run_onnx
     rows = []
     for key, shape, batch in cfg.onnx:
-        log(f"onnxruntime {key} {_shape_str(shape)} batch {batch}")
-        model = build_model(key, cfg.layout)
-        x = make_input(batch, shape, cfg.layout)
-        row: dict[str, Any] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
-                               "layout": cfg.layout}
+        model, x, row = _case(cfg, "onnxruntime", key, shape, batch, log)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 path = export_onnx(model, Path(tmp) / "model.onnx", shape)
