@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .metrics import classification_metrics, video_metrics
 from .models.layers import set_conv_layout
 
@@ -162,18 +163,11 @@ def save_atomic(obj: Any, path: Path) -> None:
     """Write with torch.save (or JSON for .json) to a temporary file, then rename: a killed
     process leaves either the old file or the new one, never half of one."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            if path.suffix == ".json":
-                f.write(json.dumps(obj, indent=2).encode())
-            else:
-                torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        if path.suffix == ".json":
+            f.write(json.dumps(obj, indent=2).encode())
+        else:
+            torch.save(obj, f)
 
 
 def _rng_state() -> dict:

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from . import models as _models
+from .atomic import atomic_path
 from .engine import (TrainConfig, Trainer, compile_for_inference, evaluate, resolve_device, save_atomic,
                      set_memory_format)
 from .runs import Run, find_run, open_run
@@ -179,8 +180,7 @@ def class_counts(data: DataPaths) -> pd.DataFrame:
 
 
 def segment_lengths(data: DataPaths) -> pd.DataFrame:
-    return pd.DataFrame([{"split": split, "seconds": s.stop_timestamp - s.start_timestamp,
-                          "frames": s.stop_frame - s.start_frame}
+    return pd.DataFrame([{"split": split, "seconds": s.duration, "frames": s.num_frames}
                          for split in ("train", "validation") for s in read_split(data, split)])
 
 
@@ -195,9 +195,8 @@ def _write_predictions(run: Run, result) -> pd.DataFrame:
                         verb_logits=result.logits["verb"].numpy(), noun_logits=result.logits["noun"].numpy(),
                         verb=result.targets["verb"].numpy(), noun=result.targets["noun"].numpy())
     df = predictions_frame(run)
-    tmp = run.dir / ".predictions.csv.tmp"
-    df.to_csv(tmp, index=False)
-    tmp.replace(run.dir / "predictions.csv")
+    with atomic_path(run.dir / "predictions.csv") as tmp:
+        df.to_csv(tmp, index=False)
     return df
 
 
@@ -392,9 +391,8 @@ def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficie
     train_seconds = time.perf_counter() - started
     result = trainer.evaluate(val_set, desc="validation")
     weights = run.dir / "model.safetensors"
-    tmp = run.dir / ".model.safetensors.tmp"
-    save_file({k: v.detach().contiguous().cpu() for k, v in trainer.eval_model.state_dict().items()}, str(tmp))
-    tmp.replace(weights)
+    with atomic_path(weights) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainer.eval_model.state_dict().items()}, str(tmp))
     run.write_results({"model": model, "checkpoint": str(weights), "train_images": len(train_set),
                        "val_images": len(val_set), "train_seconds": train_seconds, "val": result.metrics})
     return run

@@ -76,7 +76,7 @@ def test_layout(tiny):
     assert sorted(p.name for p in (tiny / "annotations").iterdir()) == sorted(
         [*SPLIT_FILES, "EPIC_100_verb_classes.csv", "EPIC_100_noun_classes.csv", "EPIC_100_video_info.csv"])
     assert (tiny / "manifest.json").is_file() and not (tiny / ".synth-incomplete").exists()
-    assert not list(tiny.rglob("*.partial"))
+    assert not list(tiny.rglob("*.partial")) and not list(tiny.rglob("*.tmp"))
 
 
 def test_columns_are_ek100s(tiny):

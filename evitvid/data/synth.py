@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from evitvid.atomic import write_bytes_atomic
 from evitvid.data.fashion_mnist import CLASSES as FASHION_CLASSES
 from evitvid.data.fashion_mnist import load_fashion_mnist
 
@@ -912,12 +913,6 @@ def annotation_tables(plan: DatasetPlan):
     return tables
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_annotations(plan: DatasetPlan, root: str | Path) -> list[Path]:
     """Write the five annotation CSVs under `root/annotations`; returns their paths."""
     folder = Path(root) / "annotations"
@@ -925,7 +920,7 @@ def write_annotations(plan: DatasetPlan, root: str | Path) -> list[Path]:
     paths = []
     for name, df in annotation_tables(plan).items():
         path = folder / name
-        _atomic_write_text(path, df.to_csv(index=False))
+        write_bytes_atomic(path, df.to_csv(index=False).encode())
         paths.append(path)
     return paths
 
@@ -1078,7 +1073,7 @@ def make_dataset(out_dir: str | Path | None = None, preset: str = "tiny", seed: 
         "generation_seconds": round(time.perf_counter() - t0, 2), "workers": workers,
         "versions": _package_versions(),
     }
-    _atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_bytes_atomic(root / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     (root / _INCOMPLETE).unlink()
     return root
 

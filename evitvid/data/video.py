@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from evitvid.atomic import write_bytes_atomic
 from evitvid.data.annotations import Segment, to_file_frames
 
 __all__ = [
@@ -402,6 +403,7 @@ class FrameFolders(VideoSource):
     def __init__(self, root: str | Path, *, ext: str = "jpg") -> None:
         super().__init__(root, max_open=0)
         self.ext = ext
+        self._frame_counts: dict[str, int] = {}  # narration_id -> stored frames, from its manifest
 
     def __repr__(self) -> str:
         return f"FrameFolders({str(self.root)!r}, ext={self.ext!r})"
@@ -445,7 +447,9 @@ class FrameFolders(VideoSource):
         return all(self.frame_file(item, k).is_file() for k in range(count))
 
     def frame_range(self, segment: Segment) -> tuple[int, int]:
-        return 0, len(self.manifest(segment)["video_frames"])
+        if segment.narration_id not in self._frame_counts:  # read once, not for every clip of every epoch
+            self._frame_counts[segment.narration_id] = len(self.manifest(segment)["video_frames"])
+        return 0, self._frame_counts[segment.narration_id]
 
     def read(self, item: Segment | str, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         narration_id = self._narration(item)[0]
@@ -476,30 +480,20 @@ class FrameFolders(VideoSource):
         """
         folder = self.path(segment)
         folder.mkdir(parents=True, exist_ok=True)
+        self._frame_counts.pop(segment.narration_id, None)
         for position, frame in enumerate(frames):
             buffer = io.BytesIO()
             # PIL, not torchvision.io: torchvision 0.29 deprecates its image codecs.
             Image.fromarray(np.ascontiguousarray(frame.numpy())).save(buffer, format="JPEG", quality=quality)
-            _atomic_write(self.frame_file(segment, position), buffer.getvalue())
+            write_bytes_atomic(self.frame_file(segment, position), buffer.getvalue())
         manifest = {
             "narration_id": segment.narration_id,
             "video_id": segment.video_id,
             "video_frames": [int(i) for i in video_frames],
             "source": source,
         }
-        _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+        write_bytes_atomic(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
         return folder
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 LAYOUTS: dict[str, type[VideoSource]] = {"chunked": ChunkedVideos, "whole": WholeVideos, "frames": FrameFolders}
