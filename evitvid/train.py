@@ -43,9 +43,7 @@ def resolve_params(args: argparse.Namespace) -> dict:
     params = {k: default for k, (_, default) in _FLAGS.items()}
     if args.params:
         loaded = yaml.safe_load(args.params.read_text()) or {}
-        params.update({k: v for k, v in loaded.items() if k in _FLAGS})
-        if isinstance(loaded.get("pretrained"), dict):
-            params["pretrained"] = loaded["pretrained"]
+        params.update({k: v for k, v in loaded.items() if k in _FLAGS})  # a per-model `pretrained` dict too
     params.update({k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None})
     if not params["model"]:
         raise SystemExit("train: --model is required (in the flags or the parameters file)")

@@ -48,6 +48,7 @@ __all__ = [
     "read_segments",
     "read_classes",
     "read_video_info",
+    "segment_list",
     "to_file_frames",
     "frame_number_rate",
 ]
@@ -258,7 +259,7 @@ class ActionSpace:
 
     @classmethod
     def from_segments(cls, segments: Iterable[Segment] | Mapping[str, Segment]) -> ActionSpace:
-        items = segments.values() if isinstance(segments, Mapping) else segments
+        items = segment_list(segments)
         pairs = []
         for seg in items:
             if not seg.has_labels:
@@ -298,6 +299,11 @@ class VideoInfo:
 
 
 # ---------------------------------------------------------------- CSV reading
+
+
+def segment_list(segments: Iterable[Segment] | Mapping[str, Segment]) -> list[Segment]:
+    """Segments as a list, from `read_segments`' {narration_id: Segment} or any iterable of them."""
+    return list(segments.values() if isinstance(segments, Mapping) else segments)
 
 
 class _Rows:

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from evitvid.data.annotations import read_segments
+from evitvid.atomic import write_bytes_atomic
 from evitvid.data.datasets import EK100Dataset, collate, sample_rng
 
 __all__ = ["benchmark", "format_results", "configure", "run"]
@@ -30,10 +31,7 @@ def _ensure_root(root: Path | None) -> Path:
     """`root`, or the synthetic 'default' set (generated once into `data/synth-default`, then reused)."""
     if root is not None:
         return root
-    try:
-        from evitvid.data.synth import make_dataset
-    except ImportError as exc:
-        raise SystemExit(f"no --root given and evitvid.data.synth is unavailable to generate one: {exc}") from exc
+    from evitvid.data.synth import make_dataset
     return make_dataset(None, preset="default", seed=0)
 
 
@@ -132,6 +130,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_results(results))
     out = args.out or Path("runs") / "bench-data" / time.strftime("%Y%m%d-%H%M%S") / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_bytes_atomic(out, json.dumps(results, indent=2).encode())
     print(f"wrote {out}")
     return 0

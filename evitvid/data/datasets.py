@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from evitvid.data.annotations import ActionSpace, ClassList, Segment, read_segments
+from evitvid.data.annotations import ActionSpace, ClassList, Segment, read_segments, segment_list
 from evitvid.data.sampling import get_sampler
 from evitvid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from evitvid.data.video import VideoError, VideoSource, make_source
@@ -100,7 +100,7 @@ class EK100Dataset(Dataset):
     ) -> None:
         if isinstance(segments, (str, Path)):
             segments = read_segments(segments, verb_classes=verb_classes, noun_classes=noun_classes)
-        items = list(segments.values() if isinstance(segments, Mapping) else segments)
+        items = segment_list(segments)
         if not all(isinstance(s, Segment) for s in items):
             raise TypeError("segments must be Segment records (see evitvid.data.read_segments)")
         if on_error not in ("raise", "skip"):

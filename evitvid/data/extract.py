@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from evitvid.data.annotations import Segment, read_segments
+from evitvid.data.annotations import Segment, read_segments, segment_list
 from evitvid.data.sampling import tsn_indices
 from evitvid.data.video import FrameFolders, VideoError, VideoSource, make_source
 
@@ -96,7 +96,7 @@ def extract_frames(
     progress: bool = True,
 ) -> ExtractReport:
     """Extract every segment; `workers=0` runs in this process. Returns what happened."""
-    items = list(segments.values() if isinstance(segments, Mapping) else segments)
+    items = segment_list(segments)
     out = FrameFolders(out_dir)
     report = ExtractReport()
     bar = tqdm(total=len(items), desc="extract", unit="segment", disable=not progress, file=sys.stderr)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from evitvid.data.annotations import ClassList, Segment, read_classes, read_segments
+from evitvid.data.annotations import ClassList, Segment, read_classes, read_segments, segment_list
 
 __all__ = ["DatasetStats", "dataset_stats", "format_stats", "configure", "run"]
 
@@ -51,7 +51,7 @@ def dataset_stats(
     noun_classes: ClassList | None = None,
 ) -> DatasetStats:
     """Statistics of a set of segments. Class lists, when given, add the defined class counts."""
-    items = list(segments.values() if isinstance(segments, Mapping) else segments)
+    items = segment_list(segments)
     if not items:
         raise ValueError("no segments")
     frames = [s.num_frames for s in items]
