@@ -227,13 +227,11 @@ LAYOUTS = ("channels_last", "contiguous")
 
 
 def apply_layout(model: nn.Module, layout: str) -> nn.Module:
-    """Any model's convolutions channels-last or contiguous (evitvid's own switch where it has one)."""
-    from evitvid.models.layers import set_conv_layout
+    """Any model's convolutions channels-last or contiguous (`engine.set_memory_format`)."""
+    from evitvid.engine import set_memory_format
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if hasattr(model, "set_channels_last"):
-        return model.set_channels_last(layout == "channels_last")
-    return set_conv_layout(model, layout == "channels_last")
+    return set_memory_format(model, layout, torch.device("cpu"))
 
 
 def make_input(batch: int, shape: Sequence[int], layout: str) -> torch.Tensor:
