@@ -289,14 +289,38 @@ def test_lite_mla_quadratic_and_linear_forms_agree(tokens):
     torch.testing.assert_close(attn(mla, q, k, v), expected, atol=1e-5, rtol=1e-4)
 
 
+def test_lite_mla_eps_scales_with_frames():
+    """Over T x H x W tokens the normaliser is T times one frame's: eps follows, so T copies of
+    a frame's tokens give that frame's attention exactly (in float64)."""
+    torch.manual_seed(0)
+    mla = LiteMLA(32, 32, dim=16, spec=ConvSpec(), norm_eps=1e-5).double()
+    q, k, v = (torch.relu(torch.randn(1, 2, 6, 16, dtype=torch.float64)) * 1e-3 for _ in range(3))
+    one = mla._attn(q, k, v)
+    four = mla._attn(q.repeat(1, 1, 4, 1), k.repeat(1, 1, 4, 1), v.repeat(1, 1, 4, 1), frames=4)
+    torch.testing.assert_close(four[..., :6, :], one, rtol=1e-12, atol=0)
+    unscaled = mla._attn(q.repeat(1, 1, 4, 1), k.repeat(1, 1, 4, 1), v.repeat(1, 1, 4, 1), frames=1)
+    assert (unscaled[..., :6, :] - one).abs().max() > 1e-6  # the small values make eps matter
+
+
+def test_lite_mla_keeps_float64(monkeypatch):
+    model = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4).double().eval()
+    seen = []
+    original = LiteMLA._attn
+    monkeypatch.setattr(LiteMLA, "_attn", lambda self, q, k, v, frames=1: seen.append(q.dtype)
+                        or original(self, q, k, v, frames))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 4, 64, 64, dtype=torch.float64))
+    assert seen and all(dt == torch.float64 for dt in seen)
+
+
 def test_lite_mla_runs_attention_in_fp32_under_bf16_autocast(monkeypatch):
     model = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4).eval()
     seen = []
     original = LiteMLA._attn
 
-    def spy(self, q, k, v):
+    def spy(self, q, k, v, frames=1):
         seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
-        return original(self, q, k, v)
+        return original(self, q, k, v, frames)
 
     monkeypatch.setattr(LiteMLA, "_attn", spy)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

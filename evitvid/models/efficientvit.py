@@ -145,10 +145,16 @@ class LiteMLA(nn.Module):
     tokens come from depthwise `scales` x `scales` aggregation of q, k, v (in 3D the
     aggregation kernel is inflated in time like every other conv).
 
-    The attention itself runs in fp32 with autocast off: ReLU linear attention divides by
+    The attention itself runs in fp32 (fp64 for a float64 model) with autocast off: ReLU linear attention divides by
     a sum over all tokens, which overflows or loses precision in fp16/bf16. When there
     are no more tokens than the head dimension the N x N (quadratic) form is cheaper and
     is used, as in the mit-han-lab reference; both forms compute the same function.
+
+    `eps` guards that division per frame: over T x H x W tokens the sum is T times the
+    sum over one frame's H x W, so 3D adds `eps * T`. With a constant `eps` a clip of T
+    identical frames would not give the 2D output (the error is 1e-4 relative on B1,
+    the same in float64, so it is not rounding); with `eps * T` it does, and 2D (T = 1)
+    is unchanged, timm's own formula.
     """
 
     def __init__(self, in_chs: int, out_chs: int, heads_ratio: float = 1.0, dim: int = 8,
@@ -172,17 +178,20 @@ class LiteMLA(nn.Module):
         self.proj = ConvNormAct(total_dim * (1 + len(scales)), out_chs, 1, norm=norm_layer[1],
                                 act_layer=act_layer[1], **kw)
 
-    def _attn(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q, k, v: B x heads x N x dim in fp32, q and k already through the kernel function."""
+    def _attn(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int = 1) -> torch.Tensor:
+        """q, k, v: B x heads x N x dim in fp32, q and k already through the kernel function;
+        N = `frames` x H x W tokens."""
+        eps = self.eps * frames
         if q.shape[-2] > self.dim:
             v = F.pad(v, (0, 1), mode="constant", value=1.0)  # the last column sums the weights
             out = q @ (k.transpose(-1, -2) @ v)
-            return out[..., :-1] / (out[..., -1:] + self.eps)
+            return out[..., :-1] / (out[..., -1:] + eps)
         att = q @ k.transpose(-1, -2)
-        return (att @ v) / (att.sum(dim=-1, keepdim=True) + self.eps)
+        return (att @ v) / (att.sum(dim=-1, keepdim=True) + eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, *spatial = x.shape
+        frames = spatial[0] if len(spatial) == 3 else 1
         qkv = self.qkv(x)
         qkv = torch.cat([qkv] + [op(qkv) for op in self.aggreg], dim=1)
         channels_last = is_channels_last(qkv)
@@ -190,12 +199,13 @@ class LiteMLA(nn.Module):
         qkv = qkv.flatten(2).transpose(1, 2).unflatten(2, (-1, 3 * self.dim)).transpose(1, 2)
         q, k, v = qkv.chunk(3, dim=-1)
         dtype = v.dtype
-        q, k, v = self.kernel_func(q.float()), self.kernel_func(k.float()), v.float()
+        attn_dtype = torch.promote_types(dtype, torch.float32)  # fp16/bf16 up to fp32; fp32 and fp64 kept
+        q, k, v = self.kernel_func(q.to(attn_dtype)), self.kernel_func(k.to(attn_dtype)), v.to(attn_dtype)
         if v.device.type != "meta":
             with torch.autocast(device_type=v.device.type, enabled=False):
-                out = self._attn(q, k, v)
+                out = self._attn(q, k, v, frames)
         else:
-            out = self._attn(q, k, v)
+            out = self._attn(q, k, v, frames)
         out = out.to(dtype)
         if channels_last:  # B x N x C in memory, so the projection reads it without a copy
             out = out.transpose(1, 2).flatten(2).transpose(1, 2)
