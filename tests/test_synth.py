@@ -373,6 +373,28 @@ def test_same_seed_same_video_bytes(tmp_path, tiny, plan, t10k):
         assert path.read_bytes() == (tiny / path.relative_to(tmp_path)).read_bytes()
 
 
+def test_every_video_encodes_to_the_same_bytes_twice(tmp_path, plan, t10k):
+    """libx264's macroblock-tree rate control gave different files for the same frames from one
+    encode to the next; every video of the plan is written twice and compared."""
+    for video in plan.videos:
+        synth.write_video(video, t10k, plan.config, tmp_path / "a")
+        synth.write_video(video, t10k, plan.config, tmp_path / "b")
+        for path in synth.chunk_paths(tmp_path / "a", video, plan.config):
+            assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes(), path
+
+
+def test_rgb_to_yuv420p_is_bt601_limited_range():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2, :2] = 255          # white
+    rgb[:2, 2:] = (255, 0, 0)  # red
+    yuv = synth.rgb_to_yuv420p(rgb)  # black elsewhere
+    y, u, v = yuv[:4], yuv[4:].reshape(-1)[:4].reshape(2, 2), yuv[4:].reshape(-1)[4:].reshape(2, 2)
+    assert y[0, 0] == 235 and y[0, 3] == 82 and y[3, 3] == 16
+    assert (u[0, 0], v[0, 0]) == (128, 128) and (u[0, 1], v[0, 1]) == (90, 240) and (u[1, 1], v[1, 1]) == (128, 128)
+    with pytest.raises(ValueError, match="even"):
+        synth.rgb_to_yuv420p(np.zeros((3, 4, 3), np.uint8))
+
+
 def test_worker_processes_give_the_same_files(tmp_path, tiny):
     root = synth.make_dataset(tmp_path / "pool", "tiny", seed=0, workers=2, progress=False)
     files = sorted(p.relative_to(tiny) for p in tiny.rglob("*") if p.is_file() and p.name != "manifest.json")

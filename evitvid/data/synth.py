@@ -37,8 +37,11 @@ timestamps (or the fps), as on EK100.
 
 Everything is a function of the seed: a plan (`plan_dataset`) drawn with numpy Generators
 (one per video, from `SeedSequence(seed).spawn`), rendered frame by frame (`render_video`,
-which also returns ground-truth masks of the item) and encoded with libx264 single-threaded,
-which makes the files byte-identical across runs on one machine.
+which also returns ground-truth masks of the item), converted to YUV 4:2:0 in integer
+arithmetic (`rgb_to_yuv420p`, so no CPU-dependent scaler sits between the pixels and the
+encoder) and encoded with libx264 single-threaded and without macroblock-tree rate control,
+which makes the files byte-identical across runs, worker counts and processes (with mbtree,
+the same frames gave different files from one encode to the next).
 """
 from __future__ import annotations
 
@@ -72,6 +75,7 @@ __all__ = [
     "NOUNS",
     "REVERSE_PAIRS",
     "render_still",
+    "rgb_to_yuv420p",
     "HFLIP_SWAP",
     "SynthConfig",
     "PRESETS",
@@ -99,7 +103,7 @@ __all__ = [
 ]
 
 # Bump when a change to planning or rendering changes the output: cached folders regenerate.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: YUV by rgb_to_yuv420p, libx264 without mbtree (deterministic bytes)
 _GENERATOR = "evitvid.data.synth"
 
 ANNOTATION_COLUMNS: tuple[str, ...] = (
@@ -823,6 +827,28 @@ def render_video(video: VideoPlan, images: Mapping[int, np.ndarray] | np.ndarray
 # Writing
 # --------------------------------------------------------------------------------------------
 
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 RGB (H, W even) -> (3H/2) x W uint8 planar YUV 4:2:0 (PyAV's `yuv420p` array),
+    BT.601 limited range in integer arithmetic, chroma from each 2 x 2 block's mean.
+
+    Done here rather than by FFmpeg's scaler, whose SIMD paths depend on the CPU: integers make
+    the encoder's input a function of the pixels alone, on any machine."""
+    h, w, _ = rgb.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"4:2:0 needs an even frame size, got {w}x{h}")
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # 2 x 2 sums (0..1020), then the chroma rows of the BT.601 matrix with a 4x wider shift
+    sr, sg, sb = (c.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) for c in (r, g, b))
+    u = ((-38 * sr - 74 * sg + 112 * sb + 512) >> 10) + 128
+    v = ((112 * sr - 94 * sg - 18 * sb + 512) >> 10) + 128
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    out[:h] = y
+    out[h:].reshape(-1)[: h * w // 4] = u.reshape(-1)
+    out[h:].reshape(-1)[h * w // 4:] = v.reshape(-1)
+    return out
+
+
 def _encode(frames: Iterable[np.ndarray], path: Path, size: int, fps: int, crf: int) -> int:
     import av  # imported here so that planning works without PyAV
 
@@ -831,10 +857,13 @@ def _encode(frames: Iterable[np.ndarray], path: Path, size: int, fps: int, crf: 
         stream = container.add_stream("libx264", rate=fps)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        # threads=1: x264's output then depends only on its input (byte-identical reruns).
-        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1"}
+        # Byte-identical files need both: threads=1, and no macroblock-tree rate control, with
+        # which libx264 gave different bitstreams for the same frames from one encode to the
+        # next (measured on 64 x 64 clips, single-threaded). mbtree only moves bits between
+        # frames at a given crf; what the model sees stays as sharp.
+        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in stream.encode(frame):
                 container.mux(packet)
