@@ -26,7 +26,7 @@ count recorded):
   every other section runs all models in `--layout` (default channels-last, the layout
   evitvid's trainer and evaluation use on CPU);
 - `torch.compile` against eager for the 3D B1, inference, through
-  `engine.compile_for_inference` (`compile_s` is compiling, the first call and the check
+  `runtime.compile_for_inference` (`compile_s` is compiling, the first call and the check
   against eager; a failure is recorded with its reason);
 - onnxruntime against PyTorch for the 3D B1 at the study shape.
 
@@ -52,7 +52,6 @@ atomically.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -63,7 +62,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -79,7 +78,7 @@ __all__ = [
     "make_input", "build_model", "configured", "section_table", "headline", "header",
     "model_gmacs", "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
     "softmax_bytes",
-    "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results", "configure", "run",
+    "attention_scaling", "SECTIONS", "only_sections", "benchmark", "format_results",
 ]
 
 PAPER_SHAPE: tuple[int, ...] = (3, 16, 224, 224)
@@ -227,8 +226,8 @@ LAYOUTS = ("channels_last", "contiguous")
 
 
 def apply_layout(model: nn.Module, layout: str) -> nn.Module:
-    """Any model's convolutions channels-last or contiguous (`engine.set_memory_format`)."""
-    from evitvid.engine import set_memory_format
+    """Any model's convolutions channels-last or contiguous (`runtime.set_memory_format`)."""
+    from evitvid.runtime import set_memory_format
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     return set_memory_format(model, layout, torch.device("cpu"))
@@ -629,8 +628,8 @@ def _depthwise_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
 
 
 def _compile_rows(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict]:
-    """torch.compile through the library's own path (`engine.compile_for_inference`, eager on failure)."""
-    from evitvid.engine import compile_for_inference
+    """torch.compile through the library's own path (`runtime.compile_for_inference`, eager on failure)."""
+    from evitvid.runtime import compile_for_inference
     rows = []
     for key, shape, batch in cfg.compile:
         model, x, row = _case(cfg, "compile", key, shape, batch, log)
@@ -821,20 +820,6 @@ def only_sections(cfg: BenchConfig, sections: Sequence[str]) -> BenchConfig:
     return replace(cfg, **{f: () for name, fields in SECTIONS.items() if name not in sections for f in fields})
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=PRESETS, default="light",
-                        help="smoke: B0 at tiny shapes (seconds); light: study shape, a subset of models (2 min); "
-                             "full: everything (long)")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<time>/)")
-    parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
-    parser.add_argument("--layout", choices=LAYOUTS, default="channels_last",
-                        help="memory layout of every model and input (default channels_last, as evitvid trains)")
-    parser.add_argument("--only", default=None, help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
-    parser.add_argument("--compile", action="store_true",
-                        help="add the torch.compile section to the light preset (about a minute of compiling)")
-
-
 def configured(name: str = "light", *, threads: Optional[int] = None, layout: str = "channels_last",
                compile: bool = False, memory: Optional[bool] = None, only: Sequence[str] = ()) -> BenchConfig:
     """A preset with the command's options applied (`compile` adds the 3D B1 at the study's
@@ -904,18 +889,3 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
         out["attention"] += (f"; at {skipped[0]['tokens']:,} tokens its N x N matrix alone would take "
                              f"{skipped[0]['softmax_nn_gb']:.1f} GB")
     return out
-
-
-def run(args: argparse.Namespace) -> int:
-    from evitvid.engine import save_atomic
-
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else ()
-    cfg = configured(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
-                     memory=False if args.no_memory else None, only=only)
-    out = args.out or Path("runs") / "bench" / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    results = benchmark(cfg, log=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
-    save_atomic(results, out / "results.json")
-    print(format_results(results))
-    print(f"\nwrote {out / 'results.json'}")
-    return 0

@@ -1,8 +1,9 @@
 """Command line: `python -m evitvid COMMAND ...`.
 
-Each command lives in the module that does the work; that module exposes
-`configure(parser)` to declare its arguments and `run(args) -> int`. Modules are
-imported only when their command runs, so `--help` stays fast.
+Each command is a module of `evitvid.commands` that declares its arguments
+(`configure(parser)`) and runs (`run(args) -> int`) by calling the library; it parses and
+prints, the work lives in the library. Modules are imported only when their command runs,
+so `--help` stays fast.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from typing import Sequence
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "flops": ("evitvid.models.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
-    "train": ("evitvid.train", "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
-    "eval": ("evitvid.evaluate", "evaluate a finished training run with each number of frames per segment"),
-    "stats": ("evitvid.data.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
-    "extract": ("evitvid.data.extract", "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
-    "bench-data": ("evitvid.data.bench", "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
-    "bench": ("evitvid.bench", "model latency, throughput, memory and scaling against timm and torchvision"),
-    "synth": ("evitvid.data.synth", "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
+    "flops": ("evitvid.commands.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
+    "train": ("evitvid.commands.train", "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
+    "eval": ("evitvid.commands.eval", "evaluate a finished training run with each number of frames per segment"),
+    "stats": ("evitvid.commands.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
+    "extract": ("evitvid.commands.extract", "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
+    "bench-data": ("evitvid.commands.bench_data", "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
+    "bench": ("evitvid.commands.bench", "model latency, throughput, memory and scaling against timm and torchvision"),
+    "synth": ("evitvid.commands.synth", "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
 }
 
 

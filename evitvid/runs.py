@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .engine import save_atomic
+from .atomic import write_json_atomic
 
 
 class RunMismatchError(ValueError):
@@ -65,7 +65,7 @@ class Run:
         return path
 
     def write_results(self, results: Mapping[str, Any]) -> None:
-        save_atomic(_jsonable(results), self.dir / "results.json")
+        write_json_atomic(self.dir / "results.json", _jsonable(results))
 
 
 def open_run(root: Path | str, name: str, params: Mapping[str, Any], *, fresh: bool = False) -> Run:
@@ -85,7 +85,7 @@ def open_run(root: Path | str, name: str, params: Mapping[str, Any], *, fresh: b
     for stale in ("results.json", "metrics.json", "checkpoint.pt"):
         if fresh:
             (run.dir / stale).unlink(missing_ok=True)
-    save_atomic(params, path)
+    write_json_atomic(path, params)
     return run
 
 

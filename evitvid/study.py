@@ -30,8 +30,9 @@ import torch
 
 from . import models as _models
 from .atomic import atomic_path
-from .engine import (TrainConfig, Trainer, compile_for_inference, evaluate, resolve_device, save_atomic,
-                     set_memory_format)
+from .atomic import write_json_atomic
+from .engine import IMAGE, TrainConfig, Trainer, evaluate
+from .runtime import compile_for_inference, resolve_device, set_memory_format
 from .runs import Run, find_run, open_run
 
 _log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
     """Validation metrics of a trained model with each number of frames per segment (cached in the run folder).
 
     `torch_compile=True` compiles the model once (checked against eager on the first number
-    of frames, eager when compiling fails: `engine.compile_for_inference`); each other
+    of frames, eager when compiling fails: `runtime.compile_for_inference`); each other
     input shape compiles again on first use. Worth it for the full EK100 validation set, not
     for a few hundred clips. Each row records whether it ran compiled.
     """
@@ -299,7 +300,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, batch
                            limit=max_val if max_val is not None else p["max_val"])
         res = evaluate(net, val, device, batch_size, desc=f"{n} frames", progress=_show_bars(None))
         rows.append({"frames": n, **res.metrics, "compiled": compiled})
-        save_atomic(rows, cache)
+        write_json_atomic(cache, rows)
     return pd.DataFrame([r for r in rows if r["frames"] in set(frames)]).sort_values("frames").reset_index(drop=True)
 
 
@@ -386,7 +387,7 @@ def pretrain_images(name: str = "02_image_pretraining", *, model: str = "efficie
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
                       num_workers=num_workers, seed=seed, progress=_show_bars(progress))
     started = time.perf_counter()
-    trainer = Trainer(net, train_set, val_set, cfg, run.dir)
+    trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=IMAGE)
     trainer.fit()
     train_seconds = time.perf_counter() - started
     result = trainer.evaluate(val_set, desc="validation")

@@ -162,7 +162,7 @@ def test_bad_arguments(tree):
 
 def test_bench_data_smoke(tree, tmp_path, capsys):
     """Not a benchmark: the command runs end to end on a few clips and writes its JSON."""
-    from evitvid.data.bench import benchmark, format_results
+    from evitvid.data.loader_bench import benchmark, format_results
 
     results = benchmark(tree.root, clips=3, num_frames=4, crop_size=32, batch_size=2, workers=(0, 1),
                         chunk_seconds=1)

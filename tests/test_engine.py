@@ -13,19 +13,19 @@ import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 import evitvid
-from evitvid.engine import Trainer, TrainConfig, lr_at, save_atomic
+from evitvid.engine import Trainer, TrainConfig, lr_at
 
 
 class ToyClips(Dataset):
     """Clips whose verb is whether brightness rises or falls over time (frame order matters)
     and whose noun is the colour channel; deterministic per index."""
 
-    def __init__(self, n: int, frames: int = 4, size: int = 32, seed: int = 0):
+    def __init__(self, n: int, frames: int = 4, size: int = 32, seed: int = 0, dtype: torch.dtype = torch.float32):
         g = torch.Generator().manual_seed(seed)
-        self.noise = torch.randn(n, 3, frames, size, size, generator=g) * 0.3
+        self.noise = (torch.randn(n, 3, frames, size, size, generator=g) * 0.3).to(dtype)
         self.verb = torch.randint(0, 2, (n,), generator=g)
         self.noun = torch.randint(0, 3, (n,), generator=g)
-        self.ramp = torch.linspace(-1, 1, frames)
+        self.ramp = torch.linspace(-1, 1, frames, dtype=dtype)
 
     def __len__(self) -> int:
         return len(self.verb)
@@ -37,9 +37,9 @@ class ToyClips(Dataset):
         return {"video": video, "verb": int(self.verb[i]), "noun": int(self.noun[i]), "narration_id": f"P01_01_{i}"}
 
 
-def make_model(seed: int = 0):
+def make_model(seed: int = 0, dtype: torch.dtype = torch.float32):
     torch.manual_seed(seed)
-    return evitvid.create_model("efficientvit_b0_3d", num_verbs=2, num_nouns=3)
+    return evitvid.create_model("efficientvit_b0_3d", num_verbs=2, num_nouns=3).to(dtype)
 
 
 def config(**kw) -> TrainConfig:
@@ -81,22 +81,6 @@ def test_memory_format_lays_out_the_model_and_its_checkpoint_loads_anywhere(tmp_
     assert is_cl(stem(resumed.model)) is not channels_last
     for a, b in zip(resumed.model.state_dict().values(), trainer.model.state_dict().values()):
         assert torch.equal(a, b)
-
-
-def test_save_atomic_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint.pt"
-    save_atomic({"epoch": 1}, path)
-
-    def broken_save(obj, f):
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_atomic({"epoch": 2}, path)
-    monkeypatch.undo()
-    assert torch.load(path)["epoch"] == 1
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary left behind
 
 
 def test_training_learns_and_writes_the_run_folder(tmp_path):
@@ -157,7 +141,8 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out: str) -> Non
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        trainer = Trainer(make_model(), ToyClips(16), None, config(epochs=2, freeze_bn=True), run_dir)
+        trainer = Trainer(make_model(dtype=torch.float64), ToyClips(16, dtype=torch.float64), None,
+                          config(epochs=2, freeze_bn=True), run_dir)
         trainer.fit()
         if rank == 0:
             torch.save(trainer.model.state_dict(), out)
@@ -168,52 +153,20 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out: str) -> Non
 def test_ddp_over_gloo_agrees_with_one_process_on_the_same_global_batch(tmp_path):
     """Two processes, each with half of the global batch, end with the weights of one process
     training on the whole batch (batch-norm statistics frozen: per-process batch statistics
-    would otherwise differ, and SyncBatchNorm has no CPU kernel)."""
-    single = Trainer(make_model(), ToyClips(16), None, config(epochs=2, freeze_bn=True), tmp_path / "single")
+    would otherwise differ, and SyncBatchNorm has no CPU kernel).
+
+    In float64: summing two half-batch gradients rounds differently from one whole-batch sum,
+    and AdamW divides each gradient by its running RMS, so in fp32 a weight whose gradient is
+    near zero moves by up to the learning rate on rounding noise alone (2e-4 was seen here)."""
+    single = Trainer(make_model(dtype=torch.float64), ToyClips(16, dtype=torch.float64), None,
+                     config(epochs=2, freeze_bn=True), tmp_path / "single")
     single.fit()
     out = tmp_path / "ddp.pt"
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(out)), nprocs=2, join=True)
     ddp_state = torch.load(out)
     diffs = {k: (v - ddp_state[k]).abs().max().item() for k, v in single.model.state_dict().items()
              if v.is_floating_point()}
-    moved = (single.model.state_dict()["stem.in_conv.conv.weight"] - make_model().state_dict()[
+    moved = (single.model.state_dict()["stem.in_conv.conv.weight"] - make_model(dtype=torch.float64).state_dict()[
         "stem.in_conv.conv.weight"]).abs().max().item()
     assert moved > 1e-3  # training changed the weights, so agreement means something
-    assert max(diffs.values()) < 1e-4, max(diffs, key=diffs.get)
-
-
-def test_compile_for_inference_falls_back_to_eager_with_the_reason(monkeypatch):
-    from evitvid.engine import compile_for_inference
-    model = make_model().eval()
-    x = torch.randn(1, 3, 2, 32, 32)
-
-    def broken(m, **kw):
-        raise RuntimeError("no C++ compiler\nlong details")
-    monkeypatch.setattr(torch, "compile", broken)
-    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
-        out, status = compile_for_inference(model, x)
-    assert out is model and status == "eager: RuntimeError: no C++ compiler"
-
-    class Wrong(torch.nn.Module):  # "compiles" to something that computes another function
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            v = self.m(x)
-            return type(v)(v.verb + 1, v.noun)
-    monkeypatch.setattr(torch, "compile", lambda m, **kw: Wrong(m))
-    with pytest.warns(RuntimeWarning, match="differ from eager"):
-        out, status = compile_for_inference(model, x)
-    assert out is model and "differ" in status
-
-
-@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler on CPU")
-def test_compile_for_inference_compiles_and_agrees():
-    from evitvid.engine import compile_for_inference
-    model = make_model().eval()
-    x = torch.randn(1, 3, 2, 32, 32)
-    compiled, status = compile_for_inference(model, x)
-    assert status == "compiled" and compiled is not model
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x).verb, model(x).verb, rtol=1e-4, atol=1e-4)
+    assert max(diffs.values()) < 1e-9, (max(diffs, key=diffs.get), max(diffs.values()))

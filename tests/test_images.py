@@ -10,14 +10,14 @@ from evitvid.data.synth import render_still
 
 def test_images_are_deterministic_per_index_and_new_each_training_epoch():
     train = FashionImages("train", size=32, train=True, seed=3, indices=np.arange(10))
-    a = train[4]["video"]
-    assert torch.equal(a, train[4]["video"])
+    a = train[4]["image"]
+    assert torch.equal(a, train[4]["image"])
     train.set_epoch(1)
-    assert not torch.equal(a, train[4]["video"])
+    assert not torch.equal(a, train[4]["image"])
     evaluation = FashionImages("train", size=32, train=False, seed=3, indices=np.arange(10))
-    b = evaluation[4]["video"]
+    b = evaluation[4]["image"]
     evaluation.set_epoch(1)
-    assert torch.equal(b, evaluation[4]["video"])
+    assert torch.equal(b, evaluation[4]["image"])
     assert a.shape == (3, 32, 32) and train[4]["label"] == int(train.labels[4])
     assert train[4]["narration_id"] == "fashion-train-4"
 

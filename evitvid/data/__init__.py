@@ -19,7 +19,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "frame_number_rate", "parse_timestamp", "read_classes", "read_segments", "read_video_info",
         "to_file_frames",
     ),
-    "evitvid.data.datasets": ("EK100Dataset", "SkippedSegment", "collate", "sample_rng"),
+    "evitvid.data.batches": ("SkippedSegment", "collate"),
+    "evitvid.data.datasets": ("EK100Dataset", "sample_rng"),
+    "evitvid.data.hooks": ("EpochDataset", "EpochHooks"),
     "evitvid.data.sampling": ("dense_indices", "get_sampler", "tsn_indices"),
     "evitvid.data.stats": ("DatasetStats", "dataset_stats", "format_stats"),
     "evitvid.data.transforms": (

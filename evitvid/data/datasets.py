@@ -20,34 +20,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, default_collate
 
 from evitvid.data.annotations import ActionSpace, ClassList, Segment, read_segments, segment_list
+from evitvid.data.batches import SkippedSegment, collate
+from evitvid.data.hooks import EpochDataset
 from evitvid.data.sampling import get_sampler
 from evitvid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from evitvid.data.video import VideoError, VideoSource, make_source
 
-__all__ = ["SkippedSegment", "EK100Dataset", "collate", "sample_rng"]
+__all__ = ["EK100Dataset", "sample_rng", "SkippedSegment", "collate"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SkippedSegment:
-    """A segment left out in skip mode, and why."""
-
-    narration_id: str
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.narration_id} ({self.path}): {self.reason}"
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -55,7 +42,7 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch), int(index)])
 
 
-class EK100Dataset(Dataset):
+class EK100Dataset(EpochDataset):
     """EK100 action segments as clips.
 
     Args:
@@ -183,20 +170,3 @@ class EK100Dataset(Dataset):
             log.warning("epoch %d: skipped %d of %d segments:\n  %s", self.epoch, len(skipped), len(self),
                         "\n  ".join(map(str, skipped)))
         return skipped
-
-
-def collate(batch: list[dict[str, Any] | SkippedSegment]) -> dict[str, Any]:
-    """DataLoader `collate_fn` for `EK100Dataset`: stacks samples, moves skips to "skipped".
-
-    The result always has "skipped" (a list of `SkippedSegment`, usually empty). When every
-    sample of the batch was skipped, "video" is None and the label tensors are empty.
-    """
-    skipped = [item for item in batch if isinstance(item, SkippedSegment)]
-    samples = [item for item in batch if not isinstance(item, SkippedSegment)]
-    if samples:
-        out = default_collate(samples)
-    else:
-        empty = torch.empty(0, dtype=torch.long)
-        out = {"video": None, "verb": empty, "noun": empty.clone(), "action": empty.clone(), "narration_id": []}
-    out["skipped"] = skipped
-    return out

@@ -11,15 +11,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .fashion_mnist import CLASSES, load_fashion_mnist
+from .hooks import EpochDataset
 from .synth import render_still
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
-class FashionImages(Dataset):
-    """Yields {"video": C x H x W float, "label": int, "narration_id": "fashion-<split>-<i>"}.
+class FashionImages(EpochDataset):
+    """Yields {"image": C x H x W float, "label": int, "narration_id": "fashion-<split>-<i>"}.
 
     Each image is rendered from a generator seeded by (seed, epoch, index) in training (a
     new background and placement every epoch) and by (seed, index) in evaluation.
@@ -39,9 +39,6 @@ class FashionImages(Dataset):
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -49,5 +46,5 @@ class FashionImages(Dataset):
         j = int(self.indices[i])
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, j])
         picture = torch.from_numpy(render_still(self.images[j], rng, self.size))
-        video = (picture.permute(2, 0, 1).float() / 255 - self.mean) / self.std
-        return {"video": video, "label": int(self.labels[j]), "narration_id": f"fashion-{self.split}-{j}"}
+        image = (picture.permute(2, 0, 1).float() / 255 - self.mean) / self.std
+        return {"image": image, "label": int(self.labels[j]), "narration_id": f"fashion-{self.split}-{j}"}

@@ -45,7 +45,6 @@ the same frames gave different files from one encode to the next).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -98,8 +97,6 @@ __all__ = [
     "annotation_rate",
     "seconds_to_frame",
     "format_timestamp",
-    "configure",
-    "run",
 ]
 
 # Bump when a change to planning or rendering changes the output: cached folders regenerate.
@@ -1105,36 +1102,3 @@ def make_dataset(out_dir: str | Path | None = None, preset: str = "tiny", seed: 
     write_bytes_atomic(root / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     (root / _INCOMPLETE).unlink()
     return root
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
-                        help="parameter set: tiny (tests, seconds) or default (the book)")
-    parser.add_argument("--out", default=None, help="output folder (default: data/synth-<preset> in the repository)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="processes writing videos (default: all cores)")
-    parser.add_argument("--force", action="store_true", help="regenerate even when the folder is complete")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = parser.add_argument_group("parameters (override the preset)")
-    for f in dataclasses.fields(SynthConfig):
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=None,
-                           metavar=type(f.default).__name__.upper(),
-                           help=f"default: the preset's (default preset: {f.default})")
-
-
-def run(args: argparse.Namespace) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)
-                 if getattr(args, f.name) is not None}
-    root = make_dataset(args.out, args.preset, args.seed, workers=args.workers, progress=not args.no_progress,
-                        force=args.force, **overrides)
-    manifest = read_manifest(root) or {}
-    counts = manifest.get("counts", {})
-    train, val = counts.get("train", {}), counts.get("validation", {})
-    print(f"{root}: {train.get('segments')} train / {val.get('segments')} validation segments in "
-          f"{train.get('videos')} + {val.get('videos')} videos, {counts.get('hours')} h, "
-          f"{counts.get('bytes', 0) / 1e6:.1f} MB (generated in {manifest.get('generation_seconds')} s)")
-    return 0

@@ -7,9 +7,7 @@ the convention of the EfficientViT paper's GMACs.
 """
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -63,13 +61,3 @@ def format_table(rows: Sequence[ModelCost]) -> str:
     for r in rows:
         lines.append(f"{r.model:<26} {'x'.join(map(str, r.input_shape)):<16} {r.params_m:>10.2f} {r.gmacs:>9.2f}")
     return "\n".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    rows = [model_cost(name, shape) for name, shape in PAPER_MODELS]
-    print(json.dumps([asdict(r) for r in rows], indent=2) if args.json else format_table(rows))
-    return 0

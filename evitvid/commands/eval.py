@@ -19,8 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .runs import Run
-    from .study import evaluate_frames
+    from ..runs import Run
+    from ..study import evaluate_frames
     run_ = Run(args.run_dir)
     if not run_.complete:
         raise SystemExit(f"eval: {args.run_dir} is not a finished run (no results.json)")

@@ -62,7 +62,7 @@ def _init_distributed() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import study
+    from .. import study
     params = resolve_params(args)
     _init_distributed()
     data = study.resolve_data(params.pop("dataset"), annotations_dir=params.pop("annotations_dir"),

@@ -10,8 +10,6 @@ short. Prints a table; writes JSON to `runs/bench-data/<time>/results.json` (or 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import time
@@ -22,18 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from evitvid.data.annotations import read_segments
-from evitvid.atomic import write_bytes_atomic
 from evitvid.data.datasets import EK100Dataset, collate, sample_rng
 
-__all__ = ["benchmark", "format_results", "configure", "run"]
-
-def _ensure_root(root: Path | None) -> Path:
-    """`root`, or the synthetic 'default' set (generated once into `data/synth-default`, then reused)."""
-    if root is not None:
-        return root
-    from evitvid.data.synth import make_dataset
-    return make_dataset(None, preset="default", seed=0)
-
+__all__ = ["benchmark", "format_results"]
 
 def _loader_rate(dataset: EK100Dataset, count: int, workers: int, batch_size: int) -> dict[str, Any]:
     loader = DataLoader(Subset(dataset, range(count)), batch_size=batch_size, num_workers=workers,
@@ -108,28 +97,3 @@ def format_results(results: dict[str, Any]) -> str:
     for row in results["results"]:
         lines.append(f"{row['what']:<40} {row['clips_per_s']:>8.2f} {row['seconds']:>8.2f}")
     return "\n".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None,
-                        help="dataset root with annotations/ and videos/ (default: the synthetic 'default' set in "
-                             "data/synth-default, generated on first use)")
-    parser.add_argument("--split", default="train", help="annotations/EPIC_100_<split>.csv")
-    parser.add_argument("--clips", type=int, default=48, help="clips per measurement")
-    parser.add_argument("--num-frames", type=int, default=16)
-    parser.add_argument("--crop-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default runs/bench-data/<time>/results.json)")
-
-
-def run(args: argparse.Namespace) -> int:
-    root = _ensure_root(args.root)
-    results = benchmark(root, split=args.split, clips=args.clips, num_frames=args.num_frames,
-                        crop_size=args.crop_size, batch_size=args.batch_size, workers=tuple(args.workers))
-    print(format_results(results))
-    out = args.out or Path("runs") / "bench-data" / time.strftime("%Y%m%d-%H%M%S") / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out, json.dumps(results, indent=2).encode())
-    print(f"wrote {out}")
-    return 0

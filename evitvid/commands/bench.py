@@ -1,0 +1,39 @@
+"""`python -m evitvid bench`: model speed and memory against timm and torchvision (`evitvid.bench`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..bench import LAYOUTS, PRESETS, SECTIONS, benchmark, configured, format_results
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=PRESETS, default="light",
+                        help="smoke: B0 at tiny shapes (seconds); light: study shape, a subset of models (2 min); "
+                             "full: everything (long)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<time>/)")
+    parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
+    parser.add_argument("--layout", choices=LAYOUTS, default="channels_last",
+                        help="memory layout of every model and input (default channels_last, as evitvid trains)")
+    parser.add_argument("--only", default=None, help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
+    parser.add_argument("--compile", action="store_true",
+                        help="add the torch.compile section to the light preset (about a minute of compiling)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import write_json_atomic
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else ()
+    cfg = configured(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
+                     memory=False if args.no_memory else None, only=only)
+    out = args.out or Path("runs") / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    results = benchmark(cfg, log=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
+    write_json_atomic(out / "results.json", results)
+    print(format_results(results))
+    print(f"\nwrote {out / 'results.json'}")
+    return 0

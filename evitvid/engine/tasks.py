@@ -1,0 +1,85 @@
+"""What a model learns: where a batch keeps its input and targets, the loss, the metrics.
+
+The trainer and `evaluate` are given a task explicitly; they do not guess it from the
+model's output:
+
+- `VideoTask`: clips under "video" (B x C x T x H x W), verb and noun targets, outputs
+  with `.verb` and `.noun` (`evitvid.models.VideoLogits`); loss = verb cross-entropy plus
+  `noun_loss_weight` x noun cross-entropy; EK100's metrics (`evitvid.metrics.video_metrics`).
+- `ImageTask`: images under "image" (B x C x H x W), one target "label", plain logits;
+  cross-entropy; top-1/top-5 (`classification_metrics`). Image pretraining uses it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from ..metrics import classification_metrics, video_metrics
+
+__all__ = ["Task", "VideoTask", "ImageTask", "VIDEO", "IMAGE"]
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: fp16/bf16 (autocast) up to fp32, fp32 and fp64 kept."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class Task:
+    """The interface: `input_key`, `heads(output)`, `loss(output, batch, ...)`, `metrics(...)`."""
+
+    input_key: str
+    head_names: tuple[str, ...]
+
+    def heads(self, output: Any) -> dict[str, torch.Tensor]:
+        """The model's output as {head name: logits}."""
+        raise NotImplementedError
+
+    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class VideoTask(Task):
+    noun_loss_weight: float = 1.0
+    input_key: str = "video"
+    head_names: tuple[str, ...] = ("verb", "noun")
+
+    def heads(self, output: Any) -> dict[str, torch.Tensor]:
+        return {"verb": output.verb, "noun": output.noun}
+
+    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
+        device = output.verb.device
+        verb = F.cross_entropy(_at_least_fp32(output.verb), torch.as_tensor(batch["verb"], device=device),
+                               label_smoothing=label_smoothing)
+        noun = F.cross_entropy(_at_least_fp32(output.noun), torch.as_tensor(batch["noun"], device=device),
+                               label_smoothing=label_smoothing)
+        return verb + self.noun_loss_weight * noun
+
+    def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return video_metrics(logits["verb"], logits["noun"], targets["verb"], targets["noun"])
+
+
+@dataclass(frozen=True)
+class ImageTask(Task):
+    input_key: str = "image"
+    head_names: tuple[str, ...] = ("label",)
+
+    def heads(self, output: Any) -> dict[str, torch.Tensor]:
+        return {"label": output}
+
+    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
+        target = torch.as_tensor(batch["label"], device=output.device)
+        return F.cross_entropy(_at_least_fp32(output), target, label_smoothing=label_smoothing)
+
+    def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return classification_metrics(logits["label"], targets["label"])
+
+
+VIDEO = VideoTask()
+IMAGE = ImageTask()

@@ -1,0 +1,237 @@
+"""`Trainer`: fits a model for a `Task` and keeps its run folder resumable.
+
+AdamW with linear warm-up then cosine decay (per step), label smoothing, gradient
+clipping, optional EMA of the weights; the loss is the task's (`evitvid.engine.tasks`).
+The device is CUDA when present, else the CPU. On CUDA, mixed precision (bf16, or fp16
+with a gradient scaler) wraps the forward pass; LiteMLA keeps its attention in fp32 by
+itself.
+
+Every epoch ends with an atomic checkpoint (`checkpoint.pt`: model, optimiser, scaler,
+EMA, RNG states, history) and the metrics so far (`metrics.json`) in the run folder. A
+run started again in the same folder resumes after the last finished epoch and ends
+where an uninterrupted run would: the items of an epoch depend only on (seed, epoch),
+through a `DistributedSampler` (one replica when not distributed) and the dataset's
+`set_epoch` (`evitvid.data.hooks.EpochHooks`).
+
+Under `torchrun` the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo on
+CPU) and each process takes its share of the global batch; evaluation runs on the first
+process.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
+
+from ..atomic import torch_save_atomic, write_json_atomic
+from ..data.datasets import collate
+from ..data.hooks import EpochHooks
+from ..runtime import autocast_dtype, resolve_device, seed_everything, set_memory_format
+from .config import TrainConfig
+from .evaluate import EvalResult, evaluate
+from .schedule import lr_at
+from .tasks import VIDEO, Task
+
+__all__ = ["Trainer"]
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    """Fits `model` on `train_set` for `task` and writes one run folder."""
+
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], config: TrainConfig,
+                 run_dir: os.PathLike, *, task: Task = VIDEO, collate_fn: Callable = collate):
+        self.cfg = config
+        self.task = task
+        self.run_dir = Path(run_dir)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size={config.batch_size} is not divisible by the {self.world} processes")
+        self.device = resolve_device(config.device)
+        self.amp_dtype = autocast_dtype(config.precision, self.device)
+        if self.distributed and config.sync_bn and not config.freeze_bn and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SyncBatchNorm has no CPU kernel
+        self.model = set_memory_format(model.to(self.device), config.memory_format, self.device)
+        self.train_set, self.val_set, self.collate_fn = train_set, val_set, collate_fn
+        # The dataset's epoch hooks, if it declares them (`EpochHooks`); other datasets get none.
+        self.hooks: Optional[EpochHooks] = train_set if isinstance(train_set, EpochHooks) else None
+        self.sampler = DistributedSampler(train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                          seed=config.seed, drop_last=True)
+        self.steps_per_epoch = len(self.sampler) // (config.batch_size // self.world)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the training set ({len(train_set)} items) is smaller than one batch "
+                             f"({config.batch_size})")
+        self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                        if self.device.type == "cuda" else None)
+                    if self.distributed else self.model)
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if config.ema_decay else None
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict] = []
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+                "epoch": self.epoch, "step": self.step, "history": self.history, "rng": _rng_state(),
+                "config": asdict(self.cfg)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+        _set_rng_state(state["rng"])
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path.exists():
+            return False
+        try:
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise RuntimeError(f"{self.checkpoint_path}: cannot resume from this checkpoint ({e})") from e
+        self.load_state_dict(state)
+        return True
+
+    # -- loops -------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _loader(self, dataset: Dataset, sampler=None, batch_size: int = 1) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                          num_workers=self.cfg.num_workers, collate_fn=self.collate_fn,
+                          pin_memory=self.device.type == "cuda", drop_last=sampler is not None)
+
+    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        self.sampler.set_epoch(epoch)
+        if self.hooks is not None:
+            self.hooks.set_epoch(epoch)
+        self.ddp.train()
+        if self.cfg.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        loader = self._loader(self.train_set, self.sampler, cfg.batch_size // self.world)
+        total_steps = cfg.epochs * self.steps_per_epoch
+        warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
+        losses, skipped = [], 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not cfg.progress or self.rank != 0)
+        key = self.task.input_key
+        for batch in bar:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.step, total_steps, warmup, cfg.lr, cfg.min_lr)
+            if self.hooks is not None:
+                skipped += self.hooks.collect_skipped(batch)
+            if batch[key] is None:  # every clip of the batch was skipped (opt-in skip mode)
+                continue
+            inputs = batch[key].to(self.device, non_blocking=True)
+            with self._autocast():
+                out = self.ddp(inputs)
+            loss = self.task.loss(out, batch, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.clip_grad_norm:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self._update_ema()
+            self.step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        loss = torch.tensor(float(np.mean(losses)), device=self.device)
+        if self.distributed:  # gloo has no AVG: sum, then divide
+            dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+            loss /= self.world
+        row = {"train_loss": loss.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.hooks is not None:  # report (and log) the segments skipped this epoch
+            self.hooks.end_epoch()
+            row["skipped"] = skipped
+        return row
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.cfg.ema_decay
+        for e, p in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+            if e.is_floating_point():
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            else:
+                e.copy_(p)
+
+    @torch.no_grad()
+    def evaluate(self, dataset: Dataset, model: Optional[nn.Module] = None, batch_size: Optional[int] = None,
+                 desc: str = "eval") -> EvalResult:
+        return evaluate(model or self.eval_model, dataset, self.device, batch_size or self.cfg.batch_size,
+                        task=self.task, num_workers=self.cfg.num_workers, amp_dtype=self.amp_dtype,
+                        collate_fn=self.collate_fn, progress=self.cfg.progress, desc=desc)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def fit(self) -> list[dict]:
+        """Train for `epochs`, resuming from the run folder's checkpoint if there is one."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume():
+            if self.rank == 0 and self.cfg.progress:
+                print(f"resuming {self.run_dir} after epoch {self.epoch}")
+        else:
+            seed_everything(self.cfg.seed)
+        for epoch in tqdm(range(self.epoch, self.cfg.epochs), desc="epochs", initial=self.epoch,
+                          total=self.cfg.epochs, disable=not self.cfg.progress or self.rank != 0):
+            row = {"epoch": epoch + 1, **self.train_one_epoch(epoch)}
+            if self.val_set is not None and self.rank == 0:
+                row.update({f"val_{k}": v for k, v in self.evaluate(self.val_set).metrics.items()})
+            self.epoch = epoch + 1
+            self.history.append(row)
+            if self.rank == 0 and self.cfg.log_epochs:
+                print(f"{self.run_dir.name}: " + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            if self.rank == 0:
+                torch_save_atomic(self.checkpoint_path, self.state_dict())
+                write_json_atomic(self.run_dir / "metrics.json", self.history)
+            if self.distributed:
+                dist.barrier()
+        return self.history
