@@ -130,7 +130,8 @@ def download_timm_weights(name: str) -> Path:
             f"machine and pass its local path as pretrained=PATH.") from e
 
 
-def resolve_pretrained(source: Union[str, Path]) -> Path:
+def checkpoint_file(source: Union[str, Path]) -> Path:
+    """The local file of a checkpoint source: a path as it is, `timm:NAME` downloaded from the hub."""
     source_str = str(source)
     if source_str.startswith(TIMM_PREFIX):
         return download_timm_weights(source_str[len(TIMM_PREFIX):])
@@ -162,7 +163,7 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -
 
 def load_pretrained(model: nn.Module, source: Union[str, Path]) -> nn.Module:
     """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged or 3D model, strictly."""
-    path = resolve_pretrained(source)
+    path = checkpoint_file(source)
     sd = read_state_dict(path)
     try:
         model.load_state_dict(adapt_state_dict(sd, model), strict=True)

@@ -37,8 +37,9 @@ ActLayer = Optional[Callable[..., nn.Module]]
 SPEC_2D = ConvSpec(dims=2)
 
 
-def _triple(x, n: int) -> tuple:
-    """Repeat a scalar into an n-tuple; tuples pass through (timm's val2tuple for our uses)."""
+def to_tuple(x, n: int) -> tuple:
+    """A scalar repeated into an n-tuple; a tuple or list passes through as a tuple (timm's
+    `val2tuple`): per-layer settings of a block, or per-stage settings of a model."""
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
@@ -77,7 +78,7 @@ class DSConv(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1,
                  bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
         super().__init__()
-        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        bias, norm, act = to_tuple(bias, 2), to_tuple(norm, 2), to_tuple(act_layer, 2)
         kw = dict(spec=spec, norm_eps=norm_eps)
         self.depth_conv = ConvNormAct(in_chs, in_chs, kernel_size, stride, groups=in_chs,
                                       bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
@@ -93,7 +94,7 @@ class ConvBlock(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 1,
                  bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
         super().__init__()
-        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        bias, norm, act = to_tuple(bias, 2), to_tuple(norm, 2), to_tuple(act_layer, 2)
         mid_chs = round(in_chs * expand_ratio)
         kw = dict(spec=spec, norm_eps=norm_eps)
         self.conv1 = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
@@ -109,7 +110,7 @@ class MBConv(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 6,
                  bias=False, norm=True, act_layer=(nn.ReLU6, nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
         super().__init__()
-        bias, norm, act = _triple(bias, 3), _triple(norm, 3), _triple(act_layer, 3)
+        bias, norm, act = to_tuple(bias, 3), to_tuple(norm, 3), to_tuple(act_layer, 3)
         mid_chs = round(in_chs * expand_ratio)
         kw = dict(spec=spec, norm_eps=norm_eps)
         self.inverted_conv = ConvNormAct(in_chs, mid_chs, 1, bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
@@ -127,7 +128,7 @@ class FusedMBConv(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expand_ratio: float = 6,
                  bias=False, norm=True, act_layer=(nn.ReLU6, None), *, spec: ConvSpec, norm_eps: float):
         super().__init__()
-        bias, norm, act = _triple(bias, 2), _triple(norm, 2), _triple(act_layer, 2)
+        bias, norm, act = to_tuple(bias, 2), to_tuple(norm, 2), to_tuple(act_layer, 2)
         mid_chs = round(in_chs * expand_ratio)
         kw = dict(spec=spec, norm_eps=norm_eps)
         self.spatial_conv = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0],
@@ -553,7 +554,7 @@ class EfficientVit3d(_EfficientVitVideo):
         super().__init__()
         if time_padding not in TIME_PADDINGS:
             raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {time_padding!r}")
-        kernels, strides = _triple(time_kernels, 5), _triple(time_strides, 5)
+        kernels, strides = to_tuple(time_kernels, 5), to_tuple(time_strides, 5)
         for name, values in (("time_kernels", kernels), ("time_strides", strides)):
             if len(values) != 5:
                 raise ValueError(f"{name} needs one entry for the stem and one per stage (5), got {values}")
@@ -590,9 +591,10 @@ _VARIANTS: dict[str, dict] = {
 
 def _register_variants() -> None:
     for size, args in _VARIANTS.items():
-        register_model(f"efficientvit_{size}", EfficientVit, args, kind="image")
-        register_model(f"efficientvit_{size}_frameavg", EfficientVitFrameAvg, args, kind="frameavg")
-        register_model(f"efficientvit_{size}_3d", EfficientVit3d, args, kind="3d")
+        image = f"efficientvit_{size}"
+        register_model(image, EfficientVit, args, kind="image", image_model=image)
+        register_model(f"{image}_frameavg", EfficientVitFrameAvg, args, kind="frameavg", image_model=image)
+        register_model(f"{image}_3d", EfficientVit3d, args, kind="3d", image_model=image)
 
 
 _register_variants()

@@ -18,10 +18,14 @@ import torch.nn as nn
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model: its class, its size's architecture arguments, its kind ("image",
+    "frameavg" or "3d") and the registered 2D image model its weights come from (itself for
+    an image model): what image pretraining trains and inflation or frame averaging loads."""
     name: str
     cls: type
     arch_args: dict
-    kind: str  # "image", "frameavg" or "3d"
+    kind: str
+    image_model: str
 
     def valid_kwargs(self) -> list[str]:
         params = inspect.signature(self.cls.__init__).parameters
@@ -31,10 +35,15 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, cls: type, arch_args: dict, kind: str) -> None:
+MODEL_KINDS = ("image", "frameavg", "3d")
+
+
+def register_model(name: str, cls: type, arch_args: dict, kind: str, image_model: str) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    _REGISTRY[name] = ModelEntry(name, cls, dict(arch_args), kind)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model {name!r}: kind must be one of {MODEL_KINDS}, got {kind!r}")
+    _REGISTRY[name] = ModelEntry(name, cls, dict(arch_args), kind, image_model)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -1,0 +1,48 @@
+"""The model registry: names, kinds, the 2D model behind each video model, and its refusals."""
+from __future__ import annotations
+
+import pytest
+
+import evitvid
+from evitvid.models import get_model_entry
+from evitvid.models.registry import register_model
+
+ALL = evitvid.list_models()
+
+
+def test_registry_lists_every_size_in_three_kinds():
+    sizes = ["b0", "b1", "b2", "b3", "l1", "l2", "l3"]
+    expected = sorted(f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_3d"))
+    assert ALL == expected
+    assert evitvid.list_models("*_3d") == sorted(f"efficientvit_{s}_3d" for s in sizes)
+
+
+def test_unknown_name_raises_listing_valid_names():
+    with pytest.raises(ValueError, match="efficientvit_b1_3d") as e:
+        evitvid.create_model("efficientvit_b9")
+    assert "unknown model 'efficientvit_b9'" in str(e.value)
+
+
+def test_unknown_kwarg_raises_type_error_listing_valid_ones():
+    with pytest.raises(TypeError, match="num_verbs") as e:
+        evitvid.create_model("efficientvit_b1", num_verbs=10)  # a 2D image model has num_classes
+    assert "num_classes" in str(e.value)
+    with pytest.raises(TypeError, match="time_kernels"):
+        evitvid.create_model("efficientvit_b1_frameavg", time_kernels=3)
+
+
+def test_every_entry_names_its_registered_image_model():
+    for name in ALL:
+        entry = get_model_entry(name)
+        base = get_model_entry(entry.image_model)
+        assert base.kind == "image" and base.arch_args == entry.arch_args, name
+    assert get_model_entry("efficientvit_l1_3d").image_model == "efficientvit_l1"
+
+
+def test_registering_twice_or_with_an_unknown_kind_raises():
+    entry = get_model_entry("efficientvit_b0")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_model("efficientvit_b0", entry.cls, entry.arch_args, "image", "efficientvit_b0")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        register_model("efficientvit_b0_4d", entry.cls, entry.arch_args, "4d", "efficientvit_b0")
+    assert "efficientvit_b0_4d" not in evitvid.list_models()
