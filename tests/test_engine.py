@@ -89,7 +89,8 @@ def test_training_learns_and_writes_the_run_folder(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved == history
+    assert [{k: row[k] for k in h} for row, h in zip(saved, history)] == history
+    assert {"epoch_seconds", "step_seconds", "data_seconds", "val_seconds"} <= set(saved[-1])  # and where time went
     assert {"val_verb_top1", "val_noun_top5", "val_action_top1", "val_verb_mean_class_acc"} <= set(saved[-1])
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 4
 
@@ -121,6 +122,40 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
         assert torch.equal(a, b), name
     for a, b in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_kill_between_checkpoint_and_metrics_is_repaired_on_resume(tmp_path):
+    """Killed after the last checkpoint but before metrics.json: the rerun finds every epoch
+    done, trains nothing, and still writes the full metrics."""
+    train = ToyClips(16)
+    trainer = Trainer(make_model(), train, None, config(epochs=2), tmp_path)
+    trainer.fit()
+    rows = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps(rows[:1]))  # as if killed before the last write
+    again = Trainer(make_model(), train, None, config(epochs=2), tmp_path)
+    assert again.fit() == trainer.history
+    assert [r["epoch"] for r in json.loads((tmp_path / "metrics.json").read_text())] == [1, 2]
+    assert again.train_seconds == pytest.approx(trainer.train_seconds)  # counted across processes
+
+
+def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
+    from evitvid.engine.trainer import ResumeError
+    trainer = Trainer(make_model(), ToyClips(8), None, config(epochs=1), tmp_path)
+    trainer.fit()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["world_size"] = 2
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ResumeError, match=r"written by 2 process\(es\), this run has 1"):
+        Trainer(make_model(), ToyClips(8), None, config(epochs=2), tmp_path).fit()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ResumeError, match=r"checkpoint.pt: cannot resume .*delete it"):
+        Trainer(make_model(), ToyClips(8), None, config(epochs=2), tmp_path).fit()
+
+
+def test_validation_cadence(tmp_path):
+    history = Trainer(make_model(), ToyClips(16), ToyClips(8, seed=1), config(epochs=3, val_every=2),
+                      tmp_path).fit()
+    assert ["val_verb_top1" in h for h in history] == [False, True, True]  # every 2nd epoch and the last
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):

@@ -25,6 +25,7 @@ class TrainConfig:
     precision: str = "auto"        # auto: bf16 on CUDA if supported, else fp16; fp32 on CPU
     memory_format: str = "auto"    # auto: channels-last on CPU (measured faster), as built on CUDA
     num_workers: int = 0
+    val_every: int = 1             # validate every N epochs (and after the last); learning curves need 1
     seed: int = 0
     device: str = "auto"
     progress: bool = True          # tqdm bars for epochs and batches
@@ -33,6 +34,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
                   "warmup_epochs": self.warmup_epochs >= 0, "num_workers": self.num_workers >= 0,
+                  "val_every": self.val_every >= 1,
                   "label_smoothing": 0 <= self.label_smoothing < 1,
                   "ema_decay": self.ema_decay is None or 0 < self.ema_decay < 1,
                   "precision": self.precision in PRECISIONS, "memory_format": self.memory_format in MEMORY_FORMATS}

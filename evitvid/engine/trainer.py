@@ -7,11 +7,18 @@ with a gradient scaler) wraps the forward pass; LiteMLA keeps its attention in f
 itself.
 
 Every epoch ends with an atomic checkpoint (`checkpoint.pt`: model, optimiser, scaler,
-EMA, RNG states, history) and the metrics so far (`metrics.json`) in the run folder. A
-run started again in the same folder resumes after the last finished epoch and ends
-where an uninterrupted run would: the items of an epoch depend only on (seed, epoch),
-through a `DistributedSampler` (one replica when not distributed) and the dataset's
-`set_epoch` (`evitvid.data.hooks.EpochHooks`).
+EMA, RNG states, history, number of processes) and the metrics so far (`metrics.json`) in
+the run folder. A run started again in the same folder resumes after the last finished
+epoch and ends where an uninterrupted run would: the items of an epoch depend only on
+(seed, epoch), through a `DistributedSampler` (one replica when not distributed) and the
+dataset's `set_epoch` (`evitvid.data.hooks.EpochHooks`). Resuming with another number of
+processes is refused: the data order and batch-norm statistics would match neither run.
+
+Where each epoch's time went is kept beside its metrics (`Trainer.timings`, merged into
+the rows of `metrics.json`): `step_seconds` (forward, backward and optimiser),
+`data_seconds` (waiting for the loader), `epoch_seconds` (the whole training pass) and
+`val_seconds` (validation, every `val_every` epochs and after the last). `fit` returns the
+metrics alone, which a resumed run reproduces exactly.
 
 Under `torchrun` the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo on
 CPU) and each process takes its share of the global batch; evaluation runs on the first
@@ -22,6 +29,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import time
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +52,11 @@ from .evaluate import EvalResult, evaluate
 from .schedule import lr_at
 from .tasks import VIDEO, Task
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "ResumeError"]
+
+
+class ResumeError(ValueError):
+    """A run's checkpoint cannot be resumed here; the message names the file and what to do."""
 
 
 def _rng_state() -> dict:
@@ -97,6 +109,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.history: list[dict] = []
+        self.timings: list[dict] = []
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -107,8 +120,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
-                "epoch": self.epoch, "step": self.step, "history": self.history, "rng": _rng_state(),
-                "config": asdict(self.cfg)}
+                "epoch": self.epoch, "step": self.step, "history": self.history, "timings": self.timings,
+                "rng": _rng_state(), "config": asdict(self.cfg), "world_size": self.world}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -117,6 +130,7 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+        self.timings = state.get("timings", [])
         _set_rng_state(state["rng"])
 
     def resume(self) -> bool:
@@ -125,7 +139,14 @@ class Trainer:
         try:
             state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         except Exception as e:
-            raise RuntimeError(f"{self.checkpoint_path}: cannot resume from this checkpoint ({e})") from e
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise ResumeError(f"{self.checkpoint_path}: cannot resume from this checkpoint ({reason}); delete it "
+                              f"to train this run from the start") from e
+        written_by = state.get("world_size", 1)
+        if written_by != self.world:
+            raise ResumeError(f"{self.checkpoint_path} was written by {written_by} process(es), this run has "
+                              f"{self.world}: resume it with {written_by}, or start a new run (the data order and "
+                              f"batch-norm statistics would match neither)")
         self.load_state_dict(state)
         return True
 
@@ -154,11 +175,13 @@ class Trainer:
         loader = self._loader(self.train_set, self.sampler, cfg.batch_size // self.world)
         total_steps = cfg.epochs * self.steps_per_epoch
         warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
-        losses, skipped = [], 0
+        losses, skipped, step_seconds = [], 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not cfg.progress or self.rank != 0)
         key = self.task.input_key
+        started = time.perf_counter()
         for batch in bar:
+            step_start = time.perf_counter()
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, total_steps, warmup, cfg.lr, cfg.min_lr)
             if self.hooks is not None:
@@ -180,12 +203,16 @@ class Trainer:
                 self._update_ema()
             self.step += 1
             losses.append(loss.item())
+            step_seconds += time.perf_counter() - step_start
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        epoch_seconds = time.perf_counter() - started
         loss = torch.tensor(float(np.mean(losses)), device=self.device)
         if self.distributed:  # gloo has no AVG: sum, then divide
             dist.all_reduce(loss, op=dist.ReduceOp.SUM)
             loss /= self.world
         row = {"train_loss": loss.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        self._timing = {"epoch_seconds": epoch_seconds, "step_seconds": step_seconds,
+                        "data_seconds": epoch_seconds - step_seconds}
         if self.hooks is not None:  # report (and log) the segments skipped this epoch
             self.hooks.end_epoch()
             row["skipped"] = skipped
@@ -222,16 +249,33 @@ class Trainer:
         for epoch in tqdm(range(self.epoch, self.cfg.epochs), desc="epochs", initial=self.epoch,
                           total=self.cfg.epochs, disable=not self.cfg.progress or self.rank != 0):
             row = {"epoch": epoch + 1, **self.train_one_epoch(epoch)}
-            if self.val_set is not None and self.rank == 0:
+            timing = {"epoch": epoch + 1, **self._timing}
+            last = epoch + 1 == self.cfg.epochs
+            if self.val_set is not None and self.rank == 0 and ((epoch + 1) % self.cfg.val_every == 0 or last):
+                started = time.perf_counter()
                 row.update({f"val_{k}": v for k, v in self.evaluate(self.val_set).metrics.items()})
+                timing["val_seconds"] = time.perf_counter() - started
             self.epoch = epoch + 1
             self.history.append(row)
+            self.timings.append(timing)
             if self.rank == 0 and self.cfg.log_epochs:
                 print(f"{self.run_dir.name}: " + ", ".join(
                     f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             if self.rank == 0:
                 torch_save_atomic(self.checkpoint_path, self.state_dict())
-                write_json_atomic(self.run_dir / "metrics.json", self.history)
+                self._write_metrics()
             if self.distributed:
                 dist.barrier()
+        if self.rank == 0:  # also after a resume that found every epoch done (killed before metrics.json)
+            self._write_metrics()
         return self.history
+
+    def _write_metrics(self) -> None:
+        rows = [{**row, **{k: v for k, v in timing.items() if k != "epoch"}}
+                for row, timing in zip(self.history, self.timings + [{}] * (len(self.history) - len(self.timings)))]
+        write_json_atomic(self.run_dir / "metrics.json", rows)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training and validation time of every epoch, across resumes."""
+        return sum(t.get("epoch_seconds", 0.0) + t.get("val_seconds", 0.0) for t in self.timings)

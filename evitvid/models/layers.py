@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .depthwise3d import DepthwiseConv3dFunction
+
 TimePadding = Literal["zeros", "replicate"]
 TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
 
@@ -63,44 +65,12 @@ class GELUTanh(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
-class _DepthwiseConv3dFunction(torch.autograd.Function):
-    """A stride-1 depthwise conv3d whose input gradient is computed by a forward convolution.
-
-    With stride 1 the gradient with respect to the input is the output gradient correlated
-    with the kernel flipped along all three axes (padded by kernel - 1 - padding): itself a
-    depthwise forward convolution, which oneDNN runs much faster on CPU than its
-    backward-data kernel for 3D depthwise (`python -m evitvid bench --only depthwise`). The
-    weight and bias gradients are PyTorch's own. Differentiable once: a double backward
-    (`create_graph=True`) through this path raises.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, padding):
-        ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.has_bias = padding, bias is not None
-        return F.conv3d(x, weight, bias, 1, padding, 1, weight.shape[0])
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        groups = weight.shape[0]
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            flipped_padding = tuple(k - 1 - p for k, p in zip(weight.shape[2:], ctx.padding))
-            grad_x = F.conv3d(grad, weight.flip(2, 3, 4), None, 1, flipped_padding, 1, groups)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad, x, weight, [groups] if ctx.has_bias else None, [1, 1, 1], list(ctx.padding), [1, 1, 1],
-                False, [0, 0, 0], groups, [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
-        return grad_x, grad_w, grad_b, None
-
-
 class Conv3d(nn.Conv3d):
     """`nn.Conv3d` with two CPU fast paths for the 3D model's convolutions.
 
-    - Training a stride-1 depthwise kernel: the input gradient by a forward convolution
-      (`_DepthwiseConv3dFunction`); these are the 3D model's most expensive layers to train.
+    - Training a depthwise kernel: `DepthwiseConv3dFunction`'s gradients (input gradient by
+      a forward convolution, weight gradient by a numba kernel; `evitvid.models.depthwise3d`);
+      these are the 3D model's most expensive layers to train.
     - A dense convolution of a single clip: oneDNN directly. PyTorch's heuristic sends a
       batch of one with few input channels (the stem's 3 colours) to its native
       `slow_conv3d`, an order of magnitude slower (`python -m evitvid bench`, inference at
@@ -119,9 +89,8 @@ class Conv3d(nn.Conv3d):
     def _fast_depthwise(self, x: torch.Tensor) -> bool:
         return (self._plain_cpu(x) and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
                 and (x.requires_grad or self.weight.requires_grad)
-                and self.groups == self.in_channels == self.out_channels > 1
-                and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
-                and all(p < k for p, k in zip(self.padding, self.kernel_size)))
+                and self.groups == self.in_channels == self.out_channels > 1 and self.dilation == (1, 1, 1)
+                and (self.stride != (1, 1, 1) or all(p < k for p, k in zip(self.padding, self.kernel_size))))
 
     def _single_clip_dense(self, x: torch.Tensor) -> bool:
         return (self._plain_cpu(x) and x.dtype == torch.float32 and x.ndim == 5 and x.shape[0] == 1
@@ -129,7 +98,7 @@ class Conv3d(nn.Conv3d):
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
         if self._fast_depthwise(x):
-            return _DepthwiseConv3dFunction.apply(x, weight, bias, self.padding)
+            return DepthwiseConv3dFunction.apply(x, weight, bias, self.stride, self.padding)
         if self._single_clip_dense(x):
             return torch.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation, self.groups)
         return super()._conv_forward(x, weight, bias)

@@ -1,0 +1,141 @@
+"""Depthwise 3D convolutions with fast CPU gradients: equal to PyTorch's, in fp32 and float64."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from evitvid.models import depthwise3d, layers
+from evitvid.models.depthwise3d import DepthwiseConv3dFunction, weight_grad
+
+
+@pytest.mark.parametrize("padding, time_pad, kernel", [((1, 1, 1), 0, 3), ((1, 2, 2), 0, 5), ((0, 1, 1), 1, 3)])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_conv3d_fast_backward_matches_pytorch(padding, time_pad, kernel, bias, channels_last, monkeypatch):
+    torch.manual_seed(0)
+    kw = dict(time_pad=time_pad) if time_pad else {}
+    cls = layers.TimeReplicateConv3d if time_pad else layers.Conv3d
+    conv = cls(6, 6, (3, kernel, kernel), padding=padding, groups=6, bias=bias, **kw)
+    x = torch.randn(2, 6, 5, 9, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    calls = []
+    apply = DepthwiseConv3dFunction.apply
+    monkeypatch.setattr(DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    y = conv(x)
+    grad = torch.randn_like(y)
+    fast = torch.autograd.grad(y, [x, conv.weight] + ([conv.bias] if bias else []), grad)
+    assert calls == [1]
+    xp = torch.nn.functional.pad(x, (0, 0, 0, 0, time_pad, time_pad), mode="replicate") if time_pad else x
+    y_ref = torch.nn.functional.conv3d(xp, conv.weight, conv.bias, 1, padding, 1, 6)
+    ref = torch.autograd.grad(y_ref, [x, conv.weight] + ([conv.bias] if bias else []), grad)
+    torch.testing.assert_close(y, y_ref)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv3d_fast_backward_passes_gradcheck():
+    torch.manual_seed(0)
+    conv = layers.Conv3d(3, 3, (3, 3, 3), padding=(1, 1, 1), groups=3, bias=True).double()
+    x = torch.randn(1, 3, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert conv._fast_depthwise(x)
+    assert torch.autograd.gradcheck(lambda x, w, b: DepthwiseConv3dFunction.apply(x, w, b, (1, 1, 1), (1, 1, 1)),
+                                    (x, conv.weight, conv.bias))
+
+
+def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
+    calls = []
+    apply = DepthwiseConv3dFunction.apply
+    monkeypatch.setattr(DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    x = torch.randn(1, 4, 3, 8, 8)
+    layers.Conv3d(4, 8, 3, padding=1, groups=4)(x)  # grouped, not depthwise
+    layers.Conv3d(4, 4, 1, groups=1)(x)  # dense
+    with torch.no_grad():
+        layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # inference
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # autocast: PyTorch's own path
+    layers.Conv3d(4, 4, 3, padding=3, groups=4)(x)  # padding >= kernel: no flipped-kernel equivalent
+    frozen = layers.Conv3d(4, 4, 3, padding=1, groups=4).requires_grad_(False)
+    frozen(x)  # nothing to differentiate
+    assert calls == []
+    layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
+    layers.Conv3d(4, 4, 3, stride=(1, 2, 2), padding=1, groups=4)(x)  # strided: PyTorch's input gradient
+    assert calls == [1, 1]
+
+
+def _reference_weight_grad(x, grad, kernel, stride, padding):
+    weight = torch.empty(x.shape[1], 1, *kernel, dtype=x.dtype)
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, list(stride), list(padding), [1, 1, 1],
+                                               False, [0, 0, 0], x.shape[1], [False, True, False])[1]
+
+
+@pytest.mark.parametrize("channels, frames, size, kernel, stride, padding", [
+    (6, 5, 9, (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    (384, 8, 2, (3, 5, 5), (1, 1, 1), (1, 2, 2)),   # B0 stage 4's aggregation: most taps see padding
+    (16, 4, 8, (3, 3, 3), (1, 2, 2), (1, 1, 1)),    # a stage's first, strided, depthwise conv
+    (8, 6, 7, (3, 3, 3), (2, 2, 2), (1, 1, 1)),     # odd sizes, time stride
+    (5, 3, 6, (1, 5, 5), (1, 1, 1), (0, 2, 2)),     # no time kernel
+])
+def test_numba_weight_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
+    assert depthwise3d.numba_available()
+    torch.manual_seed(0)
+    x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
+    out = F.conv3d(x, torch.zeros(channels, 1, *kernel), None, stride, padding, 1, channels)
+    grad = torch.randn_like(out).contiguous(memory_format=torch.channels_last_3d)
+    got = weight_grad(x, grad, kernel, stride, padding)
+    want = _reference_weight_grad(x, grad, kernel, stride, padding)
+    assert got.shape == want.shape == (channels, 1, *kernel)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # float64: the same sums in another order, equal to rounding
+    got64 = weight_grad(x.double(), grad.double(), kernel, stride, padding)
+    torch.testing.assert_close(got64, want.double(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got64, _reference_weight_grad(x.double(), grad.double(), kernel, stride, padding),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_numba_weight_grad_does_not_depend_on_the_thread_count():
+    torch.manual_seed(1)
+    x = torch.randn(4, 32, 6, 10, 10).contiguous(memory_format=torch.channels_last_3d)
+    grad = torch.randn_like(x)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(weight_grad(x, grad, (3, 3, 3), (1, 1, 1), (1, 1, 1)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1])
+
+
+def test_contiguous_tensors_take_pytorchs_weight_grad(monkeypatch):
+    x = torch.randn(2, 4, 3, 6, 6)
+    grad = torch.randn_like(x)
+    monkeypatch.setattr(depthwise3d, "_kernel", None)
+    monkeypatch.setattr(depthwise3d, "_numba_error", "disabled by the test")  # numba unusable: PyTorch's
+    torch.testing.assert_close(weight_grad(x.contiguous(memory_format=torch.channels_last_3d), grad, (3, 3, 3),
+                                           (1, 1, 1), (1, 1, 1)),
+                               _reference_weight_grad(x, grad, (3, 3, 3), (1, 1, 1), (1, 1, 1)))
+
+
+@pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 2)])
+def test_fast_path_passes_gradcheck_channels_last(stride, monkeypatch):
+    """float64 gradcheck through the numba weight gradient (channels-last input)."""
+    torch.manual_seed(0)
+    w = torch.randn(3, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    calls = []
+    original = depthwise3d.weight_grad
+
+    def spy(*args):
+        calls.append(depthwise3d._channels_last_view(args[0]) is not None)
+        return original(*args)
+    monkeypatch.setattr(depthwise3d, "weight_grad", spy)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: DepthwiseConv3dFunction.apply(x.contiguous(memory_format=torch.channels_last_3d), w, b,
+                                                      stride, (1, 1, 1)), (x, w, b))
+    assert calls and all(calls)  # the numba path ran
