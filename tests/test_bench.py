@@ -8,7 +8,7 @@ its JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -95,7 +95,8 @@ def test_layouts_change_memory_not_results(key, shape):
     assert bench.make_input(2, shape, "channels_last").is_contiguous(memory_format=torch.channels_last_3d)
     x = torch.randn(2, *shape)
     with torch.no_grad():
-        a, b = bench._first_tensor(base(x)), bench._first_tensor(cl(x.contiguous(memory_format=torch.channels_last_3d)))
+        a, b = bench.models._first_tensor(base(x)), bench.models._first_tensor(
+            cl(x.contiguous(memory_format=torch.channels_last_3d)))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="layout must be one of"):
         bench.apply_layout(base, "nhwc")
@@ -142,7 +143,7 @@ def test_time_call_and_compare_count_calls():
 def test_softmax_is_skipped_exactly_when_its_matrix_exceeds_the_budget():
     assert bench.softmax_bytes(1, 16, 196) == 16 * 196 * 196 * 4
     # 2 heads x 32 tokens: 8 KiB; 2 x 64 tokens: 32 KiB. A 16 KiB budget keeps the first only.
-    rows = bench.attention_scaling((2, 4), (4, 4), heads=2, dim=4, budget_gb=16 * 1024 / bench.GB,
+    rows = bench.attention_scaling((2, 4), (4, 4), heads=2, dim=4, budget_gb=16 * 1024 / bench.sections.GB,
                                    warmup=0, repeats=1)
     assert [r["tokens"] for r in rows] == [32, 64]
     assert rows[0]["softmax_skipped"] is None and rows[0]["softmax_ms"] > 0
@@ -171,11 +172,11 @@ def test_unknown_model_key_and_preset_raise():
     with pytest.raises(ValueError, match="model key"):
         bench.build_model("nope:efficientvit_b0")
     with pytest.raises(ValueError, match="preset"):
-        bench.preset("medium")
+        bench.bench_config("medium")
 
 
 def test_presets_cover_the_brief():
-    light, full = bench.preset("light", 2), bench.preset("full", 2)
+    light, full = bench.bench_config("light", threads=2), bench.bench_config("full", threads=2)
     assert {s for _, s, _ in light.inference} == {bench.STUDY_SHAPE}
     assert all(b == (1,) for _, _, b in light.inference)
     keys = {k for k, _, _ in full.inference}
@@ -185,7 +186,7 @@ def test_presets_cover_the_brief():
 
 
 def test_command_writes_results_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bench, "preset", lambda name, threads=None: micro_config(
+    monkeypatch.setitem(bench.PRESETS, "light", lambda threads: micro_config(
         inference=((B0_3D, TINY, (1,)),), frames=(), train=(), channels_last=(), attn_frames=(1,)))
     assert main(["bench", "--out", str(tmp_path), "--no-memory"]) == 0
     data = json.loads((tmp_path / "results.json").read_text())
@@ -201,11 +202,79 @@ def test_only_sections_empties_the_others():
         bench.only_sections(cfg, ["nope"])
 
 
-def test_configured_applies_the_command_options():
-    cfg = bench.configured("light", threads=1, layout="contiguous", compile=True, only=["compile", "onnx"])
+def test_bench_config_applies_the_command_options():
+    cfg = bench.bench_config("light", threads=1, layout="contiguous", compile=True, only=["compile", "onnx"])
     assert cfg.layout == "contiguous" and cfg.threads == 1 and cfg.memory
     assert cfg.compile == (("evitvid:efficientvit_b1_3d", bench.STUDY_SHAPE, 1),) and cfg.onnx
     assert cfg.inference == cfg.train == cfg.depthwise == ()
-    assert not bench.configured("smoke").memory and not bench.configured("light", memory=False).memory
+    assert not bench.bench_config("smoke").memory and not bench.bench_config("light", memory=False).memory
     with pytest.raises(ValueError, match="layout must be one of"):
-        bench.configured("light", layout="nhwc")
+        bench.bench_config("light", layout="nhwc")
+
+
+def test_every_row_carries_its_sections_declared_columns(micro_results):
+    for section in bench.SECTIONS.values():
+        required = {c.key for c in section.columns if not c.optional}
+        for row in micro_results[section.key]:
+            assert required <= row.keys(), (section.name, required - row.keys())
+            assert row["isolated"] is False  # tiny shapes: nothing is large
+    table = bench.format_results(micro_results)
+    for section in bench.SECTIONS.values():
+        if micro_results[section.key]:
+            assert section.title.format(threads=1) in table
+
+
+def test_section_table_takes_the_declared_columns_or_a_subset(micro_results):
+    train = bench.section_table(micro_results, "train")
+    assert list(train.columns) == ["model", "input", "batch", "step_ms", "ms_per_clip"]  # no memory measured
+    assert train["input"].tolist() == ["3x2x32x32"]
+    timm = bench.section_table(micro_results, "timm_ratio", ["model", "ratio", "nope"])
+    assert list(timm.columns) == ["model", "ratio"] and len(timm) == 2
+    assert bench.section_table(micro_results, "timm").equals(bench.section_table(micro_results, "timm_ratio"))
+    assert bench.section_table(micro_results, "depthwise")["kernel"].tolist() == ["3x3x3", "3x5x5"]
+    assert bench.section_table(micro_results, "compile").empty
+    with pytest.raises(ValueError, match="valid"):
+        bench.section_table(micro_results, "nope")
+
+
+def test_config_survives_the_trip_to_a_fresh_process():
+    cfg = micro_config(isolate="all")
+    assert bench.BenchConfig.from_dict(json.loads(json.dumps(asdict(cfg)))) == cfg
+
+
+def test_isolation_rule_takes_the_large_rows():
+    def isolated(cfg, name):
+        s = bench.SECTIONS[name]
+        return [c for c in s.cases(cfg) if cfg.isolates(s.largest_bytes(cfg, c))]
+
+    cfg = bench.BenchConfig()
+    assert cfg.isolate == "large" and cfg.isolates(bench.LARGE_ROW_BYTES)
+    assert not cfg.isolates(bench.LARGE_ROW_BYTES - 1)
+    assert replace(cfg, isolate="all").isolates(0) and not replace(cfg, isolate="none").isolates(2 ** 40)
+    with pytest.raises(ValueError, match="isolate must be one of"):
+        bench.bench_config("smoke", isolate="some")
+    smoke = bench.bench_config("smoke", threads=1)
+    assert not any(isolated(smoke, name) for name in bench.SECTIONS)  # the smoke preset stays in seconds
+    assert bench.bench_config("smoke", threads=1, isolate="all").isolate == "all"
+    full = bench.bench_config("full", threads=2)
+    rows = isolated(full, "inference")
+    assert all(c in rows for c in bench.SECTIONS["inference"].cases(full) if c["input"][1:] == [16, 224, 224])
+    assert not any(c["input"] == list(bench.STUDY_SHAPE) and c["batch"] == 1 for c in rows)
+    assert [c["input"][1] for c in isolated(full, "frames")] == [8, 16, 32] * 2
+    # softmax's N x N matrix reaches 32 MiB at 4 frames of 14 x 14 tokens; at 64 frames it is skipped
+    assert [c["frames"] for c in isolated(full, "attention")] == [4, 8, 16, 32]
+
+
+@pytest.mark.slow  # a fresh interpreter per section, a few seconds each
+def test_isolated_rows_have_the_in_process_rows_fields(micro_results):
+    """Every section's row, run in a fresh process (`isolate="all"`), has the same fields as in this one."""
+    cfg = micro_config(isolate="all", layout="contiguous", inference=((B0_3D, TINY, (1,)),), frames=(2,),
+                       attn_frames=(2,), depthwise=((4, 3, 2, 8, 1),))
+    for section in bench.SECTIONS.values():
+        if not micro_results[section.key]:
+            continue
+        (row,) = section.rows(cfg, micro_results["matmul_peak_gflops"])
+        assert row["isolated"] is True and row["threads"] == 1 and row.get("layout", "contiguous") == "contiguous"
+        assert row.keys() == micro_results[section.key][0].keys(), section.name
+    with pytest.raises(bench.FreshProcessError, match="model key"):
+        bench.SECTIONS["train"].rows(replace(cfg, train=(("nope:b0", TINY, 1),)), 1.0)

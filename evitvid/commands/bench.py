@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..bench import LAYOUTS, PRESETS, SECTIONS, benchmark, configured, format_results
+from ..bench import ISOLATE, LAYOUTS, PRESETS, SECTIONS, bench_config, benchmark, format_results
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,14 +22,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     parser.add_argument("--compile", action="store_true",
                         help="add the torch.compile section to the light preset (about a minute of compiling)")
+    parser.add_argument("--isolate", choices=ISOLATE, default=None,
+                        help="rows that run each in a fresh process, so that none depends on the rows before it: "
+                             "large (default: a largest tensor of 32 MiB or more), all or none")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import write_json_atomic
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else ()
-    cfg = configured(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
-                     memory=False if args.no_memory else None, only=only)
+    cfg = bench_config(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
+                       memory=False if args.no_memory else None, isolate=args.isolate, only=only)
     out = args.out or Path("runs") / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     results = benchmark(cfg, log=lambda s: print(f"  {s}", file=sys.stderr, flush=True))

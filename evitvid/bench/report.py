@@ -1,0 +1,118 @@
+"""The results as text and tables: `header` (what was measured on what), `format_results`
+(a Markdown table per section, the command's output), `section_table` (one section as a
+DataFrame, the book's tables) and `headline` (the figures the book's Performance chapter
+quotes). Tables take their columns from the sections' declarations (`sections.SECTIONS`).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from .config import ISOLATE
+from .sections import SECTIONS, Section, _shape_str, get_section
+from .timing import BUSY_WARNING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    if not rows:
+        return ""
+    cols = [header, *rows]
+    widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                        for i, (c, w) in enumerate(zip(r, widths))) + " |"
+    sep = "| " + " | ".join("-" * w for w in widths) + " |"
+    return "\n".join([f"\n{title}", line(header), sep, *map(line, rows)])
+
+
+def _section_text(section: Section, results: dict[str, Any]) -> str:
+    return _table(section.title.format(threads=results["threads"]), [c.header for c in section.columns],
+                  [[c.text(r) for c in section.columns] for r in results.get(section.key, [])])
+
+
+def header(results: dict[str, Any]) -> str:
+    """What was measured on what: preset, threads, torch, matmul peak, layout, isolation; how
+    many rows ran in a fresh process; and a warning line when other processes were using the
+    CPUs at the start."""
+    cfg = results["config"]
+    lines = [f"evitvid bench, preset {results['preset']}, {results['threads']} threads, "
+             f"torch {results['machine']['torch']}, fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s "
+             f"(n={results['matmul_n']}), layout {cfg.get('layout', 'contiguous')}, "
+             f"isolate {cfg.get('isolate', 'none')}"]
+    rows = [r for s in SECTIONS.values() for r in results.get(s.key, [])]
+    isolated = sum(bool(r.get("isolated")) for r in rows)
+    if isolated:
+        lines.append(f"isolation: {ISOLATE[cfg['isolate']]} ({isolated} of {len(rows)} rows)")
+    busy = results.get("cpu_busy_start")
+    if busy is not None and busy >= BUSY_WARNING:
+        lines.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: "
+                     "timings are unreliable")
+    return "\n".join(lines)
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """The results as Markdown tables (one per section, its declared columns), after the `header`."""
+    out = [header(results), *(_section_text(s, results) for s in SECTIONS.values()),
+           f"\n{results['seconds']:.0f} s in all"]
+    return "\n".join(s for s in out if s)
+
+
+def section_table(results: dict[str, Any], section: str, columns: Sequence[str] = ()) -> "pd.DataFrame":
+    """One section of the results (by its results key, e.g. "timm_ratio", or its name) as a
+    table: its declared columns, or just `columns` (any of its rows' fields), those that the run
+    has (memory columns exist only when memory was measured); shapes written as 3x8x64x64."""
+    import pandas as pd
+    declared = get_section(section)
+    df = pd.DataFrame(results.get(declared.key, []))
+    df = df[[c for c in (columns or [c.key for c in declared.columns]) if c in df]]
+    for c in df.columns:
+        if df[c].map(lambda v: isinstance(v, (list, tuple))).any():
+            df[c] = df[c].map(lambda v: _shape_str(v) if isinstance(v, (list, tuple)) else v)
+    return df
+
+
+def headline(results: dict[str, Any]) -> dict[str, str]:
+    """The figures the book's Performance chapter quotes, as text ("not measured" where a
+    section did not run): the B1 models' compute rates, the layout, compile and ONNX
+    ratios, and softmax against linear attention."""
+    def first(section: str, **match: Any) -> Optional[dict]:
+        return next((r for r in results.get(section, []) if all(r.get(k) == v for k, v in match.items())), None)
+
+    out = {"machine": f"{results['threads']} threads, torch {results['machine']['torch']}",
+           "peak": f"{results['matmul_peak_gflops']:.0f} GFLOP/s"}
+    ref = first("inference", model="evitvid:efficientvit_b1_3d")
+    for key, model in (("gflops_3d", "evitvid:efficientvit_b1_3d"), ("gflops_fa", "evitvid:efficientvit_b1_frameavg"),
+                       ("gflops_timm", "timm-frames:efficientvit_b1")):
+        row = ref and first("inference", model=model, input=ref["input"], batch=ref["batch"])
+        out[key] = f"{row['gflops']:.0f} GFLOP/s" if row else "not measured"
+    out["inference_shape"] = f"{_shape_str(ref['input'])}, batch {ref['batch']}" if ref else "not measured"
+    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r.get('layout', 'contiguous').replace('_', '-')}, "
+             f"{_shape_str(r['input'])})" for r in results.get("timm_ratio", [])]
+    out["timm_ratio"] = ", ".join(pairs) or "not measured"
+    cl = first("channels_last", model="evitvid:efficientvit_b1_3d")
+    out["cl_3d"] = (f"a speed-up of {1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
+                    f"{1 / cl['train_cl_over_contiguous']:.2f}x for training ({_shape_str(cl['input'])}, "
+                    f"batch {cl['batch']})") if cl else "not measured"
+    comp = first("compile")
+    if comp is None:
+        out["compile"] = "not measured"
+    elif comp["status"] == "ok":
+        out["compile"] = (f"a speed-up of {comp['speedup']:.2f}x over eager, after {comp['compile_s']:.0f} s of "
+                          f"compiling ({_shape_str(comp['input'])}, batch {comp['batch']})")
+    else:
+        out["compile"] = comp["status"]
+    speedups = sorted(r["speedup"] for r in results.get("depthwise", []))
+    out["depthwise"] = ("not measured" if not speedups else f"{speedups[0]:.1f}x" if len(speedups) == 1
+                        else f"{speedups[0]:.1f}x to {speedups[-1]:.1f}x")
+    onnx = first("onnx")
+    out["onnx"] = (f"outputs within {onnx['max_abs_diff']:.0e} of PyTorch's, at {onnx['ort_over_pytorch']:.2f}x "
+                   f"PyTorch's latency" if onnx and onnx["status"] == "ok" else (onnx or {}).get("status", "not measured"))
+    timed = [r for r in results.get("attention", []) if r.get("softmax_over_linear")]
+    skipped = [r for r in results.get("attention", []) if r.get("softmax_skipped")]
+    out["attention"] = (f"softmax is {timed[-1]['softmax_over_linear']:.0f}x slower than linear attention at "
+                        f"{timed[-1]['tokens']:,} tokens" if timed else "not measured")
+    if skipped:
+        out["attention"] += (f"; at {skipped[0]['tokens']:,} tokens its N x N matrix alone would take "
+                             f"{skipped[0]['softmax_nn_gb']:.1f} GB")
+    return out
