@@ -81,8 +81,8 @@ def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[st
             raise ValueError("annotations_dir and videos_dir go together (got only one of them)")
         ann, videos = Path(annotations_dir), Path(videos_dir)
     elif dataset.startswith("synth:"):
-        from .data.synth import make_dataset
-        root = make_dataset(preset=dataset.split(":", 1)[1], seed=seed)
+        from .data.synth import generate
+        root = generate(preset=dataset.split(":", 1)[1], seed=seed)
         ann, videos = root / "annotations", root / "videos"
     else:
         root = Path(dataset)
@@ -343,7 +343,7 @@ def benchmark_run(name: str = "06_performance", *, preset: str = "light", thread
     the torch.compile section to a preset without one.
     """
     from . import bench
-    cfg = bench.configured(preset, threads=threads or None, layout=layout, compile=torch_compile)
+    cfg = bench.bench_config(preset, threads=threads or None, layout=layout, compile=torch_compile)
     params = dict(preset=preset, threads=cfg.threads, layout=layout, torch_compile=torch_compile)
     run = open_run(runs_root or DEFAULT_RUNS, name, params, fresh=rerun)
     if run.complete:

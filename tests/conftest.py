@@ -7,12 +7,16 @@ horizontal ramp so flips are visible), so a test can read back which frames it g
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+
+from evitvid.data.annotations import CLASS_COLUMNS, LABELLED_COLUMNS, UNLABELLED_COLUMNS
+from evitvid.data.synth import format_timestamp, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,14 +62,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
     return path
 
 
-def timestamp(seconds: float) -> str:
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{int(hours):02d}:{int(minutes):02d}:{secs:05.2f}"
-
-
-LABELLED = ("narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,"
-            "start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes").split(",")
+LABELLED = LABELLED_COLUMNS  # the name test modules import
 
 
 def segment_row(narration_id: str, start: float, stop: float, verb: int = 0, noun: int = 0,
@@ -74,15 +71,15 @@ def segment_row(narration_id: str, start: float, stop: float, verb: int = 0, nou
     video_id = narration_id.rsplit("_", 1)[0]
     return {
         "narration_id": narration_id, "participant_id": video_id.split("_")[0], "video_id": video_id,
-        "narration_timestamp": timestamp(start) + "0", "start_timestamp": timestamp(start),
-        "stop_timestamp": timestamp(stop), "start_frame": str(int(round(start * native_fps))),
+        "narration_timestamp": format_timestamp(start, 3), "start_timestamp": format_timestamp(start),
+        "stop_timestamp": format_timestamp(stop), "start_frame": str(int(round(start * native_fps))),
         "stop_frame": str(int(round(stop * native_fps))), "narration": f"verb{verb} noun{noun}",
         "verb": f"verb{verb}", "verb_class": str(verb), "noun": f"noun{noun}", "noun_class": str(noun),
         "all_nouns": f"['noun{noun}']", "all_noun_classes": f"[{noun}]",
     }
 
 
-def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | tuple[str, ...] = LABELLED) -> Path:
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | tuple[str, ...] = LABELLED_COLUMNS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
@@ -94,7 +91,49 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | tuple
 def write_classes(path: Path, prefix: str, count: int) -> Path:
     rows = [{"id": str(i), "key": f"{prefix}{i}", "instances": f"['{prefix}{i}', '{prefix}{i}:x']", "category": "c"}
             for i in range(count)]
-    return write_csv(path, rows, ("id", "key", "instances", "category"))
+    return write_csv(path, rows, CLASS_COLUMNS)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat_field(int(entry.name), 1) == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    """The command line of `pid` (NUL-separated), empty when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (a dead orphan nobody has reaped yet)."""
+    state = _stat_field(pid, 0)
+    return state is not None and state not in ("Z", "X")
+
+
+def _stat_field(pid: int, index: int) -> str | None:
+    # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat[stat.rfind(")") + 2:].split()[index]
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `condition()` until it is true or `timeout` seconds have passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return bool(condition())
+        time.sleep(interval)
+    return True
 
 
 # ------------------------------------------------------------------ fixtures
@@ -152,7 +191,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     rows = [segment_row(n, a, b, v, o) for n, a, b, v, o in TREE_SEGMENTS]
     ann = root / "annotations"
     train_csv = write_csv(ann / "EPIC_100_train.csv", rows)
-    test_csv = write_csv(ann / "EPIC_100_test_timestamps.csv", rows, LABELLED[:8])
+    test_csv = write_csv(ann / "EPIC_100_test_timestamps.csv", rows, UNLABELLED_COLUMNS)
     return Tree(
         root=root, chunked=root / "videos", whole=root / "whole", train_csv=train_csv, test_csv=test_csv,
         verb_classes=write_classes(ann / "EPIC_100_verb_classes.csv", "verb", 3),
@@ -164,9 +203,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 @pytest.fixture(scope="session")
 def synth_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic data set's `tiny` preset (evitvid.data.synth), generated once per session."""
-    synth = pytest.importorskip("evitvid.data.synth", reason="evitvid.data.synth is not available")
     from evitvid.data.fashion_mnist import find_fashion_mnist
 
     if find_fashion_mnist("t10k") is None:
         pytest.skip("Fashion-MNIST t10k files not found: the synthetic set cannot be generated")
-    return synth.make_dataset(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, progress=False)
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, progress=False)

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import segment_row, write_csv
+from conftest import child_pids, running, segment_row, wait_until, write_csv
+from PIL import Image
 
 from evitvid.cli import main
 from evitvid.data.annotations import read_segments
@@ -90,3 +95,51 @@ def test_failures_are_reported_naming_the_segment(tree, tmp_path, capsys):
     code = main(["extract", "--annotations", str(csv), "--videos", str(tree.chunked), "--chunk-seconds", "1",
                  "--out", str(out), "--num-frames", "2", "--workers", "0", "--no-progress"])
     assert code == 1 and "0 written, 2 already done, 1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_sigkill_of_extract_kills_its_workers_and_leaves_only_whole_files(tree, tmp_path):
+    """Issue item 11: SIGKILL of `extract --workers 2` left its two workers writing on."""
+    # 400 overlapping 1-s segments of P01_01 (2.5 s): enough to be killed in the middle
+    rows = [segment_row(f"P01_01_{i}", start, start + 1.0) for i, start in enumerate(np.linspace(0, 1.4, 400))]
+    csv = write_csv(tmp_path / "many.csv", rows)
+    out = tmp_path / "frames"
+    command = [sys.executable, "-m", "evitvid", "extract", "--annotations", str(csv), "--videos", str(tree.chunked),
+               "--chunk-seconds", "1", "--out", str(out), "--num-frames", "16", "--no-progress"]
+    parent = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parents[1])
+    workers: list[int] = []
+    try:
+        def busy() -> bool:
+            workers[:] = child_pids(parent.pid)
+            return parent.poll() is not None or (len(workers) >= 2 and any(out.rglob("frames.json")))
+
+        assert wait_until(busy, timeout=120) and parent.poll() is None, \
+            f"extract ended before it could be killed: {parent.stderr.read().decode()[-2000:]}"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert wait_until(lambda: not any(map(running, workers)), timeout=5), \
+            f"workers {[w for w in workers if running(w)]} outlived their parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stderr.close()
+        for pid in workers:  # only on failure: the test's own grandchildren, by pid
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    segments = read_segments(csv)
+    folders = FrameFolders(out)
+    done = [n for n in segments if (folders.path(n) / "frames.json").exists()]
+    assert 0 < len(done) < len(segments)
+    for jpeg in out.rglob("*.jpg"):  # under its final name, a JPEG is whole
+        with Image.open(jpeg) as image:
+            image.load()
+    assert all(folders.is_complete(n, 16) for n in done)  # a manifest comes after its JPEGs
+    # A rerun finishes the job, reusing what the killed run completed.
+    rerun = subprocess.run([*command, "--workers", "0"], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parents[1])
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{len(segments) - len(done)} written, {len(done)} already done, 0 failed" in rerun.stdout
+    assert all(folders.is_complete(n, 16) for n in segments)
+    assert not list(out.rglob("*.tmp"))  # the killed run's temporaries went with the segments redone

@@ -26,7 +26,7 @@ def runs_root(tmp_path_factory) -> Path:
 def dataset(tmp_path_factory) -> str:
     from evitvid.data import synth
     root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.make_dataset(root, "tiny", seed=0, workers=1, progress=False)
+    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
     return str(root)
 
 

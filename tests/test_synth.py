@@ -4,7 +4,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import decord
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import child_pids, cmdline, running, wait_until
 
 from evitvid import cli
 from evitvid.data import fashion_mnist, synth
@@ -29,7 +34,7 @@ SPLIT_FILES = ("EPIC_100_train.csv", "EPIC_100_validation.csv")
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.make_dataset(root, "tiny", seed=0, workers=1, progress=False)
+    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
     return root
 
 
@@ -224,7 +229,7 @@ def _still_video(video: synth.VideoPlan, segments) -> synth.VideoPlan:
 
 
 def _pair_segments(base: synth.SegmentPlan, a: int, b: int, start_cs: int, stop_cs: int):
-    motion = synth._motion_params(np.random.default_rng(a), synth.VERBS[a].motion)
+    motion = synth.plan._motion_params(np.random.default_rng(a), synth.VERBS[a].motion)
     if "door_r" in motion:
         motion.update(door_r=0.9, door_g=0.2, door_b=0.2)
     seg_a = dataclasses.replace(base, verb_class=a, motion=motion, start_cs=start_cs, stop_cs=stop_cs)
@@ -276,7 +281,7 @@ def test_rotation_and_flip_conventions():
     # An item that is a bar at the top: rotated 90 degrees clockwise, the bar is on the right.
     bar = np.zeros((28, 28), np.uint8)
     bar[2:6, 8:20] = 255
-    y0, x0, alpha, _ = synth._rasterize(synth._item_maps(bar), 32, 32, 28, 90, 64)
+    y0, x0, alpha, _ = synth.render._rasterize(synth.render._item_maps(bar), 32, 32, 28, 90, 64)
     ys, xs = np.nonzero(alpha > 0.5)
     assert (xs + x0).mean() > 40 and abs((ys + y0).mean() - 32) < 3
     verb = {v.key: i for i, v in enumerate(synth.VERBS)}
@@ -308,7 +313,7 @@ def test_videos_use_only_t10k(monkeypatch, plan):
             raise AssertionError(f"synth read the {split!r} split")
         return real(split, **kwargs)
 
-    monkeypatch.setattr(synth, "load_fashion_mnist", t10k_only)
+    monkeypatch.setattr(synth.plan, "load_fashion_mnist", t10k_only)
     assert synth.plan_dataset("tiny", seed=0) == plan
     items = np.array(sorted(plan.items()))
     assert items.min() >= 0 and items.max() < 10000
@@ -396,17 +401,46 @@ def test_rgb_to_yuv420p_is_bt601_limited_range():
 
 
 def test_worker_processes_give_the_same_files(tmp_path, tiny):
-    root = synth.make_dataset(tmp_path / "pool", "tiny", seed=0, workers=2, progress=False)
+    root = synth.generate(tmp_path / "pool", "tiny", seed=0, workers=2, progress=False)
     files = sorted(p.relative_to(tiny) for p in tiny.rglob("*") if p.is_file() and p.name != "manifest.json")
     assert files == sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
     for rel in files:
         assert (root / rel).read_bytes() == (tiny / rel).read_bytes(), rel
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_killed_generation_takes_its_workers_along(tmp_path):
+    root = tmp_path / "killed"
+    parent = subprocess.Popen([sys.executable, "-m", "evitvid", "synth", "--preset", "tiny", "--out", str(root),
+                               "--workers", "2", "--no-progress"], cwd=Path(__file__).resolve().parents[1],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: list[int] = []
+
+    def spawned() -> bool:  # the pool's workers, not multiprocessing's resource tracker
+        workers[:] = [pid for pid in child_pids(parent.pid)
+                      if b"spawn_main" in cmdline(pid)]
+        return len(workers) == 2 or parent.poll() is not None
+
+    try:
+        assert wait_until(spawned, timeout=60) and parent.poll() is None, parent.stderr.read().decode()[-2000:]
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert wait_until(lambda: not any(map(running, workers)), timeout=5), \
+            f"workers {[w for w in workers if running(w)]} outlived their parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stderr.close()
+        for pid in workers:  # only on failure: this test's own grandchildren, by pid
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not synth.is_complete(root, 0, synth.PRESETS["tiny"]) and (root / ".synth-incomplete").exists()
+
+
 def test_rerun_skips_a_complete_folder(tiny):
     stamps = {p: p.stat().st_mtime_ns for p in tiny.rglob("*") if p.is_file()}
     start = time.perf_counter()
-    assert synth.make_dataset(tiny, "tiny", seed=0, workers=1, progress=False) == tiny
+    assert synth.generate(tiny, "tiny", seed=0, workers=1, progress=False) == tiny
     assert time.perf_counter() - start < 1.0
     assert {p: p.stat().st_mtime_ns for p in tiny.rglob("*") if p.is_file()} == stamps
     assert synth.is_complete(tiny, 0, synth.PRESETS["tiny"])
@@ -417,31 +451,31 @@ SMALL = dict(num_videos=2, segments_per_video=3, workers=1, progress=False)
 
 def test_manifest_mismatch_regenerates(tmp_path):
     root = tmp_path / "ds"
-    synth.make_dataset(root, "tiny", seed=0, **SMALL)
+    synth.generate(root, "tiny", seed=0, **SMALL)
     first = (root / "annotations" / "EPIC_100_train.csv").read_bytes()
     assert synth.read_manifest(root)["params"]["num_videos"] == 2
-    synth.make_dataset(root, "tiny", seed=3, **SMALL)  # another seed
+    synth.generate(root, "tiny", seed=3, **SMALL)  # another seed
     assert synth.read_manifest(root)["seed"] == 3
     assert (root / "annotations" / "EPIC_100_train.csv").read_bytes() != first
-    synth.make_dataset(root, "tiny", seed=3, **{**SMALL, "num_videos": 1})  # fewer videos: stale ones go
+    synth.generate(root, "tiny", seed=3, **{**SMALL, "num_videos": 1})  # fewer videos: stale ones go
     info = pd.read_csv(root / "annotations" / "EPIC_100_video_info.csv")
     assert sorted(p.name for p in (root / "videos").glob("*/*.MP4")) == [f"{v}.MP4" for v in info.video_id]
 
 
 def test_interrupted_run_does_not_look_complete(tmp_path, monkeypatch):
     root = tmp_path / "ds"
-    synth.make_dataset(root, "tiny", seed=0, **SMALL)
+    synth.generate(root, "tiny", seed=0, **SMALL)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "write_annotations", killed)
+    monkeypatch.setattr(synth.build, "write_annotations", killed)
     with pytest.raises(KeyboardInterrupt):
-        synth.make_dataset(root, "tiny", seed=1, **SMALL)
+        synth.generate(root, "tiny", seed=1, **SMALL)
     assert synth.read_manifest(root) is None and (root / ".synth-incomplete").exists()
     assert not synth.is_complete(root, 0, synth.resolve_config("tiny", num_videos=2, segments_per_video=3))
     monkeypatch.undo()
-    synth.make_dataset(root, "tiny", seed=1, **SMALL)  # a rerun finishes the job
+    synth.generate(root, "tiny", seed=1, **SMALL)  # a rerun finishes the job
     assert synth.read_manifest(root)["seed"] == 1 and not (root / ".synth-incomplete").exists()
 
 
@@ -449,7 +483,7 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "precious.MP4").write_bytes(b"x")
     with pytest.raises(FileExistsError, match="refusing"):
-        synth.make_dataset(tmp_path, "tiny", **SMALL)
+        synth.generate(tmp_path, "tiny", **SMALL)
     assert (tmp_path / "videos" / "precious.MP4").read_bytes() == b"x"
 
 

@@ -12,7 +12,7 @@ from evitvid.data import synth
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.make_dataset(root, "tiny", seed=0, workers=1, progress=False)
+    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
     return str(root)
 
 

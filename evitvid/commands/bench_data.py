@@ -15,8 +15,8 @@ def _ensure_root(root: Path | None) -> Path:
     """`root`, or the synthetic 'default' set (generated once into `data/synth-default`, then reused)."""
     if root is not None:
         return root
-    from ..data.synth import make_dataset
-    return make_dataset(None, preset="default", seed=0)
+    from ..data.synth import generate
+    return generate(None, preset="default", seed=0)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

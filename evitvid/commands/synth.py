@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..data.synth import PRESETS, SynthConfig, make_dataset, read_manifest
+from ..data.synth import PRESETS, SynthConfig, generate, read_manifest
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)
                  if getattr(args, f.name) is not None}
-    root = make_dataset(args.out, args.preset, args.seed, workers=args.workers, progress=not args.no_progress,
-                        force=args.force, **overrides)
+    root = generate(args.out, args.preset, args.seed, workers=args.workers, progress=not args.no_progress,
+                    force=args.force, **overrides)
     manifest = read_manifest(root) or {}
     counts = manifest.get("counts", {})
     train, val = counts.get("train", {}), counts.get("validation", {})

@@ -8,8 +8,11 @@ into the `FrameFolders` layout (see `video.py`), which `EK100Dataset(layout="fra
 
 Resumable and safe to kill: every file is written under a temporary name in its folder and
 moved into place with `os.replace`, and a segment's `frames.json` is written last; a rerun
-skips segments whose manifest and all N JPEGs exist. Failures are collected per segment
-(narration_id, file, reason) and reported at the end; they do not stop the run.
+skips segments whose manifest and all N JPEGs exist and redoes the others, removing the
+temporaries a killed run left in their folders. The worker processes die with the
+process that started them (`evitvid.workers`), so a killed run stops writing. Failures are
+collected per segment (narration_id, file, reason) and reported at the end; they do not stop
+the run.
 
     python -m evitvid extract --annotations EPIC_100_validation.csv --videos ROOT \
         --layout chunked --out data/frames --num-frames 16 --workers 2
@@ -18,16 +21,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from evitvid.atomic import remove_stale_temporaries
 from evitvid.data.annotations import Segment, segment_list
 from evitvid.data.sampling import tsn_indices
 from evitvid.data.video import FrameFolders, VideoError, VideoSource
+from evitvid.workers import process_pool
 
 __all__ = ["ExtractReport", "extract_segment", "extract_frames"]
 
@@ -52,6 +56,7 @@ def extract_segment(source: VideoSource, segment: Segment, out: FrameFolders, nu
     """Write `num_frames` TSN-midpoint frames of `segment`; False when it was already complete."""
     if out.is_complete(segment, num_frames):
         return False
+    remove_stale_temporaries(out.path(segment))  # what a killed run was writing here
     start, stop = source.frame_range(segment)
     indices = tsn_indices(start, stop, num_frames)
     frames = source.read(segment, indices)
@@ -103,8 +108,7 @@ def extract_frames(
         results: Iterable = map(_work, items)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                   initargs=(source, out, num_frames, quality))
+        pool = process_pool(workers, initializer=_init_worker, initargs=(source, out, num_frames, quality))
         # Segments of one video are adjacent in EK100 files; chunks keep them in one worker,
         # so its open reader is reused.
         results = pool.map(_work, items, chunksize=max(1, min(16, len(items) // (4 * workers) or 1)))

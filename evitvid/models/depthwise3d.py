@@ -40,7 +40,6 @@ _numba_error: Optional[str] = None
 
 
 def _build_kernel():
-    import numba
     from numba import njit, prange
 
     @njit(parallel=True, cache=True)

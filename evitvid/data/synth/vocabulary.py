@@ -1,0 +1,101 @@
+"""The label spaces: verb classes that are motions, noun classes that are Fashion-MNIST items.
+
+* **Nouns** are real images: Fashion-MNIST items from the t10k split only (the train split is
+  the image-pretraining set, see `evitvid.data.fashion_mnist`), tinted, on textured
+  backgrounds that vary per video, with distractor items and camera jitter (drawn by
+  `render`).
+* **Verbs** are motions of the item over the segment. Most come in pairs that are exact
+  time-reversals of one motion (`REVERSE_PAIRS`: put/take, open/close, ...): a clip of one
+  played backwards is a clip of the other, drawn from the same distribution, so a model blind
+  to frame order cannot beat chance within a pair. `shake` and `hold` do not depend on order.
+  `HFLIP_SWAP` lists the verbs a horizontal flip turns into each other (rotations, move-left /
+  move-right): flip augmentation must swap those labels.
+
+A verb's direction is decided in one place, `render.pose`; the two verbs of a pair are drawn
+equally often (`plan._class_weights`), so that frequency alone cannot tell them apart either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["VerbSpec", "NounSpec", "VERBS", "NOUNS", "REVERSE_PAIRS", "HFLIP_SWAP"]
+
+
+@dataclass(frozen=True)
+class VerbSpec:
+    """A verb class: EK100-style key, instances and category, and the motion that shows it.
+
+    `reverse` plays `motion` backwards: two verbs with the same motion and opposite `reverse`
+    are exact time-reversals of each other.
+    """
+
+    key: str
+    instances: tuple[str, ...]
+    category: str
+    motion: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
+class NounSpec:
+    """A noun class: EK100-style key, instances, category, and its Fashion-MNIST label."""
+
+    key: str
+    instances: tuple[str, ...]
+    category: str
+    fashion_label: int
+
+
+# Table order is class id order and, as in EK100, roughly frequency order (see plan._class_weights).
+VERBS: tuple[VerbSpec, ...] = (
+    VerbSpec("take", ("take", "pick-up", "grab", "get"), "retrieve", "enter", reverse=True),
+    VerbSpec("put", ("put", "put-down", "place", "leave"), "leave", "enter"),
+    VerbSpec("open", ("open", "open-up"), "access", "reveal"),
+    VerbSpec("close", ("close", "shut"), "block", "reveal", reverse=True),
+    VerbSpec("turn-on", ("turn-on", "switch-on"), "access", "light"),
+    VerbSpec("turn-off", ("turn-off", "switch-off"), "block", "light", reverse=True),
+    VerbSpec("shake", ("shake", "wiggle"), "manipulate", "shake"),
+    VerbSpec("push", ("push", "push-away"), "manipulate", "approach", reverse=True),
+    VerbSpec("pull", ("pull", "pull-towards"), "manipulate", "approach"),
+    VerbSpec("rotate-clockwise", ("rotate-clockwise", "turn-clockwise"), "manipulate", "rotate"),
+    VerbSpec("rotate-anticlockwise", ("rotate-anticlockwise", "turn-anticlockwise"), "manipulate", "rotate",
+             reverse=True),
+    VerbSpec("hold", ("hold", "keep"), "manipulate", "hold"),
+    VerbSpec("move-left", ("move-left", "slide-left"), "transition", "slide", reverse=True),
+    VerbSpec("move-right", ("move-right", "slide-right"), "transition", "slide"),
+)
+
+NOUNS: tuple[NounSpec, ...] = (
+    NounSpec("bag", ("bag", "handbag"), "containers", 8),
+    NounSpec("t-shirt", ("t-shirt", "top", "tee"), "clothes", 0),
+    NounSpec("sneaker", ("sneaker", "trainer", "shoe:sport"), "footwear", 7),
+    NounSpec("trouser", ("trouser", "trousers", "jeans"), "clothes", 1),
+    NounSpec("dress", ("dress",), "clothes", 3),
+    NounSpec("pullover", ("pullover", "jumper", "sweater"), "clothes", 2),
+    NounSpec("shirt", ("shirt", "blouse"), "clothes", 6),
+    NounSpec("coat", ("coat", "jacket"), "clothes", 4),
+    NounSpec("sandal", ("sandal",), "footwear", 5),
+    NounSpec("boot:ankle", ("boot:ankle", "boot"), "footwear", 9),
+)
+
+
+def _pairs() -> tuple[tuple[int, int], ...]:
+    pairs = []
+    for i, a in enumerate(VERBS):
+        for j, b in enumerate(VERBS):
+            if i < j and a.motion == b.motion:
+                if a.reverse == b.reverse:
+                    raise AssertionError(f"verbs {a.key} and {b.key} share a motion without being reversals")
+                pairs.append((i, j))
+    return tuple(pairs)
+
+
+# (verb_class, verb_class) pairs that are each other's time-reversal.
+REVERSE_PAIRS: tuple[tuple[int, int], ...] = _pairs()
+_VERB_ID = {v.key: i for i, v in enumerate(VERBS)}
+# A horizontal flip turns a clockwise rotation into an anticlockwise one and left into right.
+HFLIP_SWAP: dict[int, int] = {
+    **{_VERB_ID["rotate-clockwise"]: _VERB_ID["rotate-anticlockwise"],
+       _VERB_ID["rotate-anticlockwise"]: _VERB_ID["rotate-clockwise"]},
+    **{_VERB_ID["move-left"]: _VERB_ID["move-right"], _VERB_ID["move-right"]: _VERB_ID["move-left"]},
+}
