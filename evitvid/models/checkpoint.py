@@ -138,8 +138,11 @@ def checkpoint_file(source: Union[str, Path]) -> Path:
     return Path(source)
 
 
-def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Fit a 2D (image or frame-averaged) state dict to `model`: inflate for 3D, drop a classifier that cannot fit.
+def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *, inflation: str = "mean",
+                     inflation_noise: float = 0.5, inflation_seed: int = 0) -> dict[str, torch.Tensor]:
+    """Fit a 2D (image or frame-averaged) state dict to `model`: inflate for 3D (by `inflation`,
+    random methods seeded by `inflation_seed`; `evitvid.models.inflate`), drop a classifier that
+    cannot fit.
 
     A classifier is dropped only when its shape or kind cannot fit the model (an ImageNet
     1000-way classifier into verb/noun heads or another class count), and a warning says so.
@@ -154,19 +157,26 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -
                     "model's classifier keeps its fresh initialisation", type(model).__name__,
                     ", ".join(src_cls) or "none")
     if any(v.ndim == 5 for v in target.values()):
-        return inflate_state_dict(state_dict, target, drop_classifier=drop)
+        return inflate_state_dict(state_dict, target, drop_classifier=drop, method=inflation, noise=inflation_noise,
+                                  generator=torch.Generator().manual_seed(inflation_seed))
+    if inflation != "mean":
+        raise ValueError(f"inflation={inflation!r} applies to 3D models only; "
+                         f"{getattr(model, 'model_name', type(model).__name__)} takes 2D weights as they are")
     if drop:
         state_dict = {k: v for k, v in state_dict.items() if not is_classifier_key(k)}
         state_dict.update({k: v for k, v in target.items() if is_classifier_key(k)})
     return dict(state_dict)
 
 
-def load_pretrained(model: nn.Module, source: Union[str, Path]) -> nn.Module:
-    """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged or 3D model, strictly."""
+def load_pretrained(model: nn.Module, source: Union[str, Path], *, inflation: str = "mean",
+                    inflation_noise: float = 0.5, inflation_seed: int = 0) -> nn.Module:
+    """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged or 3D model, strictly
+    (a 3D model's kernels inflated by `inflation`, see `adapt_state_dict`)."""
     path = checkpoint_file(source)
     sd = read_state_dict(path)
     try:
-        model.load_state_dict(adapt_state_dict(sd, model), strict=True)
+        model.load_state_dict(adapt_state_dict(sd, model, inflation=inflation, inflation_noise=inflation_noise,
+                                               inflation_seed=inflation_seed), strict=True)
     except (RuntimeError, InflationError) as e:
         raise CheckpointError(f"{path}: does not fit {getattr(model, 'model_name', type(model).__name__)}:\n{e}") from e
     log.info("loaded %s into %s", path, getattr(model, "model_name", type(model).__name__))

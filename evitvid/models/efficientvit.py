@@ -323,6 +323,19 @@ class EfficientVitLargeStage(nn.Module):
 # Heads
 # ---------------------------------------------------------------------------------------
 
+def frame_mean(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """The mean over frames (`dim`), summed so that a clip and the clip played backwards give
+    bit-identical results: frames t and T-1-t are added first (a sum that does not depend on
+    their order), then those pairs in order, then the middle frame of an odd T. A plain
+    `mean` adds frames in time order, and rounding then differs between the two directions."""
+    T = x.shape[dim]
+    head, tail = x.narrow(dim, 0, T // 2), x.narrow(dim, T - T // 2, T // 2).flip(dim)
+    total = (head + tail).sum(dim) if T > 1 else x.narrow(dim, 0, 0).sum(dim)
+    if T % 2:
+        total = total + x.select(dim, T // 2)
+    return total / T
+
+
 class ClassifierHead(nn.Module):
     """timm's EfficientViT head: 1x1 conv, global average pool, Linear-LayerNorm-act, Linear."""
 
@@ -350,7 +363,7 @@ class ClassifierHead(nn.Module):
         if self.fold_time:  # frame averaging: the head's conv runs per frame, then frames are averaged
             B, C, T, H, W = x.shape
             x = self.in_conv(x.transpose(1, 2).reshape(B * T, C, H, W))
-            return x.mean(dim=(2, 3)).reshape(B, T, -1).mean(dim=1)
+            return frame_mean(x.mean(dim=(2, 3)).reshape(B, T, -1), dim=1)
         return self.in_conv(x).flatten(2).mean(dim=2)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:

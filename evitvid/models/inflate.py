@@ -1,17 +1,30 @@
-"""I3D inflation of 2D weights into a 3D model (Carreira and Zisserman, CVPR 2017).
+"""Inflation of 2D weights into a 3D model (I3D: Carreira and Zisserman, CVPR 2017).
 
-A 2D kernel of shape (out, in, k, k) becomes (out, in, t, k, k) by repeating it t times
-along time and dividing by t, so that on a clip of identical frames the 3D convolution
-gives the 2D one's output (with replicated time padding; see `EfficientVit3d`).
-Everything else (norms, attention aggregation, head MLP) is copied unchanged. Because
-the 3D model's module tree mirrors the 2D one name for name, any key or shape that does
-not line up is a real mismatch, and it raises.
+A 2D kernel of shape (out, in, k, k) becomes (out, in, t, k, k). Every method below keeps
+the sum over the t time taps equal to the 2D kernel, so that on a clip of identical frames
+the 3D convolution gives the 2D one's output (with replicated time padding; see
+`EfficientVit3d`): the image features carry over. Everything else (norms, attention
+aggregation, head MLP) is copied unchanged. Because the 3D model's module tree mirrors the
+2D one name for name, any key or shape that does not line up is a real mismatch, and it
+raises.
 
-Like timm's `adapt_input_conv`, this is a pure function over state dicts.
+- `"mean"` (I3D): the kernel repeated t times and divided by t. Its taps are equal, so the
+  kernel is symmetric in time; with symmetric time padding and global pooling a
+  mean-inflated network gives the same output for a clip and the clip played backwards.
+  It starts blind to the order of frames, which is what tells "put" from "take".
+- `"mean_noise"`: mean inflation plus a random perturbation of each tap that sums to zero
+  over time (standard deviation `noise` times the mean tap's): asymmetric from the start.
+- `"centre"`: the 2D kernel on the centre tap, small random taps beside it (standard
+  deviation `noise` times the kernel's / t), the centre tap less their sum: mostly the image
+  kernel on the present frame, with asymmetric glimpses of the neighbours.
+
+The random methods draw from a generator the caller seeds, key by key in sorted order, so
+the same seed gives the same weights. Like timm's `adapt_input_conv`, these are pure
+functions over state dicts.
 """
 from __future__ import annotations
 
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -34,13 +47,33 @@ def is_classifier_key(key: str) -> bool:
     return key.startswith(CLASSIFIER_PREFIXES)
 
 
-def inflate_weight(weight_2d: torch.Tensor, time_kernel: int) -> torch.Tensor:
-    """(out, in, k, k) -> (out, in, t, k, k): the kernel repeated t times along time, divided by t."""
+INFLATIONS = ("mean", "mean_noise", "centre")
+
+
+def inflate_weight(weight_2d: torch.Tensor, time_kernel: int, method: str = "mean", *, noise: float = 0.5,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """(out, in, k, k) -> (out, in, t, k, k) by `method` (see the module docstring); the sum
+    over the t taps is the 2D kernel whatever the method."""
     if weight_2d.ndim != 4:
         raise ValueError(f"expected a 4D conv weight, got shape {tuple(weight_2d.shape)}")
     if time_kernel < 1:
         raise ValueError(f"time kernel must be >= 1, got {time_kernel}")
-    return weight_2d.unsqueeze(2).repeat(1, 1, time_kernel, 1, 1) / time_kernel
+    if method not in INFLATIONS:
+        raise ValueError(f"inflation must be one of {INFLATIONS}, got {method!r}")
+    mean = weight_2d.unsqueeze(2).repeat(1, 1, time_kernel, 1, 1) / time_kernel
+    if method == "mean" or time_kernel == 1:
+        return mean
+    if generator is None:
+        raise ValueError(f"inflation {method!r} is random: pass a seeded torch.Generator")
+    # one scale per output channel: the spread of its 2D kernel, per time tap
+    scale = noise * weight_2d.flatten(1).std(dim=1).view(-1, 1, 1, 1, 1) / time_kernel
+    draw = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(weight_2d.dtype) * scale
+    if method == "mean_noise":
+        return mean + (draw - draw.mean(dim=2, keepdim=True))  # zero-sum over time
+    centre = time_kernel // 2
+    out = draw.clone()
+    out[:, :, centre] = weight_2d - (draw.sum(dim=2) - draw[:, :, centre])
+    return out
 
 
 def inflate_state_dict(
@@ -48,8 +81,12 @@ def inflate_state_dict(
         model_3d: Union[nn.Module, Mapping[str, torch.Tensor]],
         *,
         drop_classifier: bool = False,
+        method: str = "mean",
+        noise: float = 0.5,
+        generator: Optional[torch.Generator] = None,
 ) -> dict[str, torch.Tensor]:
-    """Return a state dict for `model_3d` (a module or its state dict) made from 2D weights.
+    """Return a state dict for `model_3d` (a module or its state dict) made from 2D weights,
+    every 4D kernel inflated by `method` (random methods draw from `generator`).
 
     Every key of the 3D model must be in `state_dict_2d` and the other way round, with
     the same shape except that a 4D conv weight becomes 5D. The only exception is the
@@ -78,13 +115,16 @@ def inflate_state_dict(
                          "verb/noun heads and drop the checkpoint's classifier")
         raise InflationError("\n".join(lines))
 
+    if method not in INFLATIONS:
+        raise ValueError(f"inflation must be one of {INFLATIONS}, got {method!r}")
     bad = []
-    for key, src in source.items():
-        want = target[key]
+    for key in sorted(source):  # a fixed order: a random method's draws do not depend on the dict's
+        src, want = source[key], target[key]
         if src.shape == want.shape:
             out[key] = src.detach().clone()
         elif src.ndim == 4 and want.ndim == 5 and src.shape[:2] == want.shape[:2] and src.shape[2:] == want.shape[3:]:
-            out[key] = inflate_weight(src, want.shape[2]).to(want.dtype)
+            out[key] = inflate_weight(src.detach(), want.shape[2], method, noise=noise,
+                                      generator=generator).to(want.dtype)
         else:
             bad.append(f"{key}: 2D {tuple(src.shape)} vs 3D {tuple(want.shape)}")
     if bad:

@@ -58,13 +58,16 @@ def get_model_entry(name: str) -> ModelEntry:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
 
 
-def create_model(name: str, pretrained: Optional[Union[str, Path]] = None, **kwargs: Any) -> nn.Module:
+def create_model(name: str, pretrained: Optional[Union[str, Path]] = None, *, inflation: str = "mean",
+                 inflation_noise: float = 0.5, inflation_seed: int = 0, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     `pretrained` is a local checkpoint (timm safetensors/.bin/.pth, or a mit-han-lab `.pt`)
     or `"timm:efficientvit_b1.r288_in1k"` (downloaded through the Hugging Face hub when
     online). A 2D checkpoint is loaded as is into 2D and frame-averaged models and
-    inflated into 3D models; see `evitvid.models.checkpoint.load_pretrained`.
+    inflated into 3D models by `inflation` ("mean" is I3D's; `evitvid.models.inflate`
+    lists the others, whose random taps `inflation_seed` seeds); see
+    `evitvid.models.checkpoint.load_pretrained`.
     """
     entry = get_model_entry(name)
     valid = entry.valid_kwargs()
@@ -75,5 +78,8 @@ def create_model(name: str, pretrained: Optional[Union[str, Path]] = None, **kwa
     model.model_name = name
     if pretrained:
         from .checkpoint import load_pretrained
-        load_pretrained(model, pretrained)
+        load_pretrained(model, pretrained, inflation=inflation, inflation_noise=inflation_noise,
+                        inflation_seed=inflation_seed)
+    elif inflation != "mean":
+        raise ValueError(f"{name}: inflation={inflation!r} needs pretrained weights to inflate")
     return model
