@@ -23,12 +23,13 @@ All three share `frame_range(segment) -> (start, stop)` (the half-open range of 
 `annotations.to_file_frames`) and `read(segment_or_id, indices) -> (T, H, W, 3) uint8`.
 Errors raise `VideoError` naming the file, the indices and, when known, the segment.
 
-decord: readers are opened lazily, in the process that reads (DataLoader workers), with
-`num_threads=1` (the workers are the parallelism), kept in a small LRU per source, and never
-pickled. They do not survive a fork either (destroying an inherited reader in a DataLoader
-worker blocks forever), so open readers are closed in the parent before every fork; see
-`_Readers`. decord's bridge is left alone; frames are converted with `.asnumpy()`. decord raises
-`RuntimeError`, `decord.DECORDError` (not a subclass of it) and `IndexError`: all are caught.
+Decoding goes through `evitvid.data.decoders` (`open_decoder`): `backend="auto"` (decord,
+falling back to PyAV for files decord cannot open, such as AV1 or GIF), `"decord"` or
+`"pyav"`; the frame numbering is decord's in every case. Decoders are opened lazily, in the
+process that reads (DataLoader workers), with `num_threads=1` (the workers are the
+parallelism), kept in a small LRU per source (`_Readers`), and never pickled. The cache is
+emptied before every fork; `decoders` itself makes sure no native decoder is used or
+destroyed in a forked child.
 """
 from __future__ import annotations
 
@@ -42,15 +43,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import decord
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from evitvid.atomic import write_bytes_atomic
 from evitvid.data.annotations import Segment, to_file_frames
+from evitvid.data.decoders import BACKENDS, Decoder, VideoError, VideoNotFoundError, check_backend, open_decoder
 
 __all__ = [
+    "BACKENDS",
     "VideoError",
     "VideoNotFoundError",
     "read_frames",
@@ -62,126 +64,98 @@ __all__ = [
     "make_source",
 ]
 
-_DECORD_ERRORS = (RuntimeError, decord.DECORDError, IndexError)
-
-
-def _short(indices: Sequence[int] | np.ndarray | None, limit: int = 12) -> str:
-    if indices is None:
-        return ""
-    values = [int(i) for i in indices]
-    text = ", ".join(map(str, values[:limit]))
-    return f"[{text}{', ...' if len(values) > limit else ''}] ({len(values)} frames)"
-
-
-class VideoError(RuntimeError):
-    """A video (or extracted frame) that cannot be read: names the file, frames and segment."""
-
-    def __init__(self, path: str | Path, reason: str, *, indices: Sequence[int] | np.ndarray | None = None,
-                 segment: str | None = None) -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.indices = None if indices is None else [int(i) for i in indices]
-        self.segment = segment
-        message = self.path
-        if segment is not None:
-            message += f" (segment {segment})"
-        if indices is not None:
-            message += f", frames {_short(indices)}"
-        super().__init__(f"{message}: {reason}")
-
-
-class VideoNotFoundError(VideoError, FileNotFoundError):
-    """The video file, chunk or frame folder does not exist."""
-
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
-    # decord messages carry C++ stack traces; the first lines say what went wrong.
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:limit]}"
 
 
-def _open(path: Path, num_threads: int, segment: str | None) -> decord.VideoReader:
-    if not path.is_file():
-        raise VideoNotFoundError(path, "file not found", segment=segment)
+def _open(path: Path, backend: str, num_threads: int, segment: str | None) -> Decoder:
     try:
-        return decord.VideoReader(str(path), num_threads=num_threads)
-    except _DECORD_ERRORS as exc:
-        raise VideoError(path, f"cannot open: {_first_line(exc)}", segment=segment) from exc
+        return open_decoder(path, backend, num_threads)
+    except VideoError as exc:
+        exc.with_segment(segment)
+        raise
 
 
-def _get_batch(reader: decord.VideoReader, path: Path, indices: np.ndarray, segment: str | None) -> np.ndarray:
-    count = len(reader)
-    if indices.size and (indices.min() < 0 or indices.max() >= count):
-        raise VideoError(path, f"frame index out of range, the file has {count} frames", indices=indices, segment=segment)
+def _get_batch(decoder: Decoder, indices: np.ndarray, segment: str | None) -> np.ndarray:
     try:
-        return reader.get_batch(indices.tolist()).asnumpy()
-    except _DECORD_ERRORS as exc:
-        raise VideoError(path, f"decoding failed: {_first_line(exc)}", indices=indices, segment=segment) from exc
+        return decoder.get_batch(indices)
+    except VideoError as exc:
+        exc.with_segment(segment)
+        raise
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *, num_threads: int = 1) -> torch.Tensor:
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *, num_threads: int = 1,
+                backend: str = "auto") -> torch.Tensor:
     """Frames `indices` (0-based, any order, repeats allowed) of one video file, (T, H, W, 3) uint8.
 
+    `backend`: "auto" (decord, PyAV for files decord cannot open), "decord" or "pyav".
     Raises `VideoNotFoundError` for a missing file and `VideoError` (naming the file and the
     indices) for an unreadable file, an index out of range or a frame that fails to decode.
     """
-    path = Path(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    reader = _open(path, num_threads, None)
-    return torch.from_numpy(_get_batch(reader, path, idx, None))
+    with _open(Path(path), backend, num_threads, None) as decoder:  # closed now, even if an error keeps it
+        return torch.from_numpy(decoder.get_batch(idx))
 
 
 class _Readers:
-    """A small LRU of open decord readers, private to one process.
+    """A small LRU of open decoders, private to one process.
 
-    A decord reader must not cross a fork: its decoder thread does not exist in the child,
-    and destroying the copy there blocks forever (seen with DataLoader workers forked after
-    the main process had read through the same dataset). So every cache is emptied in the
-    parent just before any fork (`os.register_at_fork`), and a reader that still reaches a
-    child is set aside, never used and never destroyed.
+    Every cache is emptied in the parent just before any fork (`os.register_at_fork`), so a
+    DataLoader worker opens its own decoders; `decoders` then closes the parent's idle ones
+    and sets aside, in the child, any native decoder still open (one busy in another thread).
+    A cache found in a child is forgotten. Decoders leaving the cache are closed at once,
+    not whenever the garbage collector frees them.
     """
 
-    def __init__(self, max_open: int, num_threads: int) -> None:
-        self.max_open, self.num_threads = max_open, num_threads
-        self._open: OrderedDict[Path, decord.VideoReader] = OrderedDict()
+    def __init__(self, max_open: int, num_threads: int, backend: str = "auto") -> None:
+        self.max_open, self.num_threads, self.backend = max_open, num_threads, backend
+        self._open: OrderedDict[Path, Decoder] = OrderedDict()
         self._pid = os.getpid()
         _LIVE_CACHES.add(self)
 
-    def get(self, path: Path, segment: str | None) -> decord.VideoReader:
-        if self._pid != os.getpid():  # inherited through fork: not ours to use or destroy
-            _INHERITED.extend(self._open.values())
+    def get(self, path: Path, segment: str | None) -> Decoder:
+        if self._pid != os.getpid():  # inherited through fork: `decoders` has set the natives aside
             self._open = OrderedDict()
             self._pid = os.getpid()
-        reader = self._open.get(path)
-        if reader is not None:
+        decoder = self._open.get(path)
+        if decoder is not None:
             self._open.move_to_end(path)
-            return reader
-        reader = _open(path, self.num_threads, segment)
+            return decoder
+        decoder = _open(path, self.backend, self.num_threads, segment)
         if self.max_open > 0:
-            self._open[path] = reader
+            self._open[path] = decoder
             while len(self._open) > self.max_open:
-                self._open.popitem(last=False)
-        return reader
+                self._open.popitem(last=False)[1].close()
+        return decoder
 
     def drop(self, path: Path) -> None:
-        # After a decode error a reader's internal state is not trusted.
-        self._open.pop(path, None)
+        # After a decode error a decoder's internal state is not trusted.
+        decoder = self._open.pop(path, None)
+        if decoder is not None:
+            decoder.close()
 
     def clear(self) -> None:
-        self._open.clear()
+        for decoder in self.forget():
+            decoder.close()
+
+    def forget(self) -> list[Decoder]:
+        """Empty the cache without closing anything (which could wait for a read in another thread)."""
+        decoders, self._open = list(self._open.values()), OrderedDict()
+        return decoders
 
 
 _LIVE_CACHES: weakref.WeakSet[_Readers] = weakref.WeakSet()
-_INHERITED: list[decord.VideoReader] = []  # readers copied into a forked child: kept, never destroyed
 
 
-def _close_before_fork() -> None:
+def _empty_before_fork() -> None:
     for cache in list(_LIVE_CACHES):
         if cache._pid == os.getpid():
-            cache.clear()
+            cache.forget()
 
 
-os.register_at_fork(before=_close_before_fork)
+os.register_at_fork(before=_empty_before_fork)
 
 
 def _participant(video_id: str) -> str:
@@ -195,11 +169,12 @@ class VideoSource(ABC):
     fps: float | None = None
 
     def __init__(self, root: str | Path, *, max_open: int = 2, num_threads: int = 1,
-                 max_overrun: float = 1.0) -> None:
+                 max_overrun: float = 1.0, backend: str = "auto") -> None:
         self.root = Path(root)
         self.max_open, self.num_threads = int(max_open), int(num_threads)
         self.max_overrun = float(max_overrun)
-        self._readers = _Readers(self.max_open, self.num_threads)
+        self.backend = check_backend(backend)
+        self._readers = _Readers(self.max_open, self.num_threads, self.backend)
 
     def __getstate__(self) -> dict[str, Any]:
         # Readers never cross a process boundary; each worker opens its own.
@@ -208,11 +183,12 @@ class VideoSource(ABC):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("backend", "auto")  # pickled before the backend option existed
         self.__dict__.update(state)
-        self._readers = _Readers(self.max_open, self.num_threads)
+        self._readers = _Readers(self.max_open, self.num_threads, self.backend)
 
     def close(self) -> None:
-        """Drop the open readers (they are reopened on demand)."""
+        """Close the open decoders (they are reopened on demand)."""
         self._readers.clear()
 
     @abstractmethod
@@ -264,12 +240,15 @@ class VideoSource(ABC):
         return np.minimum(idx, count - 1)
 
     def _decode(self, path: Path, local: np.ndarray, segment: str | None) -> np.ndarray:
-        reader = self._readers.get(path, segment)
+        decoder = self._readers.get(path, segment)
         try:
-            return _get_batch(reader, path, local, segment)
+            return _get_batch(decoder, local, segment)
         except VideoError:
             self._readers.drop(path)
             raise
+
+    def _backend_repr(self) -> str:
+        return "" if self.backend == "auto" else f", backend={self.backend!r}"
 
 
 class WholeVideos(VideoSource):
@@ -279,12 +258,13 @@ class WholeVideos(VideoSource):
     """
 
     def __init__(self, root: str | Path, *, fps: float | None = None, ext: str = "MP4", subdir: str = "videos",
-                 max_open: int = 2, num_threads: int = 1, max_overrun: float = 1.0) -> None:
-        super().__init__(root, max_open=max_open, num_threads=num_threads, max_overrun=max_overrun)
+                 max_open: int = 2, num_threads: int = 1, max_overrun: float = 1.0, backend: str = "auto") -> None:
+        super().__init__(root, max_open=max_open, num_threads=num_threads, max_overrun=max_overrun, backend=backend)
         self.fps, self.ext, self.subdir = fps, ext, subdir
 
     def __repr__(self) -> str:
-        return f"WholeVideos({str(self.root)!r}, fps={self.fps}, ext={self.ext!r}, subdir={self.subdir!r})"
+        return (f"WholeVideos({str(self.root)!r}, fps={self.fps}, ext={self.ext!r}, subdir={self.subdir!r}"
+                f"{self._backend_repr()})")
 
     def path(self, item: Segment | str) -> Path:
         video_id, participant, _ = self._ids(item)
@@ -294,7 +274,7 @@ class WholeVideos(VideoSource):
         if self.fps is not None:
             return float(self.fps)
         path = self.path(item)
-        return float(self._readers.get(path, self._ids(item)[2]).get_avg_fps())
+        return float(self._readers.get(path, self._ids(item)[2]).fps)
 
     def num_frames(self, item: Segment | str) -> int:
         return len(self._readers.get(self.path(item), self._ids(item)[2]))
@@ -315,8 +295,8 @@ class ChunkedVideos(VideoSource):
     """AVION's chunked layout: `ROOT/<participant>/<video_id>.<ext>/<k * chunk_seconds>.<ext>`."""
 
     def __init__(self, root: str | Path, *, chunk_seconds: int = 15, fps: float = 30.0, ext: str = "MP4",
-                 max_open: int = 2, num_threads: int = 1, max_overrun: float = 1.0) -> None:
-        super().__init__(root, max_open=max_open, num_threads=num_threads, max_overrun=max_overrun)
+                 max_open: int = 2, num_threads: int = 1, max_overrun: float = 1.0, backend: str = "auto") -> None:
+        super().__init__(root, max_open=max_open, num_threads=num_threads, max_overrun=max_overrun, backend=backend)
         per_chunk = chunk_seconds * fps
         if chunk_seconds <= 0 or fps <= 0 or abs(per_chunk - round(per_chunk)) > 1e-6:
             raise ValueError(f"chunk_seconds * fps must be a positive whole number of frames, got {chunk_seconds} * {fps}")
@@ -325,7 +305,8 @@ class ChunkedVideos(VideoSource):
         self._chunk_counts: dict[str, int] = {}  # video_id -> number of chunk files
 
     def __repr__(self) -> str:
-        return f"ChunkedVideos({str(self.root)!r}, chunk_seconds={self.chunk_seconds}, fps={self.fps}, ext={self.ext!r})"
+        return (f"ChunkedVideos({str(self.root)!r}, chunk_seconds={self.chunk_seconds}, fps={self.fps}, "
+                f"ext={self.ext!r}{self._backend_repr()})")
 
     def path(self, item: Segment | str) -> Path:
         """The video's folder of chunks."""
@@ -500,7 +481,8 @@ LAYOUTS: dict[str, type[VideoSource]] = {"chunked": ChunkedVideos, "whole": Whol
 
 
 def make_source(root: str | Path, layout: str = "chunked", **kwargs: Any) -> VideoSource:
-    """The `VideoSource` for `layout` ("chunked", "whole" or "frames"); kwargs go to its constructor."""
+    """The `VideoSource` for `layout` ("chunked", "whole" or "frames"); kwargs go to its constructor
+    (for the video layouts, `backend="auto"`, `"decord"` or `"pyav"` among them)."""
     try:
         cls = LAYOUTS[layout]
     except KeyError:
