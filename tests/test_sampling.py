@@ -78,3 +78,13 @@ def test_get_sampler_and_invalid_input():
         tsn_indices(0, 10, 0)
     with pytest.raises(ValueError):
         dense_indices(0, 10, 2, stride=0)
+
+
+def test_tsn_evaluation_offset_picks_other_positions_in_each_part():
+    assert tsn_indices(0, 80, 4).tolist() == [10, 30, 50, 70]  # midpoints, as before
+    assert tsn_indices(0, 80, 4, offset=0.5).tolist() == [10, 30, 50, 70]
+    assert tsn_indices(0, 80, 4, offset=0.0).tolist() == [0, 20, 40, 60]
+    assert tsn_indices(0, 80, 4, offset=0.125).tolist() == [2, 22, 42, 62]
+    assert tsn_indices(100, 101, 1, offset=0.875).tolist() == [100]
+    with pytest.raises(ValueError, match="offset"):
+        tsn_indices(0, 10, 2, offset=1.0)

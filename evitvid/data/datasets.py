@@ -57,6 +57,8 @@ class EK100Dataset(EpochDataset):
         train: random sampling and augmentation (seeded) when True, deterministic when False.
         crop_size, flip, scale, resize_size, mean, std: see `transforms.build_transform`.
         seed: base seed of the training randomness.
+        eval_offset: evaluation only, TSN sampling: where in each part the frame is taken
+            (default 0.5, the midpoint); other values evaluate other temporal positions.
         on_error: "raise" (default) or "skip"; see the module docstring.
         action_space: maps (verb, noun) to an action id for the "action" key (-1 otherwise).
         verb_classes, noun_classes: checked against the file when `segments` is a path.
@@ -80,6 +82,7 @@ class EK100Dataset(EpochDataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         seed: int = 0,
+        eval_offset: float | None = None,
         on_error: str = "raise",
         action_space: ActionSpace | None = None,
         verb_classes: ClassList | None = None,
@@ -103,7 +106,12 @@ class EK100Dataset(EpochDataset):
             self.source = make_source(videos, layout, **dict(source_options or {}))
         self.num_frames = int(num_frames)
         self.sampling = sampling
-        self.sampler = get_sampler(sampling, stride=stride) if sampling == "dense" else get_sampler(sampling)
+        if eval_offset is not None and (train or sampling != "tsn"):
+            raise ValueError("eval_offset applies to evaluation with TSN sampling only")
+        if sampling == "dense":
+            self.sampler = get_sampler(sampling, stride=stride)
+        else:
+            self.sampler = get_sampler(sampling, **({} if eval_offset is None else {"offset": eval_offset}))
         self.train = bool(train)
         self.transform = build_transform(self.train, crop_size, flip=flip, scale=scale, resize_size=resize_size,
                                          mean=mean, std=std)

@@ -17,6 +17,7 @@ shorter than the clip repeat frames; indices never leave the segment.
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from functools import partial
 
 import numpy as np
@@ -34,18 +35,24 @@ def _check(start: int, stop: int, num_frames: int) -> int:
     return stop - start
 
 
-def tsn_indices(start: int, stop: int, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def tsn_indices(start: int, stop: int, num_frames: int, rng: np.random.Generator | None = None, *,
+                offset: float = 0.5) -> np.ndarray:
     """TSN sampling: one frame from each of `num_frames` equal parts of [start, stop).
 
     Part i covers [start + i*L/N, start + (i+1)*L/N) with L = stop - start. Evaluation
-    (`rng=None`) takes each part's midpoint (floored), training a uniform random position in
-    each part. With L < N parts are shorter than a frame, so frames repeat.
+    (`rng=None`) takes the frame at fraction `offset` of each part (floored; 0.5, the
+    midpoint, is TSN's and AVION's; other offsets evaluate at other temporal positions),
+    training a uniform random position in each part. With L < N parts are shorter than a
+    frame, so frames repeat.
     """
     length = _check(start, stop, num_frames)
+    if not 0 <= offset < 1:
+        raise ValueError(f"offset must be in [0, 1), got {offset}")
     parts = np.arange(num_frames, dtype=np.int64)
     if rng is None:
-        # Integer arithmetic: floor((i + 1/2) * L / N) exactly, no float rounding.
-        offsets = ((2 * parts + 1) * length) // (2 * num_frames)
+        # Integer arithmetic: floor((i + offset) * L / N) exactly, no float rounding.
+        frac = Fraction(offset).limit_denominator(10 ** 6)
+        offsets = ((parts * frac.denominator + frac.numerator) * length) // (num_frames * frac.denominator)
     else:
         positions = (parts + rng.random(num_frames)) * (length / num_frames)
         # (i + u) * L / N < L in exact arithmetic; the clip guards float round-up.
