@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evitvid.models import depthwise3d, layers
+from evitvid.models import depthwise3d, kernels, layers
 from evitvid.models.depthwise3d import DepthwiseConv3dFunction, weight_grad
 
 
@@ -79,7 +79,7 @@ def _reference_weight_grad(x, grad, kernel, stride, padding):
     (5, 3, 6, (1, 5, 5), (1, 1, 1), (0, 2, 2)),     # no time kernel
 ])
 def test_numba_weight_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
-    assert depthwise3d.numba_available()
+    assert kernels.available()
     torch.manual_seed(0)
     x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
     out = F.conv3d(x, torch.zeros(channels, 1, *kernel), None, stride, padding, 1, channels)
@@ -93,6 +93,31 @@ def test_numba_weight_grad_equals_pytorchs(channels, frames, size, kernel, strid
     torch.testing.assert_close(got64, want.double(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got64, _reference_weight_grad(x.double(), grad.double(), kernel, stride, padding),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels, frames, size, kernel, stride, padding", [
+    (16, 4, 8, (3, 3, 3), (1, 2, 2), (1, 1, 1)),    # a stage's first, strided, depthwise conv
+    (8, 6, 7, (3, 3, 3), (2, 2, 2), (1, 1, 1)),     # odd sizes, time stride
+    (384, 8, 2, (3, 5, 5), (1, 1, 1), (1, 2, 2)),   # stride 1 works too
+    (4, 5, 9, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
+])
+def test_numba_input_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
+    from evitvid.models.depthwise3d import input_grad
+    torch.manual_seed(0)
+    x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
+    w = torch.randn(channels, 1, *kernel)
+    out = F.conv3d(x, w, None, stride, padding, 1, channels)
+    grad = torch.randn_like(out).contiguous(memory_format=torch.channels_last_3d)
+    want = torch.ops.aten.convolution_backward(grad, x, w, None, list(stride), list(padding), [1, 1, 1], False,
+                                               [0, 0, 0], channels, [True, False, False])[0]
+    got = input_grad(grad, w, x, stride, padding)
+    assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    got64 = input_grad(grad.double(), w.double(), x.double(), stride, padding)
+    want64 = torch.ops.aten.convolution_backward(grad.double(), x.double(), w.double(), None, list(stride),
+                                                 list(padding), [1, 1, 1], False, [0, 0, 0], channels,
+                                                 [True, False, False])[0]
+    torch.testing.assert_close(got64, want64, rtol=1e-12, atol=1e-12)
 
 
 def test_numba_weight_grad_does_not_depend_on_the_thread_count():
@@ -113,8 +138,8 @@ def test_numba_weight_grad_does_not_depend_on_the_thread_count():
 def test_contiguous_tensors_take_pytorchs_weight_grad(monkeypatch):
     x = torch.randn(2, 4, 3, 6, 6)
     grad = torch.randn_like(x)
-    monkeypatch.setattr(depthwise3d, "_kernel", None)
-    monkeypatch.setattr(depthwise3d, "_numba_error", "disabled by the test")  # numba unusable: PyTorch's
+    monkeypatch.setattr(kernels, "_kernels", None)
+    monkeypatch.setattr(kernels, "_error", "disabled by the test")  # numba unusable: PyTorch's
     torch.testing.assert_close(weight_grad(x.contiguous(memory_format=torch.channels_last_3d), grad, (3, 3, 3),
                                            (1, 1, 1), (1, 1, 1)),
                                _reference_weight_grad(x, grad, (3, 3, 3), (1, 1, 1), (1, 1, 1)))
@@ -132,7 +157,7 @@ def test_fast_path_passes_gradcheck_channels_last(stride, monkeypatch):
     original = depthwise3d.weight_grad
 
     def spy(*args):
-        calls.append(depthwise3d._channels_last_view(args[0]) is not None)
+        calls.append(kernels.channels_last_view(args[0]) is not None)
         return original(*args)
     monkeypatch.setattr(depthwise3d, "weight_grad", spy)
     assert torch.autograd.gradcheck(

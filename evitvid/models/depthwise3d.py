@@ -7,12 +7,16 @@ padding. `DepthwiseConv3dFunction` keeps PyTorch's forward and replaces the back
 
 - input gradient, stride 1: the output gradient correlated with the kernel flipped along
   all three axes (padded by kernel - 1 - padding), itself a depthwise forward convolution,
-  which oneDNN runs much faster than its backward-data kernel. Other strides: PyTorch's.
+  which oneDNN runs much faster than its backward-data kernel. Strided (each stage's first
+  block): `input_grad`, a numba kernel that gathers, for every input position, the output
+  positions and taps that read it (4-20x PyTorch's at the study's shapes).
 - weight gradient: `weight_grad`, a numba kernel over channels-last tensors that visits
   only the taps that touch the input and accumulates all channels of a tap at once
   (contiguous in memory). It splits the work into a fixed number of slices summed in a
-  fixed order, so the result does not depend on the number of threads. Other layouts, and
-  machines without numba, use PyTorch's.
+  fixed order, so the result does not depend on the number of threads.
+
+The numba kernels need channels-last tensors (what the trainer uses on CPU); other layouts,
+and machines without numba, use PyTorch's kernels.
 - bias gradient: the sum of the output gradient.
 
 Gradients equal PyTorch's (`tests/test_depthwise3d.py`: fp32 comparisons, float64
@@ -21,81 +25,15 @@ gradcheck). Differentiable once: a double backward (`create_graph=True`) raises.
 """
 from __future__ import annotations
 
-import logging
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DepthwiseConv3dFunction", "weight_grad", "numba_available"]
+from . import kernels
 
-_log = logging.getLogger(__name__)
-
-# Slices of the (batch x output frames) rows, each summed on its own and then in order:
-# fixed, so that the weight gradient is the same whatever the number of threads.
-_SLICES = 16
-_kernel = None  # the compiled numba function, built on first use
-_numba_error: Optional[str] = None
-
-
-def _build_kernel():
-    from numba import njit, prange
-
-    @njit(parallel=True, cache=True)
-    def depthwise_weight_grad(x, g, out, st, sh, sw, pt, ph, pw):  # pragma: no cover (compiled)
-        # x: B x T x H x W x C input, g: B x To x Ho x Wo x C output gradient (channels last);
-        # out: slices x KT x KH x KW x C, zero on entry; slice s sums rows s, s + slices, ...
-        B, T, H, W, C = x.shape
-        To, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
-        slices, KT, KH, KW = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
-        rows = B * To
-        for s in prange(slices):
-            acc = out[s]
-            for r in range(s, rows, slices):
-                b = r // To
-                t = r % To
-                for i in range(KT):
-                    ti = t * st + i - pt
-                    if ti < 0 or ti >= T:
-                        continue
-                    for h in range(Ho):
-                        for j in range(KH):
-                            hi = h * sh + j - ph
-                            if hi < 0 or hi >= H:
-                                continue
-                            for w in range(Wo):
-                                gv = g[b, t, h, w]
-                                for k in range(KW):
-                                    wi = w * sw + k - pw
-                                    if wi < 0 or wi >= W:
-                                        continue
-                                    xv = x[b, ti, hi, wi]
-                                    a = acc[i, j, k]
-                                    for c in range(C):
-                                        a[c] += gv[c] * xv[c]
-
-    return depthwise_weight_grad
-
-
-def numba_available() -> bool:
-    """Whether the numba weight gradient can run here (numba imports and compiles)."""
-    global _kernel, _numba_error
-    if _kernel is None and _numba_error is None:
-        try:
-            _kernel = _build_kernel()
-        except Exception as exc:  # numba missing or broken: PyTorch's kernel, said once
-            _numba_error = f"{type(exc).__name__}: {exc}"
-            _log.warning("numba is not usable (%s); depthwise 3D weight gradients use PyTorch's kernel",
-                         _numba_error)
-    return _kernel is not None
-
-
-def _channels_last_view(t: torch.Tensor) -> Optional[np.ndarray]:
-    """B x C x T x H x W channels-last tensor -> B x T x H x W x C array sharing its memory, else None."""
-    if not t.is_contiguous(memory_format=torch.channels_last_3d):
-        return None
-    return t.detach().permute(0, 2, 3, 4, 1).numpy()
+__all__ = ["DepthwiseConv3dFunction", "weight_grad", "input_grad"]
 
 
 def weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
@@ -105,19 +43,36 @@ def weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel_size: Sequence[int],
     numba on channels-last CPU tensors (fp32 or fp64), PyTorch's `convolution_backward` otherwise.
     """
     C = x.shape[1]
-    xv, gv = _channels_last_view(x), _channels_last_view(grad)
-    if (xv is None or gv is None or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
-            or grad.dtype != x.dtype or not numba_available()):
+    xv, gv = kernels.channels_last_view(x), kernels.channels_last_view(grad)
+    if (xv is None or gv is None or x.dtype not in (torch.float32, torch.float64) or grad.dtype != x.dtype
+            or not kernels.available()):
         weight = torch.empty((C, 1, *kernel_size), dtype=x.dtype, device=x.device)
         return torch.ops.aten.convolution_backward(
             grad, x, weight, None, list(stride), list(padding), [1, 1, 1], False, [0, 0, 0], C,
             [False, True, False])[1]
-    import numba
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    out = np.zeros((_SLICES, *kernel_size, C), dtype=xv.dtype)
-    _kernel(xv, gv, out, *stride, *padding)
+    kernels.use_torch_threads()
+    out = np.zeros((kernels.SLICES, *kernel_size, C), dtype=xv.dtype)
+    kernels.get().depthwise_weight_grad(xv, gv, out, *stride, *padding)
     summed = torch.from_numpy(out.sum(axis=0))  # kt x kh x kw x C, in slice order
     return summed.permute(3, 0, 1, 2).unsqueeze(1).contiguous()
+
+
+def input_grad(grad: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, stride: Sequence[int],
+               padding: Sequence[int]) -> torch.Tensor:
+    """The input gradient (shaped and laid out like `x`) of a depthwise conv3d of `x` with
+    `weight`, given the output gradient `grad`: numba on channels-last CPU tensors (fp32 or
+    fp64), PyTorch's `convolution_backward` otherwise."""
+    gv = kernels.channels_last_view(grad)
+    if (gv is None or grad.dtype not in (torch.float32, torch.float64) or weight.dtype != grad.dtype
+            or not kernels.available()):
+        return torch.ops.aten.convolution_backward(
+            grad, x, weight, None, list(stride), list(padding), [1, 1, 1], False, [0, 0, 0], weight.shape[0],
+            [True, False, False])[0]
+    kernels.use_torch_threads()
+    kernel = weight.detach()[:, 0].permute(1, 2, 3, 0).contiguous().numpy()  # KT x KH x KW x C
+    dx = torch.empty(x.shape[0], x.shape[2], x.shape[3], x.shape[4], x.shape[1], dtype=grad.dtype)  # B T H W C
+    kernels.get().depthwise_input_grad(gv, kernel, dx.numpy(), *stride, *padding)
+    return dx.permute(0, 4, 1, 2, 3)  # B x C x T x H x W, channels-last in memory
 
 
 class DepthwiseConv3dFunction(torch.autograd.Function):
@@ -140,9 +95,7 @@ class DepthwiseConv3dFunction(torch.autograd.Function):
                 flipped_padding = tuple(k - 1 - p for k, p in zip(weight.shape[2:], ctx.padding))
                 grad_x = F.conv3d(grad, weight.flip(2, 3, 4), None, 1, flipped_padding, 1, groups)
             else:
-                grad_x = torch.ops.aten.convolution_backward(
-                    grad, x, weight, None, list(ctx.stride), list(ctx.padding), [1, 1, 1], False, [0, 0, 0],
-                    groups, [True, False, False])[0]
+                grad_x = input_grad(grad, weight, x, ctx.stride, ctx.padding)
         if ctx.needs_input_grad[1]:
             grad_w = weight_grad(x, grad, weight.shape[2:], ctx.stride, ctx.padding).to(weight.dtype)
             if not weight.is_contiguous():  # the weight's own layout (channels-last strides)
