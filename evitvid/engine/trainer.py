@@ -33,7 +33,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -73,9 +73,14 @@ class Trainer:
     """Fits `model` on `train_set` for `task` and writes one run folder."""
 
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], config: TrainConfig,
-                 run_dir: os.PathLike, *, task: Task = VIDEO, collate_fn: Callable = collate):
+                 run_dir: os.PathLike, *, task: Task = VIDEO, collate_fn: Callable = collate,
+                 probes: Sequence[Callable[[nn.Module], dict]] = ()):
+        """`probes` are extra measurements of the model after each validation (e.g. how much
+        its output changes when a clip is played backwards): each returns {name: value},
+        recorded as `val_<name>` in the epoch's row."""
         self.cfg = config
         self.task = task
+        self.probes = tuple(probes)
         self.run_dir = Path(run_dir)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
@@ -102,8 +107,11 @@ class Trainer:
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
+        # fused: one kernel for every parameter instead of a dozen small ops each (CPU and CUDA;
+        # 2.6 ms against 10.3 ms a step for the 3D B0, measured)
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                                           fused=self.device.type in ("cpu", "cuda"))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if config.ema_decay else None
         self.epoch = 0
@@ -254,6 +262,8 @@ class Trainer:
             if self.val_set is not None and self.rank == 0 and ((epoch + 1) % self.cfg.val_every == 0 or last):
                 started = time.perf_counter()
                 row.update({f"val_{k}": v for k, v in self.evaluate(self.val_set).metrics.items()})
+                for probe in self.probes:
+                    row.update({f"val_{k}": v for k, v in probe(self.eval_model).items()})
                 timing["val_seconds"] = time.perf_counter() - started
             self.epoch = epoch + 1
             self.history.append(row)
