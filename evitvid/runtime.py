@@ -10,11 +10,14 @@ of them takes the same decisions the same way:
 - `compile_for_inference`: `torch.compile` checked against eager, eager with the reason
   when compiling fails.
 - `seed_everything`: Python's, NumPy's and torch's global generators.
+- `set_threads`: the threads of torch's and numba's kernels.
+- `environment`: what a run records about where it ran (CPU, threads, library versions).
 """
 from __future__ import annotations
 
 import logging
 import os
+import platform
 import random
 import warnings
 from typing import Optional
@@ -27,7 +30,7 @@ import torch.nn as nn
 from .models.layers import set_conv_layout
 
 __all__ = ["PRECISIONS", "MEMORY_FORMATS", "resolve_device", "autocast_dtype", "set_memory_format",
-           "compile_for_inference", "seed_everything"]
+           "compile_for_inference", "seed_everything", "set_threads", "environment"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
@@ -113,3 +116,40 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Run torch's kernels (and the numba ones of `evitvid.models.depthwise3d`, which follow
+    torch's count) on `threads` threads; None leaves them. Returns the count in force."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Where this process runs: CPU model, cores, threads, the instruction set oneDNN may use,
+    device, Python and the versions of the libraries that change a result."""
+    from importlib import metadata
+
+    versions = {}
+    for name in ("evitvid", "torch", "torchvision", "numpy", "numba", "timm", "av", "decord", "scipy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"cpu": _cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(), "threads": torch.get_num_threads(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+            "device": str(resolve_device()), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
