@@ -1,0 +1,171 @@
+"""The study's data: where it is, its splits read once, their statistics, and clip datasets.
+
+- `resolve_data`: the embedded synthetic dataset (`"synth:default"`, generated once into
+  `data/`), a folder holding `annotations/` and `videos/`, or the real EK100 (annotation
+  folder + AVION's chunked videos). `DataPaths.spec` is what a run records: the dataset as
+  it was named, so that a moved repository still finds it.
+- `read_splits`: both splits and both class files, read once (notebook 00 asks several
+  questions of them; on EK100 a read takes seconds).
+- `clip_dataset`: an `EK100Dataset` on one split, in the study's transform.
+- `missing_videos`: every video a split needs, checked before training starts.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from .. import models as _models
+
+__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "clip_dataset", "missing_videos",
+           "dataset_summary", "class_counts", "segment_lengths"]
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    train_csv: Path
+    val_csv: Path
+    verb_classes: Path
+    noun_classes: Path
+    videos: Path
+    layout: str = "chunked"
+    spec: tuple[tuple[str, Any], ...] = ()  # how the dataset was named: (dataset, annotations_dir, videos_dir, ...)
+
+    def check(self) -> "DataPaths":
+        for name in ("train_csv", "val_csv", "verb_classes", "noun_classes", "videos"):
+            path = getattr(self, name)
+            if not Path(path).exists():
+                raise FileNotFoundError(f"{name}: {path} does not exist")
+        return self
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What a run records about its data: the spec to find it again (and the files, for reading)."""
+        return {**dict(self.spec), "files": {k: str(v) for k, v in asdict(self).items() if k not in ("spec",)}}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "DataPaths":
+        """The data of a run's record: resolved again from its spec (a moved repository still works)."""
+        spec = {k: v for k, v in record.items() if k != "files"}
+        if "dataset" in spec:
+            return resolve_data(spec["dataset"], annotations_dir=spec.get("annotations_dir"),
+                                videos_dir=spec.get("videos_dir"), layout=spec.get("layout", "chunked"))
+        files = record["files"]  # older records: the files themselves
+        return cls(**{k: v if k == "layout" else Path(v) for k, v in files.items()})
+
+
+def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[str] = None,
+                 videos_dir: Optional[str] = None, layout: str = "chunked", seed: int = 0) -> DataPaths:
+    """Where the annotation CSVs and videos are.
+
+    `dataset` is `"synth:PRESET"` (generated into `data/synth-PRESET` on first use), or a
+    folder holding `annotations/` and `videos/` as the synthetic set does. For the real
+    EK100, pass `annotations_dir` (the epic-kitchens-100-annotations checkout) and
+    `videos_dir` (AVION's resized chunks) instead.
+    """
+    spec: dict[str, Any] = {"dataset": dataset, "annotations_dir": annotations_dir, "videos_dir": videos_dir,
+                            "layout": layout}
+    if annotations_dir or videos_dir:
+        if not (annotations_dir and videos_dir):
+            raise ValueError("annotations_dir and videos_dir go together (got only one of them)")
+        ann, videos = Path(annotations_dir), Path(videos_dir)
+    elif dataset.startswith("synth:"):
+        from ..data.synth import GENERATOR_VERSION, generate
+        root = generate(preset=dataset.split(":", 1)[1], seed=seed)
+        ann, videos = root / "annotations", root / "videos"
+        spec.update(generator_version=GENERATOR_VERSION, seed=seed)
+    else:
+        root = Path(dataset)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset: {root} is not a folder (nor 'synth:PRESET')")
+        ann, videos = root / "annotations", root / "videos"
+    return DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv", ann / "EPIC_100_verb_classes.csv",
+                     ann / "EPIC_100_noun_classes.csv", videos, layout, tuple(spec.items())).check()
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Both splits (lists of `Segment`, file order) and the class keys, read once."""
+    train: list
+    validation: list
+    verbs: list[str]
+    nouns: list[str]
+
+    def split(self, name: str) -> list:
+        return self.train if name == "train" else self.validation
+
+
+def class_names(path: Path) -> list[str]:
+    from ..data import read_classes
+    return [c.key for c in read_classes(path)]
+
+
+def read_splits(data: DataPaths) -> Splits:
+    from ..data import read_classes, read_segments
+    verbs, nouns = read_classes(data.verb_classes), read_classes(data.noun_classes)
+    train, val = (list(read_segments(p, verb_classes=verbs, noun_classes=nouns).values())
+                  for p in (data.train_csv, data.val_csv))
+    return Splits(train, val, [c.key for c in verbs], [c.key for c in nouns])
+
+
+def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
+                 limit: Optional[int] = None, segments: Optional[list] = None, model_cfg: Optional[dict] = None,
+                 sampling_offset: Optional[float] = None):
+    """An `EK100Dataset` on one split ("train" or "val"); `limit` keeps the first segments (a
+    smoke run); `sampling_offset` places evaluation frames within their parts (0.5: midpoints).
+    No flip: it would turn move-left into move-right and clockwise into anticlockwise."""
+    from ..data import EK100Dataset
+    if segments is None:
+        splits = read_splits(data)
+        segments = splits.split("train" if split == "train" else "validation")
+    if limit:
+        segments = segments[:limit]
+    cfg = model_cfg or _models.EfficientVit.default_cfg
+    return EK100Dataset(segments, data.videos, layout=data.layout, num_frames=num_frames, train=train,
+                        crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,
+                        eval_offset=sampling_offset)
+
+
+def missing_videos(data: DataPaths, segments: list) -> list[str]:
+    """The videos (as paths) that `segments` need and that do not exist: one stat per video."""
+    from ..data.video import make_source
+    source = make_source(data.videos, data.layout)
+    seen, missing = set(), []
+    for seg in segments:
+        if seg.video_id in seen:
+            continue
+        seen.add(seg.video_id)
+        path = source.path(seg)
+        if not path.exists():
+            missing.append(str(path))
+    return missing
+
+
+def dataset_summary(splits: Splits, frames_per_segment: int = 16) -> pd.DataFrame:
+    """The paper's dataset statistics per split (segments, videos, shortest/longest/mean length
+    in frames and seconds, classes present, images a fixed-frames extraction would write)."""
+    from ..data import dataset_stats
+    rows = {}
+    for split in ("train", "validation"):
+        row = asdict(dataset_stats(splits.split(split)))
+        row["images_extracted"] = frames_per_segment * row["segments"]
+        rows[split] = row
+    return pd.DataFrame(rows).dropna(how="all")
+
+
+def class_counts(splits: Splits) -> pd.DataFrame:
+    """Segments per verb and noun class and split (columns: kind, class, split, segments)."""
+    rows = []
+    for split in ("train", "validation"):
+        segments = splits.split(split)
+        for kind, names, attr in (("verb", splits.verbs, "verb_class"), ("noun", splits.nouns, "noun_class")):
+            counts = pd.Series([getattr(s, attr) for s in segments]).value_counts()
+            rows += [{"kind": kind, "class": names[i], "split": split, "segments": int(n)} for i, n in counts.items()]
+    return pd.DataFrame(rows)
+
+
+def segment_lengths(splits: Splits) -> pd.DataFrame:
+    return pd.DataFrame([{"split": split, "seconds": s.duration, "frames": s.num_frames}
+                         for split in ("train", "validation") for s in splits.split(split)])

@@ -1,0 +1,105 @@
+"""Uncertainty of the study's numbers: bootstrap intervals over validation segments.
+
+Every accuracy the book reports comes with a 95 % interval from resampling the validation
+segments (`scipy.stats.bootstrap`, BCa; percentile when every value is the same), and every
+difference between two methods is a *paired* bootstrap over the same segments: both
+methods' correctness on a segment moves together, which is what makes a difference
+between two models on one validation set tighter than their separate intervals suggest.
+
+Seeds enter as an average: a segment's score is its correctness averaged over the seeds of
+a method, so the interval describes the seed-averaged method on this validation set, and
+the spread between seeds is reported beside it (mean ± sd).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["Interval", "bootstrap_interval", "mean_interval", "paired_difference", "balanced_accuracy",
+           "balanced_accuracy_interval"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate and its confidence interval (same units: fractions, or points of %)."""
+    estimate: float
+    low: float
+    high: float
+    confidence: float = 0.95
+
+    def scaled(self, factor: float) -> "Interval":
+        return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence)
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def text(self, digits: int = 1, unit: str = "") -> str:
+        return f"{self.estimate:.{digits}f}{unit} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable, *, paired: bool = True,
+                       confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Interval:
+    """`statistic(*samples)` and its bootstrap interval (scipy.stats.bootstrap, BCa)."""
+    data = tuple(np.asarray(s, dtype=np.float64) for s in samples)
+    estimate = float(statistic(*data))
+    if all(np.all(d == d.flat[0]) for d in data) or len(data[0]) < 2:
+        return Interval(estimate, estimate, estimate, confidence)  # nothing varies: nothing to resample
+    with warnings.catch_warnings():
+        # BCa is undefined when the jackknife values do not vary (scipy warns and gives NaN); the
+        # percentile interval below replaces it then.
+        warnings.simplefilter("ignore", category=stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        res = stats.bootstrap(data, statistic, paired=paired, vectorized=True, confidence_level=confidence,
+                              n_resamples=resamples, method="BCa", random_state=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):  # BCa undefined (e.g. one value differs): percentile
+        res = stats.bootstrap(data, statistic, paired=paired, vectorized=True, confidence_level=confidence,
+                              n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Interval(estimate, low, high, confidence)
+
+
+def _mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
+def mean_interval(values: np.ndarray, **kw) -> Interval:
+    """The mean of per-segment values (e.g. correctness averaged over seeds) and its interval."""
+    return bootstrap_interval((values,), _mean, **kw)
+
+
+def _difference(a, b, axis=-1):
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, **kw) -> Interval:
+    """mean(a) - mean(b) over the same segments, with a paired bootstrap interval."""
+    if len(a) != len(b):
+        raise ValueError(f"paired samples need the same segments: {len(a)} against {len(b)}")
+    return bootstrap_interval((a, b), _difference, paired=True, **kw)
+
+
+def balanced_accuracy(truth: np.ndarray, prediction: np.ndarray, classes: Sequence[int]) -> float:
+    """The mean over `classes` of each class's recall: 1/len(classes) for any constant answer."""
+    recalls = [np.mean(prediction[truth == c] == c) for c in classes if np.any(truth == c)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def balanced_accuracy_interval(truth: np.ndarray, prediction: np.ndarray, classes: Sequence[int],
+                               **kw) -> Interval:
+    """Balanced accuracy and its interval, resampling segments within each class (stratified: a
+    resample keeps each class's count, so every class has a recall)."""
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    groups = [(prediction[truth == c] == c).astype(np.float64) for c in classes if np.any(truth == c)]
+    if not groups:
+        nan = float("nan")
+        return Interval(nan, nan, nan, kw.get("confidence", 0.95))
+
+    def statistic(*hits, axis=-1):
+        return np.mean([np.mean(h, axis=axis) for h in hits], axis=0)
+    return bootstrap_interval(groups, statistic, paired=False, **kw)

@@ -1,0 +1,241 @@
+"""The study's parameters, written once: a profile per setting, read by notebooks and commands.
+
+A profile is a YAML file in `book/params/` (`cpu.yaml`: the embedded dataset on a 2-core
+CPU, what `make study` runs; `ek100.yaml`: the paper's setting on a GPU with the real
+EPIC-KITCHENS-100) holding values for the fields of `StudyParams`. Everything else derives
+from it: a notebook's `parameters` cell lists the names it uses with `None` ("the profile's
+value") and passes them to `notebook_parameters`; `python -m evitvid train --profile NAME`
+takes its defaults from it; a run records the values it was trained with.
+
+Unknown names are refused, naming the valid ones: in a profile, on the command line, and
+among a notebook's variables (papermill only warns about a misspelt `-p` name).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from .. import models as _models
+from ..models.inflate import INFLATIONS
+from ..runtime import MEMORY_FORMATS, PRECISIONS
+
+__all__ = ["StudyParams", "PROFILES_DIR", "load_profile", "notebook_parameters", "ParameterError"]
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "book" / "params"
+
+
+class ParameterError(ValueError):
+    """A parameter (or a profile) is wrong; the message names it and says what is valid."""
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text}, **kw)
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    """Every parameter of the study. The defaults are the `cpu` profile's."""
+
+    # -- data ------------------------------------------------------------------------------
+    dataset: str = _doc("'synth:PRESET' (the embedded dataset) or a folder with annotations/ and videos/",
+                        default="synth:default")
+    annotations_dir: Optional[str] = _doc("real EK100: the epic-kitchens-100-annotations folder", default=None)
+    videos_dir: Optional[str] = _doc("real EK100: AVION's resized, chunked videos", default=None)
+    runs_root: Optional[str] = _doc("where run folders go; None: runs/ at the repository root", default=None)
+    frames_per_segment: int = _doc("frames a fixed-frames extraction takes per segment (the paper: 16)", default=16)
+    # -- models and how they start -----------------------------------------------------------
+    frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models", default=("efficientvit_b0_frameavg",))
+    model_3d: str = _doc("the 3D model", default="efficientvit_b0_3d")
+    pretrained: Union[str, dict, None] = _doc(
+        "image weights: 'auto' (notebook 02's pretraining of each model's 2D backbone), a path or 'timm:NAME', "
+        "or {model: checkpoint}", default="auto")
+    methods: tuple[str, ...] = _doc(
+        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation)",
+        default=("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated"))
+    inflations: tuple[str, ...] = _doc(f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})",
+                                       default=("mean", "mean_noise", "centre"))
+    inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations", default=0.5)
+    time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate", default="zeros")
+    # -- one protocol for every method ---------------------------------------------------------
+    seeds: tuple[int, ...] = _doc("seeds: initialisation and data order", default=(0, 1, 2))
+    num_frames: int = _doc("frames per training clip", default=8)
+    crop_size: int = _doc("training and evaluation crop (pixels)", default=64)
+    epochs: int = _doc("epochs of every video model", default=12)
+    batch_size: int = _doc("global batch", default=16)
+    lr: float = _doc("peak learning rate (AdamW)", default=0.002)
+    weight_decay: float = _doc("AdamW weight decay", default=0.05)
+    warmup_epochs: float = _doc("linear warm-up before the cosine decay", default=1.0)
+    label_smoothing: float = _doc("label smoothing of both heads", default=0.1)
+    precision: str = _doc(f"{', '.join(PRECISIONS)}", default="auto")
+    memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}", default="auto")
+    val_every: int = _doc("validate every N epochs (learning curves need 1)", default=1)
+    reversal_clips: int = _doc("validation clips played backwards after every epoch (0: none)", default=128)
+    max_train: Optional[int] = _doc("first N training segments only (smoke runs)", default=None)
+    max_val: Optional[int] = _doc("first N validation segments only (smoke runs)", default=None)
+    num_workers: int = _doc("data-loader processes per run", default=0)
+    parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)", default=1)
+    # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
+    pretrain_image_size: int = _doc("image size", default=64)
+    pretrain_epochs: int = _doc("epochs", default=6)
+    pretrain_batch_size: int = _doc("batch", default=128)
+    pretrain_lr: float = _doc("peak learning rate", default=0.004)
+    pretrain_held_out: int = _doc("Fashion-MNIST train images held out for validation", default=5000)
+    pretrain_max_train: Optional[int] = _doc("first N training images only (smoke runs)", default=None)
+    # -- evaluation -------------------------------------------------------------------------
+    eval_frames: tuple[int, ...] = _doc("frames per segment for accuracy against frames (Fig. 2)",
+                                        default=(1, 2, 4, 8, 16))
+    eval_positions: int = _doc("temporal positions averaged at each number of frames", default=4)
+    confidence: float = _doc("confidence level of every interval", default=0.95)
+    bootstrap_resamples: int = _doc("bootstrap resamples of each interval", default=4000)
+    # -- timing (Fig. 3) ---------------------------------------------------------------------
+    time_models: tuple[str, ...] = _doc("models timed against frames",
+                                        default=("efficientvit_b1_frameavg", "efficientvit_b1_3d"))
+    time_frames: tuple[int, ...] = _doc("frames per clip timed", default=(1, 2, 4, 8, 16))
+    time_crop_size: int = _doc("timing input size", default=224)
+    # -- performance chapter -----------------------------------------------------------------
+    bench_preset: str = _doc("smoke, light or full", default="light")
+    bench_threads: int = _doc("threads (0: PyTorch's default)", default=0)
+    bench_layout: str = _doc("channels_last or contiguous", default="channels_last")
+    bench_compile: bool = _doc("add the torch.compile section", default=True)
+    bench_rerun: bool = _doc("measure again even when a finished run exists", default=False)
+    # -- explorer ------------------------------------------------------------------------------
+    gallery_size: int = _doc("segments in the book's static gallery", default=4)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # lists from YAML or papermill become tuples
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        problems = self._problems()
+        if problems:
+            raise ParameterError("bad parameter(s): " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        out = []
+        registered = set(_models.list_models())
+        for name in ("frame_averaging_models", "time_models"):
+            for m in getattr(self, name):
+                if m not in registered:
+                    out.append(f"{name}: unknown model {m!r} (see evitvid.list_models())")
+        if self.model_3d not in registered:
+            out.append(f"model_3d: unknown model {self.model_3d!r} (see evitvid.list_models())")
+        for name in ("eval_frames", "time_frames", "seeds"):
+            values = getattr(self, name)
+            low = 0 if name == "seeds" else 1
+            if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < low for v in values):
+                out.append(f"{name}={list(values)!r}: must be a non-empty list of integers >= {low}")
+        for name in ("num_frames", "crop_size", "epochs", "batch_size", "val_every", "parallel_runs",
+                     "pretrain_image_size", "pretrain_epochs", "pretrain_batch_size", "pretrain_held_out",
+                     "eval_positions", "bootstrap_resamples", "time_crop_size", "gallery_size", "frames_per_segment"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                out.append(f"{name}={value!r}: must be a positive integer")
+        for name in ("lr", "pretrain_lr"):
+            if not getattr(self, name) > 0:
+                out.append(f"{name}={getattr(self, name)!r}: must be positive")
+        for name in ("max_train", "max_val", "pretrain_max_train"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                out.append(f"{name}={value!r}: must be a positive integer or null")
+        if not 0 < self.confidence < 1:
+            out.append(f"confidence={self.confidence!r}: must be in (0, 1)")
+        known_methods = ("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated")
+        for m in self.methods:
+            if m not in known_methods:
+                out.append(f"methods: unknown method {m!r}; valid: {', '.join(known_methods)}")
+        for i in self.inflations:
+            if i not in INFLATIONS:
+                out.append(f"inflations: unknown inflation {i!r}; valid: {', '.join(INFLATIONS)}")
+        if not self.inflations:
+            out.append("inflations: give at least one (the first is the main method)")
+        if self.precision not in PRECISIONS:
+            out.append(f"precision={self.precision!r}: one of {', '.join(PRECISIONS)}")
+        if self.memory_format not in MEMORY_FORMATS:
+            out.append(f"memory_format={self.memory_format!r}: one of {', '.join(MEMORY_FORMATS)}")
+        if self.time_padding not in ("zeros", "replicate"):
+            out.append(f"time_padding={self.time_padding!r}: zeros or replicate")
+        if bool(self.annotations_dir) != bool(self.videos_dir):
+            out.append("annotations_dir and videos_dir go together (got only one of them)")
+        return out
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def replace(self, **changes: Any) -> "StudyParams":
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise ParameterError(_unknown_message(unknown, "parameter"))
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
+def _unknown_message(names: list[str], what: str) -> str:
+    return (f"unknown {what}{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}; valid: "
+            f"{', '.join(StudyParams.names())}")
+
+
+def _profile_path(profile: Union[str, Path]) -> Path:
+    path = Path(profile)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return PROFILES_DIR / f"{profile}.yaml"
+
+
+def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyParams:
+    """The parameters of a profile (a name in `book/params/` or a YAML path), with `overrides`
+    (None means "the profile's value") applied; every name and value is checked."""
+    path = _profile_path(profile)
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ParameterError(f"profile {str(profile)!r}: {path} not found (profiles: {', '.join(known)}, or a YAML path)")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{path}:{where}: not valid YAML ({reason})") from None
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"{path}: expected a mapping of parameter names to values, found {type(values).__name__}")
+    unknown = sorted(set(values) - set(StudyParams.names()))
+    if unknown:
+        raise ParameterError(f"{path}: " + _unknown_message(unknown, "key"))
+    unknown = sorted(set(overrides) - set(StudyParams.names()))
+    if unknown:
+        raise ParameterError(_unknown_message(unknown, "parameter"))
+    merged = {**values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return StudyParams(**merged)
+    except ParameterError as exc:
+        raise ParameterError(f"{path} with overrides {sorted(k for k, v in overrides.items() if v is not None)}: "
+                             f"{exc}") from None
+
+
+_NOT_PARAMETERS = {"In", "Out", "exit", "quit", "get_ipython", "profile"}
+
+
+def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any]) -> StudyParams:
+    """A notebook's parameters: the profile, overridden by the notebook's own variables that are
+    not None. Call it right after the `parameters` cell with `globals()`: a variable that is not
+    a parameter (a misspelt papermill `-p epochz 5`) is refused, naming the valid ones."""
+    names = set(StudyParams.names())
+    given, unknown = {}, []
+    for key, value in namespace.items():
+        if key.startswith("_") or key in _NOT_PARAMETERS or isinstance(value, (types.ModuleType, type)) \
+                or callable(value):
+            continue
+        if key in names:
+            given[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ParameterError(_unknown_message(sorted(unknown), "notebook parameter"))
+    return load_profile(profile, **given)

@@ -1,0 +1,33 @@
+"""The Performance chapter's step: `python -m evitvid bench` with its results in a run folder."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from ..runs import Run, open_run
+from .training import runs_root_of
+
+__all__ = ["benchmark_run"]
+
+_log = logging.getLogger(__name__)
+
+
+def benchmark_run(name: str = "06_performance", *, preset: str = "light", threads: Optional[int] = None,
+                  layout: str = "channels_last", torch_compile: bool = True, runs_root: Optional[Path | str] = None,
+                  rerun: bool = False) -> Run:
+    """`python -m evitvid bench` as a study step: its results in the run folder `name`.
+
+    A finished run with the same parameters is returned as it is (timings describe the
+    machine and code they were taken on: `rerun=True` measures again). `torch_compile` adds
+    the torch.compile section to a preset without one.
+    """
+    from .. import bench
+    cfg = bench.bench_config(preset, threads=threads or None, layout=layout, compile=torch_compile)
+    params = dict(preset=preset, threads=cfg.threads, layout=layout, torch_compile=torch_compile,
+                  isolate=cfg.isolate)
+    run = open_run(runs_root_of(runs_root), name, params, fresh=rerun)
+    if run.complete:
+        return run
+    run.write_results(bench.benchmark(cfg, log=lambda line: _log.info("bench: %s", line)))
+    return run

@@ -1,0 +1,293 @@
+"""What the book's pages need around the numbers: a notebook's run folder, glued values,
+readable tables, and the sentences whose wording depends on a result.
+
+Notebooks stay thin (CONTRIBUTING.md, convention 9): plumbing that every page would repeat
+(writing a table to the run folder, glueing a dict of numbers, naming columns for readers)
+lives here.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..runs import Run, open_run
+from .intervals import Interval
+from .params import StudyParams
+from .training import runs_root_of
+
+__all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", "SUMMARY_LABELS",
+           "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS", "plateau_numbers",
+           "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
+           "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
+           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers"]
+
+
+def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
+    """The run folder of a notebook that trains nothing itself (its tables and figures), started
+    afresh with the parameters it ran with."""
+    return open_run(runs_root_of(params.runs_root), name, {**params.as_dict(), **extra}, fresh=True)
+
+
+def save_table(table: pd.DataFrame, run: Run, name: str, *, index: bool = True) -> pd.DataFrame:
+    """Write `table` as `run.dir/name.csv` (atomically) and return it, for display."""
+    with atomic_path(run.dir / f"{name}.csv") as tmp:
+        table.to_csv(tmp, index=index)
+    return table
+
+
+def glue(values: Mapping[str, Any]) -> None:
+    """`myst_nb.glue` every (name, text) pair without displaying it: numbers quoted in prose."""
+    from myst_nb import glue as _glue
+    for key, value in values.items():
+        _glue(key, value, display=False)
+
+
+def pct(value: float, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.2345 -> '23.5 %'."""
+    return f"{100 * value:.{digits}f} %"
+
+
+def points(interval: Interval, digits: int = 1) -> str:
+    """A difference in points with its interval: '+3.2 points (95 % interval +1.0 to +5.4)'."""
+    return (f"{interval.estimate:+.{digits}f} points (95 % interval {interval.low:+.{digits}f} to "
+            f"{interval.high:+.{digits}f})")
+
+
+SUMMARY_LABELS = {
+    "segments": "segments", "videos": "videos", "participants": "participants",
+    "min_frames": "shortest segment (frames)", "max_frames": "longest segment (frames)",
+    "mean_frames": "mean segment (frames)", "min_seconds": "shortest segment (s)",
+    "max_seconds": "longest segment (s)", "mean_seconds": "mean segment (s)", "total_seconds": "total (s)",
+    "verb_classes": "verb classes present", "noun_classes": "noun classes present",
+    "action_classes": "actions (verb, noun) present", "images_extracted": "images at 16 frames a segment",
+}
+
+
+def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """`data.dataset_summary` with readable row names, counts as integers."""
+    out = summary.rename(index=SUMMARY_LABELS)
+    return out.map(lambda v: f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}")
+
+
+def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
+    """`baselines.baselines` as a table of percentages ("" where a baseline does not apply)."""
+    out = table.set_index("baseline")[["verb", "noun", "action"]]
+    out = out.map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
+    out.columns = [f"{c} top-1 (%)" for c in out.columns]
+    out.index.name = ""
+    return out
+
+
+def comparison_sentence(a: str, b: str, d: Interval, what: str = "verb top-1") -> str:
+    """How the book words a difference: only what its interval allows."""
+    if d.low > 0:
+        return f"{a} is ahead of {b} on {what} by {points(d)}"
+    if d.high < 0:
+        return f"{a} is behind {b} on {what} by {points(d)}"
+    return f"{a} and {b} cannot be told apart on {what}: {points(d)}, an interval that contains 0"
+
+
+# -- numbers and tables the pages quote ------------------------------------------------------
+
+# The comparisons behind the paper's findings (method key A, method key B): A - B.
+MAIN_COMPARISONS = (("3d_random", "frame_averaging"), ("3d_mean", "3d_random"), ("3d_mean", "frame_averaging"),
+                    ("3d_random", "frame_averaging_random"), ("frame_averaging", "frame_averaging_random"))
+
+
+def read_table(params: StudyParams, notebook: str, name: str) -> pd.DataFrame:
+    """A table another notebook wrote into its run folder (`save_table`)."""
+    path = runs_root_of(params.runs_root) / notebook / f"{name}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: run notebook {notebook} first")
+    return pd.read_csv(path)
+
+
+def plateau_numbers(curves: pd.DataFrame, methods: Mapping, keys, prefix: str, last: int = 2) -> dict:
+    """How much the first method's validation verb top-1 moved over its last `last` epochs (mean
+    over seeds), the evidence for (or against) a plateau."""
+    label = methods[keys[0]].label
+    rows = curves[(curves["method"] == label) & curves["val_verb_top1"].notna()]
+    epochs = sorted(rows["epoch"].unique())
+    last = min(last, len(epochs) - 1)
+    if last < 1:
+        return {f"{prefix}_label": label, f"{prefix}_plateau_epochs": "0", f"{prefix}_plateau_change": "n/a"}
+    end, start = epochs[-1], epochs[-1 - last]
+    by_seed = rows.pivot_table(index="seed", columns="epoch", values="val_verb_top1")
+    change = 100 * (by_seed[end] - by_seed[start]).mean()
+    return {f"{prefix}_label": label, f"{prefix}_plateau_epochs": str(last),
+            f"{prefix}_plateau_change": f"{change:+.1f} points"}
+
+
+def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
+    """Sentences comparing methods a and b on verbs and nouns, worded by their intervals."""
+    from .results import difference
+    out = {}
+    for head in ("verb", "noun"):
+        if a in runs and b in runs:
+            d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
+            out[f"{prefix}_{head}"] = comparison_sentence(methods[a].label, methods[b].label, d, f"{head} top-1")
+        else:
+            out[f"{prefix}_{head}"] = "not measured (one of the two methods is not in this profile)"
+    return out
+
+
+def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits, params: StudyParams,
+                   prefix: str) -> dict:
+    """What the accuracy-against-frames paragraph quotes, for the first frame-averaging method."""
+    from .baselines import baselines
+    from .evaluation import evaluate_frames
+    from .intervals import mean_interval, paired_difference
+    import numpy as np
+    key = next(k for k in runs if k.startswith("frame_averaging"))
+    label = methods[key].label
+    rows = frames[frames["method"] == label].sort_values("frames")
+    out = {f"{prefix}_label": label, f"{prefix}_positions": str(params.eval_positions),
+           f"{prefix}_frames_first": f"{rows['accuracy'].iloc[0]:.1f} %",
+           f"{prefix}_frames_last": f"{rows['accuracy'].iloc[-1]:.1f} %",
+           f"{prefix}_frames_max": str(int(rows["frames"].iloc[-1]))}
+    per = {}
+    for n in (8, 16):
+        table = pd.concat([evaluate_frames(r, (n,), positions_per_clip=params.eval_positions, per_segment=True,
+                                           max_val=params.max_val) for r in runs[key]], ignore_index=True)
+        per[n] = table.groupby("narration_id", sort=False)["verb_correct"].mean().to_numpy(np.float64)
+    kw = dict(confidence=params.confidence, resamples=params.bootstrap_resamples)
+    out[f"{prefix}_gain_8_16"] = points(paired_difference(per[16], per[8], **kw).scaled(100))
+    ceiling = float(baselines(splits).set_index("baseline").loc["order-blind ceiling", "verb"])
+    from .results import per_segment_correctness
+    gap = mean_interval(per_segment_correctness(runs[key], "verb") - ceiling, **kw).scaled(100)
+    where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
+             "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
+             "still get more right (undertrained, or not enough capacity)")
+    out[f"{prefix}_ceiling_sentence"] = (f"at 8 frames it is {points(gap)} from the ceiling ({pct(ceiling)}); "
+                                         f"{where}")
+    return out
+
+
+def time_inference_all(params: StudyParams) -> pd.DataFrame:
+    """`evaluation.time_inference` for every model of `time_models` (the paper's Fig. 3)."""
+    from .evaluation import time_inference
+    if not params.time_models:
+        return pd.DataFrame()
+    return pd.concat([time_inference(m, params.time_frames, crop_size=params.time_crop_size)
+                      for m in params.time_models], ignore_index=True)
+
+
+def timing_table(timing: pd.DataFrame) -> pd.DataFrame:
+    """Median ms per clip and per frame, a row per number of frames, a column per model."""
+    med = timing.groupby(["model", "frames"])[["ms_per_clip", "ms_per_frame"]].median().reset_index()
+    wide = med.pivot(index="frames", columns="model", values=["ms_per_clip", "ms_per_frame"]).round(1)
+    wide.columns = [f"{model}: ms per {'clip' if what == 'ms_per_clip' else 'frame'}" for what, model in wide.columns]
+    return wide
+
+
+def pretraining_curves(runs: Mapping) -> pd.DataFrame:
+    """Long table of the pretraining runs' epochs (method = the 2D model)."""
+    return pd.DataFrame([{"method": model, "seed": r.params["seed"], **m} for model, r in runs.items()
+                         for m in r.metrics])
+
+
+def pretraining_table(pretraining: Mapping) -> pd.DataFrame:
+    """One row per 2D backbone: where its image weights come from and how good they are."""
+    rows = []
+    for model, r in pretraining.items():
+        if r is None:
+            rows.append({"2D model": model, "image weights": "a real checkpoint (the profile's pretrained)"})
+        else:
+            res = r.results
+            rows.append({"2D model": model, "image weights": f"pretrained here ({r.name})",
+                         "training images": f"{res['train_images']:,}", "held-out images": f"{res['val_images']:,}",
+                         "epochs": len(r.metrics), "held-out top-1 (%)": f"{100 * res['val']['top1']:.1f}",
+                         "minutes": f"{res['train_seconds'] / 60:.1f}"})
+    return pd.DataFrame(rows).set_index("2D model")
+
+
+def pretraining_numbers(runs: Mapping) -> dict:
+    if not runs:
+        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change")}
+    r = next(iter(runs.values()))
+    tops = [m["val_top1"] for m in r.metrics if "val_top1" in m]
+    change = 100 * (tops[-1] - tops[-2]) if len(tops) > 1 else float("nan")
+    return {"pretrain_epochs": str(len(r.metrics)), "pretrain_images": f"{r.results['train_images']:,}",
+            "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points"}
+
+
+def reversal_table(at_init: pd.DataFrame) -> pd.DataFrame:
+    """Relative change under time reversal at initialisation, mean and range over seeds."""
+    g = at_init.groupby("method", sort=False)["reversal_change"]
+    return pd.DataFrame({"relative change (mean over seeds)": g.mean().map(lambda v: f"{v:.2e}"),
+                         "lowest seed": g.min().map(lambda v: f"{v:.2e}"),
+                         "highest seed": g.max().map(lambda v: f"{v:.2e}")})
+
+
+def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
+    means = at_init.groupby("method", sort=False)["reversal_change"].mean()
+    label = {m.inflation: m.label for m in methods.values() if m.inflation}
+    random = next((m.label for k, m in methods.items() if k == "3d_random"), None)
+    asymmetric = [means[label[i]] for i in label if i != "mean" and label[i] in means]
+    return {"init_change_mean": f"{means.get(label.get('mean'), float('nan')):.1e}",
+            "init_change_random": f"{means.get(random, float('nan')):.2f}" if random else "n/a",
+            "init_change_asymmetric": (f"{min(asymmetric):.2f} to {max(asymmetric):.2f}" if asymmetric else "n/a")}
+
+
+def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: StudyParams) -> dict:
+    """Which inflations beat random initialisation on verbs and on nouns, as the intervals allow."""
+    from .results import difference
+    out = {}
+    for head in ("verb", "noun"):
+        ahead, behind, unclear = [], [], []
+        for a, b in comparisons:
+            if a not in runs or b not in runs:
+                continue
+            d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
+            name = methods[a].label.removeprefix("3D, ")
+            (ahead if d.low > 0 else behind if d.high < 0 else unclear).append(f"{name} ({points(d)})")
+        parts = []
+        if ahead:
+            parts.append("ahead of random initialisation: " + "; ".join(ahead))
+        if behind:
+            parts.append("behind it: " + "; ".join(behind))
+        if unclear:
+            parts.append("not distinguishable from it: " + "; ".join(unclear))
+        out[f"ablation_{head}s"] = ". ".join(parts) or "not measured"
+    return out
+
+
+def verdict_display(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table as the book shows it."""
+    return verdicts[["finding", "paper", "ours (95% interval)", "verdict", "why"]].set_index("finding")
+
+
+def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
+    """Balanced pair accuracy pooled over pairs (mean over pairs) per method, as one sentence."""
+    if pairs.empty:
+        return {"pairs_sentence": "no reversal pairs in this data"}
+    means = pairs.groupby("method", sort=False)["accuracy"].mean()
+    return {"pairs_sentence": "; ".join(f"{m} {v:.1f} %" for m, v in means.items())}
+
+
+def machine_table(here: Run, elsewhere: Run, methods: Mapping) -> pd.DataFrame:
+    rows = []
+    for label, r in (("this machine (default instruction set)", here),
+                     (f"oneDNN limited to {elsewhere.params['environment']['ONEDNN_MAX_CPU_ISA']}", elsewhere)):
+        val = r.results["val"]
+        rows.append({"run": label, "verb top-1 (%)": f"{100 * val['verb_top1']:.1f}",
+                     "noun top-1 (%)": f"{100 * val['noun_top1']:.1f}",
+                     "action top-1 (%)": f"{100 * val['action_top1']:.1f}"})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -> dict:
+    ranges = [100 * (max(r.results["val"]["verb_top1"] for r in g) - min(r.results["val"]["verb_top1"] for r in g))
+              for g in runs.values() if len(g) > 1]
+    change = 100 * (elsewhere.results["val"]["verb_top1"] - here.results["val"]["verb_top1"])
+    return {"seed_range": f"{max(ranges):.1f} points" if ranges else "n/a", "machine_change": f"{change:+.1f} points"}
+
+
+def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
+    any_run = next(iter(next(iter(runs.values()))))
+    data = any_run.params["data"]
+    used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
+    return {"epochs": str(params.epochs), "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
+            "data_used": str(used)}

@@ -1,0 +1,348 @@
+"""Training the study's models: video runs, the image pretraining, and many runs at once.
+
+- `train_video`: a frame-averaged or 3D model on verbs and nouns, then its predictions on
+  the validation split. Everything that could fail (parameters, the pretrained checkpoint,
+  the data, missing videos) is checked before the run folder is written, so a corrected
+  retry is never refused. A finished run is returned as it is, an interrupted one resumes.
+- `pretrain_images`: the 2D model on Fashion-MNIST train images drawn in the videos' style,
+  the embedded study's stand-in for ImageNet; saved in timm's format, loaded and inflated
+  exactly as an ImageNet checkpoint would be.
+- `pretrained_checkpoint`: what `pretrained="auto"` means for a model: its 2D backbone's
+  pretraining run, trained on first use.
+- `train_runs`: a list of runs trained `parallel` at a time in worker processes, each on its
+  share of the cores; finished runs are skipped.
+
+Runs are named by what determines them: `run_name(prefix, params)` appends a short hash of
+the parameters, so a run is reused only when every parameter matches, and another setting
+gets its own folder (CONTRIBUTING.md, Run folders).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import models as _models
+from ..atomic import atomic_path, write_bytes_atomic
+from ..engine import IMAGE, TrainConfig, Trainer
+from ..runs import Run, open_run, relative_to_root, resolve_from_root
+from ..runtime import environment, set_threads
+from .data import DataPaths, clip_dataset, missing_videos, read_splits
+
+__all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
+           "RunSpec", "train_runs", "show_progress"]
+
+_log = logging.getLogger(__name__)
+DEFAULT_RUNS = Path(__file__).resolve().parents[2] / "runs"
+
+
+def runs_root_of(runs_root: Optional[Path | str]) -> Path:
+    """The runs root a step writes to: `runs_root`, or `runs/` at the repository root."""
+    return Path(runs_root) if runs_root else DEFAULT_RUNS
+
+
+def run_name(prefix: str, params: dict) -> str:
+    """`prefix-<8 hex digits>`: the digits hash the run's parameters (their JSON, keys sorted)."""
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{prefix}-{digest}"
+
+
+def show_progress(progress: Optional[bool] = None) -> bool:
+    """Progress bars in a terminal; in a notebook kernel (papermill) only the per-epoch lines,
+    which are what an executed notebook should keep."""
+    if progress is not None:
+        return progress
+    try:
+        from IPython import get_ipython
+        return get_ipython() is None
+    except ImportError:
+        return True
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _positive(**values: Any) -> None:
+    bad = [f"{k}={v!r}" for k, v in values.items() if v is None or v <= 0]
+    if bad:
+        raise ValueError(f"must be positive: {', '.join(bad)}")
+
+
+def _write_predictions(run: Run, result) -> None:
+    """logits.npz (every logit, for the statistics) and predictions.csv (top-5, for people)."""
+    import io
+
+    from .evaluation import predictions_frame
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, narration_id=np.array(result.narration_ids),
+                        verb_logits=result.logits["verb"].numpy(), noun_logits=result.logits["noun"].numpy(),
+                        verb=result.targets["verb"].numpy(), noun=result.targets["noun"].numpy())
+    write_bytes_atomic(run.dir / "logits.npz", buffer.getvalue())
+    with atomic_path(run.dir / "predictions.csv") as tmp:
+        predictions_frame(run).to_csv(tmp, index=False)
+
+
+def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[str] = None,
+                inflation: str = "mean", inflation_noise: float = 0.5, num_frames: int = 8, crop_size: int = 64,
+                epochs: int = 12, batch_size: int = 16, lr: float = 2e-3, weight_decay: float = 0.05,
+                warmup_epochs: float = 1.0, label_smoothing: float = 0.1, ema_decay: Optional[float] = None,
+                precision: str = "auto", seed: int = 0, max_train: Optional[int] = None,
+                max_val: Optional[int] = None, val_every: int = 1, reversal_clips: int = 0,
+                environment: Optional[dict] = None, runs_root: Optional[Path | str] = None, num_workers: int = 0,
+                progress: Optional[bool] = None, memory_format: str = "auto", threads: Optional[int] = None,
+                **model_kwargs: Any) -> Run:
+    """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run.
+
+    `pretrained` (a path or `timm:NAME`) starts from image weights, inflated into a 3D model
+    by `inflation` (`evitvid.models.inflate`); None starts from random initialisation.
+    `reversal_clips` validation clips are also played backwards after every epoch and the
+    change of the verb logits recorded (`evaluation.ReversalProbe`). `num_workers`,
+    `progress`, `memory_format` and `threads` change speed and output only, so they are not
+    part of the run's parameters. `environment` names variables the run needs set before
+    torch starts (e.g. `{"ONEDNN_MAX_CPU_ISA": "AVX2"}` to stand in for another machine); they are
+    part of its parameters, and a process without them is refused.
+    """
+    for key, value in (environment or {}).items():
+        if os.environ.get(key) != value:
+            raise ValueError(f"environment: this run needs {key}={value} set before torch starts "
+                             f"(train it through train_runs, which sets it), found {os.environ.get(key)!r}")
+    entry = _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
+    _positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
+                      precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
+                      val_every=val_every, progress=show_progress(progress))
+    root = runs_root_of(runs_root)
+    inflated = entry.kind == "3d" and pretrained is not None
+    params = dict(model=model, pretrained=relative_to_root(pretrained, root) if pretrained else None,
+                  inflation=inflation if inflated else None, inflation_noise=inflation_noise if inflated and
+                  inflation != "mean" else None, data=data.record, num_frames=num_frames, crop_size=crop_size,
+                  epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                  warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
+                  precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
+                  reversal_clips=reversal_clips, model_kwargs=model_kwargs,
+                  **({"environment": dict(environment)} if environment else {}))
+    existing = root / name / "results.json"
+    if existing.exists() and json.loads((root / name / "params.json").read_text()) == json.loads(
+            json.dumps(params, default=str)):
+        return Run(root / name)
+    set_threads(threads)
+    # Everything that can fail is tried before the run folder exists.
+    splits = read_splits(data)
+    train_segments, val_segments = splits.train[:max_train], splits.validation[:max_val]
+    missing = missing_videos(data, train_segments + val_segments)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+        raise FileNotFoundError(f"{len(missing)} video(s) the segments need do not exist: {shown}")
+    net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
+                        inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
+    train_set = clip_dataset(data, "train", num_frames=num_frames, crop_size=crop_size, train=True, seed=seed,
+                             segments=train_segments)
+    val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
+                           segments=val_segments)
+    run = open_run(root, name, params, lock=_rank() == 0)
+    if run.complete:
+        return run
+    from .evaluation import ReversalProbe
+    probes = [ReversalProbe(val_set, reversal_clips)] if reversal_clips else []
+    trainer = Trainer(net, train_set, val_set, cfg, run.dir, probes=probes)
+    history = trainer.fit()
+    if trainer.rank != 0:  # under torchrun the first process evaluates and writes the results
+        return run
+    result = trainer.evaluate(val_set, desc="validation")
+    _write_predictions(run, result)
+    run.write_results({"model": model, "pretrained": params["pretrained"], "inflation": params["inflation"],
+                       "num_frames": num_frames, "seed": seed, "train_clips": len(train_set),
+                       "val_clips": len(val_set), "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+                       "train_seconds": trainer.train_seconds, "epochs": len(history), "val": result.metrics,
+                       "environment": environment()})
+    return run
+
+
+def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = None, inflation: str = "mean",
+                  inflation_noise: float = 0.5, runs_root: Optional[Path | str] = None, **model_kwargs: Any):
+    """A video model as a run starts it: seeded, with the splits' class counts, from `pretrained`
+    (a path relative to the runs root, absolute, or timm:NAME), inflated by `inflation` for 3D."""
+    root = runs_root_of(runs_root)
+    inflated = _models.get_model_entry(model).kind == "3d" and pretrained is not None
+    torch.manual_seed(seed)
+    return _models.create_model(model, pretrained=resolve_from_root(pretrained, root) if pretrained else None,
+                                num_verbs=len(splits.verbs), num_nouns=len(splits.nouns),
+                                **(dict(inflation=inflation, inflation_noise=inflation_noise, inflation_seed=seed)
+                                   if inflated else {}), **model_kwargs)
+
+
+def pretraining_runs(params) -> dict[str, Optional[Run]]:
+    """{2D image model: its pretraining run} for every image-pretrained method of the profile;
+    None where `pretrained` names a real checkpoint instead (nothing is pretrained here)."""
+    from .methods import study_methods
+    out: dict[str, Optional[Run]] = {}
+    for method in study_methods(params).values():
+        if not method.pretrained:
+            continue
+        image_model = _models.get_model_entry(method.model).image_model
+        source = params.pretrained.get(method.model) if isinstance(params.pretrained, dict) else params.pretrained
+        if source != "auto":
+            out.setdefault(image_model, None)
+            continue
+        kwargs = {"model": image_model, **pretraining_params(params)}
+        out[image_model] = pretrain_images(run_name(f"02_pretrain_{image_model}", kwargs), runs_root=params.runs_root,
+                                           **kwargs)
+    return out
+
+
+def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: int = 64, epochs: int = 6,
+                    batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 0.05, warmup_epochs: float = 0.5,
+                    label_smoothing: float = 0.1, held_out: int = 5000, max_train: Optional[int] = None,
+                    precision: str = "auto", seed: int = 0, runs_root: Optional[Path | str] = None,
+                    num_workers: int = 0, progress: Optional[bool] = None, threads: Optional[int] = None) -> Run:
+    """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
+    it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
+
+    The last `held_out` images of the train split are held out for validation, the rest (or
+    the first `max_train` of them) train; t10k, the videos' items, is never used.
+    """
+    from safetensors.torch import save_file
+
+    from ..data.images import FashionImages
+    entry = _models.get_model_entry(model)
+    if entry.kind != "image":
+        raise ValueError(f"model: pretraining needs a 2D image model (e.g. efficientvit_b1), got {model!r}")
+    _positive(image_size=image_size, epochs=epochs, batch_size=batch_size, held_out=held_out)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
+                      num_workers=num_workers, seed=seed, progress=show_progress(progress))
+    params = dict(model=model, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
+                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+                  held_out=held_out, max_train=max_train, precision=precision, seed=seed)
+    root = runs_root_of(runs_root)
+    set_threads(threads)
+    full = FashionImages("train", size=image_size)
+    n = len(full)
+    if held_out >= n:
+        raise ValueError(f"held_out={held_out}: the train split has only {n} images")
+    train_idx = np.arange(n - held_out)[:max_train]
+    train_set = FashionImages("train", size=image_size, train=True, seed=seed, indices=train_idx)
+    val_set = FashionImages("train", size=image_size, train=False, seed=seed, indices=np.arange(n - held_out, n))
+    torch.manual_seed(seed)
+    net = _models.create_model(model, num_classes=len(FashionImages.classes))
+    run = open_run(root, name, params)
+    if run.complete:
+        return run
+    trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=IMAGE)
+    trainer.fit()
+    result = trainer.evaluate(val_set, desc="validation")
+    weights = run.dir / "model.safetensors"
+    with atomic_path(weights) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainer.eval_model.state_dict().items()}, str(tmp))
+    run.write_results({"model": model, "checkpoint": relative_to_root(weights, root), "train_images": len(train_set),
+                       "val_images": len(val_set), "train_seconds": trainer.train_seconds, "val": result.metrics,
+                       "environment": environment()})
+    return run
+
+
+def pretraining_params(params) -> dict:
+    """`pretrain_images` keyword arguments from the study's parameters (`StudyParams`)."""
+    return dict(image_size=params.pretrain_image_size, epochs=params.pretrain_epochs,
+                batch_size=params.pretrain_batch_size, lr=params.pretrain_lr, held_out=params.pretrain_held_out,
+                max_train=params.pretrain_max_train)
+
+
+def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
+                          threads: Optional[int] = None, **pretraining: Any) -> Optional[str]:
+    """`pretrained` as `train_video` takes it. A dict maps each model to its own checkpoint.
+    "auto" means the embedded study's stand-in for ImageNet: the pretraining run of `model`'s
+    2D backbone with `pretraining` arguments, trained now if it is not in `runs_root` yet,
+    reused otherwise (its folder is named by its parameters). None means random init."""
+    if isinstance(pretrained, dict):  # one checkpoint per model, e.g. B1 and L1 in one notebook
+        if model not in pretrained:
+            raise ValueError(f"pretrained: no checkpoint given for {model!r} (given for {', '.join(pretrained)})")
+        pretrained = pretrained[model]
+    if pretrained != "auto":
+        return pretrained
+    image_model = _models.get_model_entry(model).image_model
+    kwargs = {"model": image_model, **pretraining}
+    name = run_name(f"02_pretrain_{image_model}", kwargs)
+    run = pretrain_images(name, runs_root=runs_root, threads=threads, **kwargs)
+    return str(resolve_from_root(run.results["checkpoint"], runs_root_of(runs_root)))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a list `train_runs` trains: a name and `train_video`'s arguments (data as its record)."""
+    name: str
+    kwargs: dict = field(hash=False)
+    label: str = ""
+
+
+def _set_environment(variables: dict) -> None:
+    """A worker's initializer: environment variables that must be set before torch starts."""
+    os.environ.update(variables)
+
+
+def _train_spec(spec: RunSpec, threads: Optional[int]) -> str:
+    """`train_runs`' unit of work, in a worker process: returns the run folder."""
+    kwargs = dict(spec.kwargs)
+    kwargs["data"] = DataPaths.from_record(kwargs["data"])
+    return str(train_video(spec.name, threads=threads, **kwargs).dir)
+
+
+def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, environment: Optional[dict] = None,
+               log: Callable[[str], None] = print) -> dict[str, Run]:
+    """Train every run of `specs` that is not finished, `parallel` at a time; returns {name: Run}.
+
+    With `parallel > 1`, or an `environment` to set before torch starts, each run trains in a
+    worker process on cores / `parallel` threads (`evitvid.workers.process_pool`: workers die
+    with this process). A run's result depends on its parameters and its thread count, not on
+    which worker ran it or when.
+    """
+    todo = []
+    for spec in specs:
+        root = runs_root_of(spec.kwargs.get("runs_root"))
+        if not (root / spec.name / "results.json").exists():
+            todo.append(spec)
+    done: dict[str, Run] = {}
+    if todo:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        parallel = max(1, min(parallel, len(todo)))
+        threads = max(1, cores // parallel)
+        log(f"training {len(todo)} of {len(specs)} runs, {parallel} at a time on {threads} thread(s) each")
+        started = time.perf_counter()
+        if parallel == 1 and not environment:
+            for i, spec in enumerate(todo, 1):
+                done[spec.name] = Run(Path(_train_spec(spec, threads)))
+                log(_finished_line(i, len(todo), spec, done[spec.name], started))
+        else:
+            import multiprocessing
+            from concurrent.futures import as_completed
+
+            from ..workers import process_pool
+            with process_pool(parallel, mp_context=multiprocessing.get_context("spawn"),
+                              initializer=_set_environment, initargs=(dict(environment or {}),)) as pool:
+                futures = {pool.submit(_train_spec, spec, threads): spec for spec in todo}
+                for i, future in enumerate(as_completed(futures), 1):
+                    spec = futures[future]
+                    try:
+                        done[spec.name] = Run(Path(future.result()))
+                    except Exception as exc:
+                        raise RuntimeError(f"run {spec.name} ({spec.label}): {exc}") from exc
+                    log(_finished_line(i, len(todo), spec, done[spec.name], started))
+    return {spec.name: done.get(spec.name) or Run(runs_root_of(spec.kwargs.get("runs_root")) / spec.name)
+            for spec in specs}
+
+
+def _finished_line(i: int, n: int, spec: RunSpec, run: Run, started: float) -> str:
+    val = run.results["val"]
+    return (f"[{i}/{n}] {spec.label or spec.name}: verb top-1 {100 * val['verb_top1']:.1f}%, noun top-1 "
+            f"{100 * val['noun_top1']:.1f}% ({run.results['train_seconds'] / 60:.1f} min; "
+            f"{(time.perf_counter() - started) / 60:.1f} min elapsed)")
