@@ -34,7 +34,8 @@ from .. import models as _models
 from ..atomic import atomic_path, write_bytes_atomic
 from ..engine import IMAGE, TrainConfig, Trainer
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
-from ..runtime import environment, set_threads
+from .. import runtime
+from ..runtime import set_threads
 from .data import DataPaths, clip_dataset, missing_videos, read_splits
 
 __all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
@@ -165,7 +166,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                        "num_frames": num_frames, "seed": seed, "train_clips": len(train_set),
                        "val_clips": len(val_set), "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
                        "train_seconds": trainer.train_seconds, "epochs": len(history), "val": result.metrics,
-                       "environment": environment()})
+                       "environment": runtime.environment()})
     return run
 
 
@@ -247,7 +248,7 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
         save_file({k: v.detach().contiguous().cpu() for k, v in trainer.eval_model.state_dict().items()}, str(tmp))
     run.write_results({"model": model, "checkpoint": relative_to_root(weights, root), "train_images": len(train_set),
                        "val_images": len(val_set), "train_seconds": trainer.train_seconds, "val": result.metrics,
-                       "environment": environment()})
+                       "environment": runtime.environment()})
     return run
 
 
