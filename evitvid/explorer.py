@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .runs import Run
-from .study import DataPaths, class_names, make_dataset, predictions_frame
+from .study import DataPaths, class_names, clip_dataset, predictions_frame
 
 
 class _Segments:
@@ -24,7 +24,7 @@ class _Segments:
 
     def __init__(self, data: DataPaths, runs: dict[str, Run], num_frames: int = 8, size: int = 112):
         self.verbs, self.nouns = class_names(data.verb_classes), class_names(data.noun_classes)
-        self.dataset = make_dataset(data, "val", num_frames=num_frames, crop_size=size, train=False)
+        self.dataset = clip_dataset(data, "val", num_frames=num_frames, crop_size=size, train=False)
         self.index = {s.narration_id: i for i, s in enumerate(self.dataset.segments)}
         self.predictions = {label: predictions_frame(run).set_index("narration_id") for label, run in runs.items()}
         self.mean = torch.tensor(self.dataset.transform.mean).view(3, 1, 1, 1)

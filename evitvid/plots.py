@@ -23,40 +23,59 @@ def _save(fig: plt.Figure, run: Optional[Run], name: str) -> plt.Figure:
     return fig
 
 
-def training_curves(runs: dict[str, Run], save_to: Optional[Run] = None, name: str = "training_curves",
-                    metric: str = "val_verb_top1") -> plt.Figure:
-    """Training loss and a validation metric (verb top-1 by default) per epoch, one line per run."""
-    rows = [{"run": label, **m} for label, run in runs.items() for m in run.metrics]
-    df = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.lineplot(data=df, x="epoch", y="train_loss", hue="run", marker="o", ax=axes[0])
-    axes[0].set(title="training loss", ylabel="loss")
-    if metric in df:
-        sns.lineplot(data=df.assign(**{metric: 100 * df[metric]}), x="epoch", y=metric,
-                     hue="run", marker="o", ax=axes[1], legend=False)
-    axes[1].set(title=metric.replace("val_", "validation ").replace("_", " "), ylabel="%")
+def learning_curves(curves: pd.DataFrame, save_to: Optional[Run] = None, name: str = "learning_curves",
+                    metrics: Sequence[tuple[str, str]] = (("train_loss", "training loss"),
+                                                          ("val_verb_top1", "validation verb top-1 (%)"),
+                                                          ("val_noun_top1", "validation noun top-1 (%)"))
+                    ) -> plt.Figure:
+    """Metrics per epoch, one line per seed, one colour per method (`study.learning_curves`):
+    whether each method reached a plateau, and how far the seeds spread."""
+    metrics = [(k, t) for k, t in metrics if k in curves]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for i, (ax, (key, title)) in enumerate(zip(axes[0], metrics)):
+        data = curves.assign(**{key: curves[key] * (1 if "loss" in key else 100)})
+        sns.lineplot(data=data, x="epoch", y=key, hue="method", units="seed", estimator=None, alpha=0.8,
+                     marker="o", markersize=3, ax=ax, legend=i == len(metrics) - 1)
+        ax.set(title=title, ylabel="" if "loss" in key else "%")
+    if len(metrics) and axes[0][-1].get_legend():
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return _save(fig, save_to, name)
 
 
-def accuracy_vs_frames(table: pd.DataFrame, save_to: Optional[Run] = None,
-                       metrics: Sequence[str] = ("verb_top1", "noun_top1", "action_top1")) -> plt.Figure:
-    """Accuracy against frames per segment (the paper's Fig. 2)."""
-    ids = ["frames"] + (["model"] if "model" in table else [])
-    long = table.melt(id_vars=ids, value_vars=list(metrics), var_name="metric", value_name="accuracy")
-    long["accuracy"] *= 100
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=long, x="frames", y="accuracy", hue="metric", style="model" if "model" in table else None,
-                 marker="o", ax=ax)
-    ax.set(xscale="log", xticks=sorted(table["frames"]), xticklabels=sorted(table["frames"]),
-           xlabel="frames per segment", ylabel="top-1 accuracy (%)", title="accuracy against frames")
+def _baseline_lines(ax, baselines: Optional[pd.DataFrame], head: str) -> None:
+    if baselines is None:
+        return
+    styles = {"majority class": ":", "order-blind ceiling": "--", "chance (uniform)": "-."}
+    for _, row in baselines.iterrows():
+        if row["baseline"] in styles and pd.notna(row.get(head)):
+            ax.axhline(100 * row[head], color="0.3", linestyle=styles[row["baseline"]], linewidth=1,
+                       label=row["baseline"])
+
+
+def accuracy_vs_frames(table: pd.DataFrame, baselines: Optional[pd.DataFrame] = None,
+                       save_to: Optional[Run] = None, head: str = "verb") -> plt.Figure:
+    """Top-1 against frames per segment with 95 % intervals, per method (`study.frames_curve`; the
+    paper's Fig. 2), beside the majority rate and the order-blind ceiling."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method, rows in table.groupby("method", sort=False):
+        rows = rows.sort_values("frames")
+        line, = ax.plot(rows["frames"], rows["accuracy"], marker="o", label=method)
+        ax.fill_between(rows["frames"], rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
+    _baseline_lines(ax, baselines, head)
+    ticks = sorted(table["frames"].unique())
+    ax.set(xscale="log", xticks=ticks, xticklabels=ticks, xlabel="frames per segment",
+           ylabel=f"{head} top-1 (%)", title=f"{head} accuracy against frames (95 % intervals)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return _save(fig, save_to, "accuracy_vs_frames")
 
 
 def time_vs_frames(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
-    """Inference time per frame and per clip against frames (the paper's Fig. 3)."""
+    """Inference time per frame and per clip against frames (the paper's Fig. 3): medians with the
+    spread of the repeats."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, column, title in ((axes[0], "ms_per_frame", "per frame"), (axes[1], "ms_per_clip", "per clip")):
-        sns.lineplot(data=table, x="frames", y=column, hue="model", marker="o", ax=ax)
+        sns.lineplot(data=table, x="frames", y=column, hue="model", marker="o", estimator="median",
+                     errorbar=("pi", 100), ax=ax)
         ax.set(xscale="log", xticks=sorted(table["frames"].unique()), xticklabels=sorted(table["frames"].unique()),
                xlabel="frames per segment", ylabel="ms", title=f"inference time {title}")
     return _save(fig, save_to, "time_vs_frames")
@@ -84,25 +103,60 @@ def segment_lengths(lengths: pd.DataFrame, save_to: Optional[Run] = None) -> plt
     return _save(fig, save_to, "segment_lengths")
 
 
-def method_comparison(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
-    """Bar chart of verb/noun/action top-1 per method (columns: method, metric, accuracy)."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    sns.barplot(data=table, x="metric", y="accuracy", hue="method", ax=ax)
-    ax.set(ylabel="top-1 accuracy (%)", xlabel="", title="methods compared")
+def method_comparison(table: pd.DataFrame, baselines: Optional[pd.DataFrame] = None,
+                      save_to: Optional[Run] = None) -> plt.Figure:
+    """Verb and noun top-1 per method with the 95 % interval over segments (columns: method, head,
+    accuracy, low, high), beside chance, the majority class and the order-blind ceiling."""
+    heads = list(dict.fromkeys(table["head"]))
+    fig, axes = plt.subplots(1, len(heads), figsize=(5.2 * len(heads), 0.5 * table["method"].nunique() + 2.2),
+                             squeeze=False)
+    for ax, head in zip(axes[0], heads):
+        rows = table[table["head"] == head]
+        y = range(len(rows))
+        ax.errorbar(rows["accuracy"], y, xerr=[rows["accuracy"] - rows["low"], rows["high"] - rows["accuracy"]],
+                    fmt="o", color=sns.color_palette()[0], capsize=3)
+        ax.set_yticks(list(y), rows["method"])
+        ax.invert_yaxis()
+        if baselines is not None:
+            styles = {"majority class": ":", "order-blind ceiling": "--", "chance (training frequencies)": "-."}
+            for _, b in baselines.iterrows():
+                if b["baseline"] in styles and pd.notna(b.get(head)):
+                    ax.axvline(100 * b[head], color="0.3", linestyle=styles[b["baseline"]], linewidth=1,
+                               label=b["baseline"])
+            ax.legend(loc="lower right", fontsize="x-small")
+        ax.set(xlabel=f"{head} top-1 (%)", title=f"{head}s")
     return _save(fig, save_to, "method_comparison")
 
 
-def reversal_pairs(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
-    """Accuracy within each time-reversed verb pair per method (columns: method, pair, pair_accuracy)."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(data=table.assign(pair_accuracy=100 * table["pair_accuracy"]), x="pair", y="pair_accuracy",
-                hue="method", ax=ax)
-    ax.axhline(50, color="black", linestyle="--", linewidth=1, label="chance")
-    ax.set(ylabel="accuracy within the pair (%)", xlabel="", ylim=(0, 100),
-           title="telling a verb from its time-reversal")
-    ax.tick_params(axis="x", rotation=20)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the bars, not over them
-    return _save(fig, save_to, "reversal_pairs")
+def pair_accuracy(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
+    """Balanced accuracy within each time-reversed verb pair per method, with 95 % intervals
+    (columns: pair, method, accuracy, low, high); 50 % is what any constant answer gets."""
+    methods = list(dict.fromkeys(table["method"]))
+    pairs = list(dict.fromkeys(table["pair"]))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        rows = table[table["method"] == method].set_index("pair").reindex(pairs)
+        x = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(pairs))]
+        ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["low"], rows["high"] - rows["accuracy"]],
+                    fmt="o", capsize=2, label=method)
+    ax.axhline(50, color="black", linestyle="--", linewidth=1, label="any constant answer")
+    ax.set_xticks(range(len(pairs)), pairs, rotation=20)
+    ax.set(ylabel="balanced accuracy within the pair (%)", ylim=(0, 100),
+           title="telling a verb from its time-reversal (95 % intervals)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _save(fig, save_to, "pair_accuracy")
+
+
+def reversal_change(curves: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:
+    """How much each model's verb logits change when a validation clip is played backwards, per
+    epoch and seed (`val_reversal_change`): 0 for a model blind to frame order."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.lineplot(data=curves, x="epoch", y="val_reversal_change", hue="method", units="seed", estimator=None,
+                 marker="o", markersize=3, ax=ax)
+    ax.set(ylabel="relative change of verb logits", title="clip against the clip played backwards")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _save(fig, save_to, "reversal_change")
 
 
 def latency_vs_frames(table: pd.DataFrame, save_to: Optional[Run] = None) -> plt.Figure:

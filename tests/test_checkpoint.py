@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -172,3 +173,17 @@ def test_timm_hub_name_resolves_through_the_hub_cache(tmp_path, monkeypatch, b1)
               str(repo / "snapshots" / commit / "model.safetensors"))
     model = evitvid.create_model("efficientvit_b1", pretrained="timm:efficientvit_b1.r288_in1k").eval()
     torch.testing.assert_close(_logits(model, X), _logits(b1, X), atol=0, rtol=0)
+
+
+def test_a_runs_own_checkpoint_as_pretrained_is_refused_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "params.json").write_text("{}")
+    torch.save({"model": {}, "rng": {"numpy": np.random.get_state()}}, run / "checkpoint.pt")
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(run / "checkpoint.pt")
+    assert len(str(e.value).splitlines()) == 1 and "a training run's checkpoint" in str(e.value)
+    (tmp_path / "broken.pt").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(tmp_path / "broken.pt")
+    assert len(str(e.value).splitlines()) == 1 and "broken.pt: cannot read checkpoint" in str(e.value)

@@ -1,19 +1,29 @@
-"""The study's steps end to end on the tiny synthetic set: pretraining, inflation, frames, timing."""
+"""The study's steps end to end on the tiny synthetic set: parameters, pretraining, inflation,
+runs named by their parameters, frames and positions, timing, statistics and verdicts."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from evitvid import study
 from evitvid.data import synth
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> study.DataPaths:
+def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "tiny"
     synth.generate(root, "tiny", seed=0, workers=1, progress=False)
-    return study.resolve_data(str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tiny_root) -> study.DataPaths:
+    return study.resolve_data(str(tiny_root))
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +34,29 @@ def runs(tmp_path_factory) -> Path:
 SMALL = dict(num_frames=4, crop_size=32, epochs=2, batch_size=4)
 
 
+def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
+    return study.load_profile("cpu", **{**dict(
+        dataset=str(tiny_root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
+        max_val=16, reversal_clips=4, inflations=["mean", "centre"], pretrain_image_size=32, pretrain_epochs=1,
+        pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32, eval_frames=[1, 2], eval_positions=2,
+        bootstrap_resamples=200, time_models=["efficientvit_b0_frameavg"], time_frames=[1, 2], time_crop_size=32),
+        **changes})
+
+
 def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
     pre = study.pretrain_images("pre", model="efficientvit_b0", image_size=32, epochs=1, batch_size=16,
-                                max_train=64, val_images=32, runs_root=runs)
-    checkpoint = Path(pre.results["checkpoint"])
-    assert checkpoint.exists() and 0 <= pre.results["val"]["top1"] <= 1
+                                max_train=64, held_out=32, runs_root=runs)
+    assert pre.results["checkpoint"] == "pre/model.safetensors"  # relative to the runs root: a moved root works
+    checkpoint = runs / pre.results["checkpoint"]
+    assert checkpoint.exists() and 0 <= pre.results["val"]["top1"] <= 1 and pre.results["val_images"] == 32
     run = study.train_video("3d", model="efficientvit_b0_3d", data=data, pretrained=str(checkpoint),
                             runs_root=runs, **SMALL)
     res = run.results
-    assert res["epochs"] == 2 and res["val_clips"] == len(study.make_dataset(
-        data, "val", num_frames=1, crop_size=32, train=False))
+    assert run.params["pretrained"] == "pre/model.safetensors" and run.params["inflation"] == "mean"
+    assert res["epochs"] == 2 and res["val_clips"] == len(study.read_splits(data).validation)
     assert {"verb_top1", "noun_top1", "action_top1", "verb_mean_class_acc"} <= set(res["val"])
-    assert len(run.metrics) == 2 and (run.dir / "predictions.csv").exists()
+    assert {"cpu", "threads", "versions"} <= set(res["environment"])  # where it ran, recorded
+    assert len(run.metrics) == 2 and (run.dir / "predictions.csv").exists() and (run.dir / "logits.npz").exists()
     stamp = run.checkpoint.stat().st_mtime_ns
     again = study.train_video("3d", model="efficientvit_b0_3d", data=data, pretrained=str(checkpoint),
                               runs_root=runs, **SMALL)
@@ -44,26 +65,49 @@ def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
     assert len(preds) == res["val_clips"] and preds["verb_top5"].str.split().str.len().eq(5).all()
 
 
-def test_frame_averaging_over_frames_and_time(data, runs):
+def test_frame_averaging_over_frames_positions_and_time(data, runs):
     run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
-    table = study.evaluate_frames(run, (1, 2, 4))
-    assert table["frames"].tolist() == [1, 2, 4]
+    table = study.evaluate_frames(run, (1, 2, 4), positions_per_clip=2)
+    assert table["frames"].tolist() == [1, 1, 2, 2, 4, 4] and table["position"].tolist()[:2] == [0.25, 0.75]
     assert ((table["verb_top1"] >= 0) & (table["verb_top1"] <= 1)).all()
-    assert (run.dir / "frames.json").exists()
+    per_segment = study.evaluate_frames(run, (2,), per_segment=True)
+    assert len(per_segment) == run.results["val_clips"] and per_segment["verb_correct"].dtype == bool
     timing = study.time_inference("efficientvit_b0_frameavg", (1, 4), crop_size=32, repeats=2, warmup=1)
-    assert timing["frames"].tolist() == [1, 4] and (timing["ms_per_clip"] > 0).all()
-    pairs = study.reversal_accuracy(run)
-    assert set(pairs.columns) == {"pair", "segments", "pair_accuracy"} and len(pairs) >= 1
+    assert timing["frames"].tolist() == [1, 1, 4, 4] and (timing["ms_per_clip"] > 0).all()
+
+
+def test_eval_cache_is_keyed_by_every_input(data, runs):
+    """A row computed on 3 clips is never served for the whole set (it used to be: keyed by frames only)."""
+    run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
+    few = study.evaluate_frames(run, (2,), max_val=3, per_segment=True)
+    full = study.evaluate_frames(run, (2,), per_segment=True)
+    assert len(few) == 3 and len(full) == run.results["val_clips"]
+    assert len(study.evaluate_frames(run, (2,), max_val=3, per_segment=True)) == 3  # and reused
+    keys = [json.loads(str(np.load(p)["key"])) for p in (run.dir / "frames").glob("*.npz")]
+    assert {k["max_val"] for k in keys if k["frames"] == 2} >= {3, None}
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(model="efficientvit_b9_3d"), "unknown model 'efficientvit_b9_3d'"),
     (dict(model="efficientvit_b0_3d", num_frames=0), "num_frames=0"),
     (dict(model="efficientvit_b0_3d", crop_size=-1), "crop_size=-1"),
+    (dict(model="efficientvit_b0_3d", lr=0), "lr=0"),
+    (dict(model="efficientvit_b0_3d", pretrained="/nowhere/model.safetensors"), "checkpoint file not found"),
 ])
-def test_bad_parameters_fail_at_once_naming_them(data, runs, kwargs, match):
+def test_a_failed_start_names_the_problem_and_writes_nothing(data, runs, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        study.train_video("bad", data=data, runs_root=runs, **kwargs)
+        study.train_video("bad", data=data, runs_root=runs, **{**SMALL, **kwargs})
+    assert not (runs / "bad").exists()  # the corrected retry is not refused
+
+
+def test_missing_videos_are_listed_before_training(tiny_root, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_root, copy)
+    shutil.rmtree(next((copy / "videos").glob("*/*.MP4")))
+    data = study.resolve_data(str(copy))
+    with pytest.raises(FileNotFoundError, match=r"1 video\(s\) the segments need do not exist: .*\.MP4"):
+        study.train_video("x", model="efficientvit_b0_3d", data=data, runs_root=tmp_path / "runs", **SMALL)
+    assert not (tmp_path / "runs" / "x").exists()
 
 
 def test_missing_data_is_named(tmp_path):
@@ -75,18 +119,92 @@ def test_missing_data_is_named(tmp_path):
         study.resolve_data(str(tmp_path))
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(models=["efficientvit_b1_frameavg", "efficientvit_x9"]), "models: unknown model 'efficientvit_x9'"),
-    (dict(frame_averaging_model="nope"), "frame_averaging_model: unknown model 'nope'"),
-    (dict(eval_frames=[1, 0, 4]), r"eval_frames=\[1, 0, 4\]: frame counts must be positive"),
-    (dict(num_frames=0), "num_frames=0: must be positive"),
-    (dict(lr=-0.1, batch_size=8), "lr=-0.1: must be positive"),
-])
-def test_check_parameters_names_the_bad_one(params, match):
-    with pytest.raises(ValueError, match=match):
-        study.check_parameters(**params)
+def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
+    params = tiny_params(tiny_root, runs)
+    methods = study.study_methods(params)
+    assert list(methods) == ["frame_averaging", "frame_averaging_random", "3d_random", "3d_mean", "3d_centre"]
+    assert [m.ablation for m in methods.values()] == [False, False, False, False, True]
+    trained = study.train_methods(params)
+    assert {k: len(v) for k, v in trained.items()} == {k: 2 for k in methods}
+    assert all(r.complete for group in trained.values() for r in group)
+    assert trained["3d_centre"][0].params["inflation"] == "centre"
+    assert trained["3d_random"][0].params["pretrained"] is None
+    assert trained["frame_averaging"][0].params["pretrained"].startswith("02_pretrain_efficientvit_b0-")
+    assert "val_reversal_change" in trained["3d_random"][0].metrics[-1]
+    assert trained["frame_averaging"][0].metrics[-1]["val_reversal_change"] == 0.0  # exactly blind to order
+    # the same parameters name the same runs: nothing trains again
+    again = study.train_methods(params)
+    assert {r.dir for g in again.values() for r in g} == {r.dir for g in trained.values() for r in g}
+    # another value, another run
+    other = study.method_runs(tiny_params(tiny_root, runs, lr=0.004), ["3d_random"])["3d_random"][0].name
+    assert other != trained["3d_random"][0].name and other.startswith("3d_random_b0_3d_seed0-")
+
+    splits = study.read_splits(study.study_data(params))
+    acc = study.accuracy(trained, methods, resamples=200)
+    assert set(acc["head"]) == {"verb", "noun", "action"} and (acc["low"] <= acc["accuracy"]).all()
+    assert (acc["accuracy"] <= acc["high"]).all() and (acc["seeds"] == 2).all()
+    table = study.summary(acc, study.baselines(splits))
+    assert "order-blind ceiling" in table.index and "majority class" in table.index
+    diffs = study.differences(trained, methods, [("3d_mean", "3d_random")], resamples=200)
+    assert list(diffs.columns)[:2] == ["verb difference (points)", "verb 95% interval"]
+    pairs = study.pair_accuracy(trained, methods, splits, resamples=200)
+    assert set(pairs["method"]) == {m.label for m in methods.values()}
+    assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
+    curves = study.learning_curves(trained, methods)
+    assert len(curves) == 5 * 2 * params.epochs
+    frames = study.frames_curve({"frame_averaging": trained["frame_averaging"]}, methods, (1, 2), 2, resamples=200,
+                                max_val=params.max_val)
+    assert frames["frames"].tolist() == [1, 2]
+    verdicts = study.verdict_table(trained, methods, splits, positions=2, max_val=params.max_val, resamples=200)
+    assert set(study.VERDICT_COLUMNS) <= set(verdicts.columns)
+    assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
+    assert study.seed_spread(trained, methods).shape[0] == 5
 
 
-def test_check_parameters_accepts_the_notebook_defaults():
-    study.check_parameters(models=["efficientvit_b1_frameavg"], model="efficientvit_b1_3d", num_frames=8,
-                           crop_size=64, epochs=3, batch_size=8, lr=0.001, eval_frames=[1, 2, 4, 8, 16])
+def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_path):
+    params = tiny_params(tiny_root, tmp_path, pretrained=None, methods=["3d_random"])
+    with pytest.raises(FileNotFoundError, match="run notebook 03_3d_inflated first"):
+        study.finished_methods(params)
+
+
+def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochz: 1\n")
+    with pytest.raises(study.ParameterError, match=r"unknown key 'epochz'; valid: .*epochs"):
+        study.load_profile(bad)
+    bad.write_text("epochs: [1\n")
+    with pytest.raises(study.ParameterError, match=r"bad.yaml: line 2.*not valid YAML"):
+        study.load_profile(bad)
+    with pytest.raises(study.ParameterError, match=r"num_frames=0: must be a positive integer"):
+        study.load_profile("cpu", num_frames=0)
+    with pytest.raises(study.ParameterError, match=r"frame_averaging_models: unknown model 'efficientvit_x9'"):
+        study.load_profile("cpu", frame_averaging_models=["efficientvit_x9"])
+    with pytest.raises(study.ParameterError, match=r"eval_frames=\[1, 0, 4\]"):
+        study.load_profile("cpu", eval_frames=[1, 0, 4])
+    with pytest.raises(study.ParameterError, match="profile 'nope'"):
+        study.load_profile("nope")
+
+
+def test_notebook_parameters_refuse_a_misspelt_name():
+    namespace = {"profile": "cpu", "epochs": 3, "seeds": None, "torch": torch, "json": json.dumps, "_x": 1}
+    assert study.notebook_parameters("cpu", namespace).epochs == 3
+    assert study.notebook_parameters("cpu", namespace).seeds == (0, 1, 2)  # None: the profile's
+    with pytest.raises(study.ParameterError, match=r"unknown notebook parameter 'epochz'"):
+        study.notebook_parameters("cpu", {**namespace, "epochz": 5})
+
+
+def test_both_profiles_load():
+    cpu, ek100 = study.load_profile("cpu"), study.load_profile("ek100")
+    assert cpu.dataset == "synth:default" and ek100.annotations_dir and ek100.num_frames == 16
+    assert list(study.study_methods(ek100)) == ["frame_averaging", "frame_averaging_l1", "3d_random", "3d_mean"]
+
+
+def test_reversal_probe_is_zero_for_frame_averaging_and_not_for_3d(data):
+    val = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False, limit=4)
+    probe = study.ReversalProbe(val, 4)
+    torch.manual_seed(0)
+    fa = __import__("evitvid").create_model("efficientvit_b0_frameavg", num_verbs=14, num_nouns=10)
+    torch.manual_seed(0)
+    model_3d = __import__("evitvid").create_model("efficientvit_b0_3d", num_verbs=14, num_nouns=10)
+    assert probe(fa.train())["reversal_change"] == 0.0 and fa.training  # mode restored
+    assert probe(model_3d)["reversal_change"] > 0

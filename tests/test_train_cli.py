@@ -1,4 +1,4 @@
-"""`python -m evitvid train` and `eval`: parameters from flags and files, a run folder, the frames sweep."""
+"""`python -m evitvid train` and `eval`: defaults from a profile, flags over it, a run folder, the frames sweep."""
 from __future__ import annotations
 
 import json
@@ -17,25 +17,39 @@ def tiny(tmp_path_factory) -> str:
 
 
 def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
-    params = tmp_path / "params.yaml"
-    params.write_text("model: efficientvit_b0_3d\nnum_frames: 2\ncrop_size: 32\nepochs: 1\nunrelated_key: 3\n")
-    assert main(["train", "--name", "cli", "--params", str(params), "--dataset", tiny, "--batch-size", "4",
-                 "--max-val", "8", "--runs-root", str(tmp_path / "runs")]) == 0
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("num_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
+    assert main(["train", "--name", "cli", "--model", "efficientvit_b0_3d", "--profile", str(profile), "--dataset",
+                 tiny, "--batch-size", "4", "--max-val", "8", "--runs-root", str(tmp_path / "runs")]) == 0
     run_dir = tmp_path / "runs" / "cli"
     recorded = json.loads((run_dir / "params.json").read_text())
     assert recorded["model"] == "efficientvit_b0_3d" and recorded["batch_size"] == 4 and recorded["num_frames"] == 2
+    assert recorded["pretrained"] is None and recorded["seed"] == 0  # random init; the profile's first seed
     out = capsys.readouterr().out
     assert "cli: epoch=1" in out  # one line per epoch
     assert "verb_top1" in json.loads(out[out.index("{\n"):])
-    assert main(["eval", str(run_dir), "--frames", "1", "2"]) == 0
+    assert main(["eval", str(run_dir), "--frames", "1", "2", "--positions", "2"]) == 0
     out = capsys.readouterr().out
-    assert "frames" in out and "verb_top1" in out
-    assert [r["frames"] for r in json.loads((run_dir / "frames.json").read_text())] == [1, 2]
+    assert "frames" in out and "verb_top1" in out and "position" in out
+    assert len(list((run_dir / "frames").glob("*.npz"))) == 4
 
 
-def test_train_needs_a_model(tmp_path):
-    with pytest.raises(SystemExit, match="--model is required"):
+def test_train_needs_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["train", "--name", "x", "--runs-root", str(tmp_path)])
+    assert "--model" in capsys.readouterr().err
+
+
+def test_an_unknown_key_in_the_profile_is_refused_in_one_line(tmp_path, tiny, capsys):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("epochz: 1\n")
+    assert main(["train", "--name", "x", "--model", "efficientvit_b0_3d", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown key 'epochz'; valid:" in err and "epochs" in err
+    profile.write_text("epochs: [1\n")
+    assert main(["train", "--name", "x", "--model", "efficientvit_b0_3d", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not valid YAML" in err and "line 2" in err
 
 
 def test_eval_refuses_an_unfinished_run(tmp_path):

@@ -14,8 +14,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-val", type=int, default=None, help="first N validation segments only")
+    parser.add_argument("--positions", type=int, default=1,
+                        help="temporal positions per number of frames (1: each part's midpoint)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model (eager when compiling fails); pays off on large sets")
+    parser.add_argument("--backend", default="torch",
+                        help="torch (PyTorch eager), onnxruntime or openvino (fp32, on the CPU: evitvid.inference)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = Run(args.run_dir)
     if not run_.complete:
         raise SystemExit(f"eval: {args.run_dir} is not a finished run (no results.json)")
-    table = evaluate_frames(run_, args.frames, batch_size=args.batch_size, max_val=args.max_val,
-                            torch_compile=args.compile)
+    table = evaluate_frames(run_, args.frames, positions_per_clip=args.positions, batch_size=args.batch_size,
+                            max_val=args.max_val, torch_compile=args.compile, backend=args.backend)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0

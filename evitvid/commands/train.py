@@ -1,12 +1,12 @@
 """`python -m evitvid train`: one video training run from the command line, for long runs.
 
-The same step as the notebooks' (`evitvid.study.train_video`), with its parameters as flags
-or from a YAML/JSON file (`--params`, e.g. `book/params/ek100.yaml`; flags win). Under
-torchrun it trains on every process with DistributedDataParallel (NCCL on CUDA, gloo on
-CPU):
+The same step as the notebooks' (`evitvid.study.train_video`). Its defaults come from a
+profile (`--profile cpu|ek100|PATH`, the files in `book/params/`), flags override them; an
+unknown key in the profile, or a bad value, is refused naming it. Under torchrun it trains
+on every process with DistributedDataParallel (NCCL on CUDA, gloo on CPU):
 
     torchrun --nproc_per_node 8 -m evitvid train --name ek100_b1_3d --model efficientvit_b1_3d \\
-        --params book/params/ek100.yaml
+        --profile ek100 --pretrained profile
 
 A killed run resumes from its folder's last checkpoint when started again with the same
 parameters.
@@ -14,62 +14,73 @@ parameters.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-from pathlib import Path
+import typing
 
-import yaml
+# StudyParams fields a training run takes, as flags (their type and default come from the profile)
+TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "runs_root", "num_frames", "crop_size", "epochs",
+                "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "precision", "memory_format",
+                "val_every", "reversal_clips", "max_train", "max_val", "num_workers", "time_padding",
+                "inflation_noise")
 
-# flag -> (type, default); defaults are train_video's
-_FLAGS: dict[str, tuple[type, object]] = {
-    "model": (str, None), "pretrained": (str, None), "num_frames": (int, 8), "crop_size": (int, 64),
-    "epochs": (int, 3), "batch_size": (int, 8), "lr": (float, 1e-3), "weight_decay": (float, 0.05),
-    "warmup_epochs": (float, 0.5), "label_smoothing": (float, 0.1), "ema_decay": (float, None),
-    "precision": (str, "auto"), "memory_format": (str, "auto"), "num_workers": (int, 0), "seed": (int, 0),
-    "max_train": (int, None), "max_val": (int, None), "runs_root": (str, None), "dataset": (str, "synth:default"),
-    "annotations_dir": (str, None), "videos_dir": (str, None),
-}
+
+def _flag_type(name: str):
+    from ..study.params import StudyParams
+    hint = typing.get_type_hints(StudyParams)[name]
+    for kind in (int, float, str):
+        if hint is kind or kind in typing.get_args(hint):
+            return kind
+    return str
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="run folder name under runs_root")
-    parser.add_argument("--params", type=Path, help="YAML or JSON file of parameters (flags override it)")
-    for flag, (kind, _) in _FLAGS.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, default=None)
+    parser.add_argument("--model", required=True, help="a video model, e.g. efficientvit_b0_3d (see `flops`)")
+    parser.add_argument("--profile", "--params", dest="profile", default="cpu",
+                        help="parameter profile: cpu, ek100 (book/params/NAME.yaml) or a YAML path; flags override it")
+    parser.add_argument("--pretrained", default=None,
+                        help="image weights: a path, timm:NAME, 'auto' (the embedded study's pretraining) or 'profile' "
+                             "(the profile's); omitted: random initialisation")
+    parser.add_argument("--inflation", default=None, help="how 2D weights become 3D (default: the profile's first)")
+    parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
+    for name in TRAIN_FIELDS:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_flag_type(name), default=None)
 
 
-def resolve_params(args: argparse.Namespace) -> dict:
-    """Defaults, then the parameters file (only the keys this command knows), then flags."""
-    params = {k: default for k, (_, default) in _FLAGS.items()}
-    if args.params:
-        loaded = yaml.safe_load(args.params.read_text()) or {}
-        params.update({k: v for k, v in loaded.items() if k in _FLAGS})  # a per-model `pretrained` dict too
-    params.update({k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None})
-    if not params["model"]:
-        raise SystemExit("train: --model is required (in the flags or the parameters file)")
-    return params
-
-
-def _init_distributed() -> None:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+def _init_distributed() -> int:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); returns this process's rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
+        return 0
     import torch
     import torch.distributed as dist
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank()
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import study
-    params = resolve_params(args)
-    _init_distributed()
-    data = study.resolve_data(params.pop("dataset"), annotations_dir=params.pop("annotations_dir"),
-                              videos_dir=params.pop("videos_dir"))
-    model = params.pop("model")
-    params["pretrained"] = study.resolve_pretrained(params["pretrained"], model, runs_root=params["runs_root"])
-    result = study.train_video(args.name, model=model, data=data, **params)
-    if result.complete:
+    from ..models import get_model_entry
+    params = study.load_profile(args.profile, **{k: getattr(args, k) for k in TRAIN_FIELDS})
+    get_model_entry(args.model)  # an unknown model fails before anything else
+    inflation = args.inflation or params.inflations[0]
+    seed = params.seeds[0] if args.seed is None else args.seed
+    rank = _init_distributed()
+    data = study.resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir)
+    pretrained = None
+    if args.pretrained is not None:
+        source = params.pretrained if args.pretrained == "profile" else args.pretrained
+        pretrained = study.pretrained_checkpoint(source, args.model, runs_root=params.runs_root,
+                                                 **study.pretraining_params(params))
+    kinds = {f.name for f in dataclasses.fields(params)}
+    protocol = {k: getattr(params, k) for k in TRAIN_FIELDS if k in kinds and k not in (
+        "dataset", "annotations_dir", "videos_dir", "time_padding")}
+    model_kwargs = {"time_padding": params.time_padding} if get_model_entry(args.model).kind == "3d" else {}
+    result = study.train_video(args.name, model=args.model, data=data, pretrained=pretrained, inflation=inflation,
+                               seed=seed, **protocol, **model_kwargs)
+    if rank == 0 and result.complete:
         print(json.dumps(result.results["val"], indent=2))
     return 0

@@ -108,7 +108,12 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, bad safetensors header, ...
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+        if (path.parent / "params.json").exists() and path.name == "checkpoint.pt":
+            raise CheckpointError(f"{path}: a training run's checkpoint (model, optimiser and RNG states), not image "
+                                  f"weights; pass a 2D checkpoint (e.g. an image pretraining run's model.safetensors, or "
+                                  f"a timm or mit-han-lab file)") from None
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {reason})") from None
     sd = _unwrap(obj, path)
     if is_mit_state_dict(sd):
         try:
