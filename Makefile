@@ -2,6 +2,8 @@
 #   make study   set everything up, run every notebook of the study with papermill on the
 #                embedded dataset (outputs saved in place), then build the book
 #   make test    set everything up, then run the test suite (what .ci/run calls)
+#   make explore serve the prediction explorer (book/05_explorer.ipynb, as a Voila web app) on
+#                127.0.0.1:$(PORT) for a browser; needs the runs of `make study`
 # Set-up is idempotent: a rerun only reinstalls when pyproject.toml or constraints.txt changed.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,12 +11,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+PORT ?= 8866
 
 NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer 06_performance
 
-.PHONY: setup study notebooks book test clean-book
+.PHONY: setup study notebooks book test clean-book explore fashion-mnist chromium
 
-setup: $(STAMP) fashion-mnist
+setup: $(STAMP) fashion-mnist chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "evitvid needs Python 3.11, found " + sys.version.split()[0])'
@@ -32,6 +35,17 @@ fashion-mnist:
 	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "note: cannot install dataset-fashion-mnist (no apt-get/root); torchvision's download will be tried"; fi
+
+# Debian's Chromium, the browser tests/test_explorer_browser.py drives (through Playwright, with
+# the system browser: Playwright's own browser download is never used); without root or apt
+# that test is skipped, naming the reason.
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: cannot install chromium (no apt-get/root); the explorer's browser test will be skipped"; fi
 
 book: setup
 	$(VENV)/bin/jb build book --warningiserror --keep-going
@@ -51,6 +65,15 @@ study: notebooks book
 
 test: setup
 	$(PY) -m pytest -q
+
+# The prediction explorer as a web page (Voila: the notebook's widgets, no code) on this machine
+# only. It reads the runs of `make study` and trains nothing: missing ones are named first.
+explore: setup
+	@test -x $(VENV)/bin/voila || { echo "explore: voila is not installed in $(VENV) (it is pinned in pyproject.toml: rerun make setup)"; exit 2; }
+	@$(PY) -c 'import sys; from evitvid.explorer import check_inputs; sys.exit(check_inputs("cpu"))'
+	@echo "== prediction explorer: open http://127.0.0.1:$(PORT)/ in a browser (ready a few seconds after it opens; Ctrl+C stops the server)"
+	$(VENV)/bin/voila book/05_explorer.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --Voila.port_retries=0 \
+		--show_tracebacks=True
 
 clean-book:
 	rm -rf book/_build

@@ -1,0 +1,98 @@
+"""Where the explorer's inputs come from: a profile's dataset and its finished runs.
+
+`study_predictions` reads every finished run of every method of a profile (all seeds,
+inflation variants included) into one `Predictions`. `missing_inputs` says, without making
+anything, what is not there yet: `study.study_data` would generate a missing embedded
+dataset and `study.finished_methods` would train a missing image pretraining (its
+`pretrained="auto"` step), which is minutes of work a web page must not start silently.
+`make explore` calls `check_inputs` before it starts the server.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+from .. import models as _models
+from ..runs import Run
+from ..study import (DataPaths, StudyParams, load_profile, method_runs, read_splits, study_data, study_methods)
+from ..study.training import pretraining_params, run_name, runs_root_of
+from .predictions import Predictions
+
+__all__ = ["study_predictions", "missing_inputs", "check_inputs"]
+
+HINT = "run `make study` first (it generates the embedded dataset and trains every method)"
+
+
+def study_predictions(params: StudyParams, data: Optional[DataPaths] = None) -> Predictions:
+    """Every finished run of the profile's methods (all seeds), read once. Methods shown first:
+    the profile's first method and its main inflated 3D method (the book's main comparison)."""
+    from ..study import finished_methods
+    data = data or study_data(params)
+    methods = study_methods(params)
+    runs = finished_methods(params, data=data)
+    predictions = Predictions.from_runs(runs, read_splits(data), {k: m.label for k, m in methods.items()})
+    main = [k for k, m in methods.items() if m.inflation and not m.ablation]
+    shown = list(dict.fromkeys([next(iter(runs))] + [k for k in main if k in runs][:1]))
+    predictions.default_methods = shown if len(shown) > 1 else list(runs)[:2]
+    return predictions
+
+
+def _missing_dataset(params: StudyParams) -> Optional[str]:
+    if params.annotations_dir or params.videos_dir:
+        for name in ("annotations_dir", "videos_dir"):
+            if not Path(getattr(params, name)).is_dir():
+                return f"{name}: {getattr(params, name)} is not a folder"
+        return None
+    if params.dataset.startswith("synth:"):
+        from ..data import synth
+        preset = params.dataset.split(":", 1)[1]
+        root = synth.default_out_dir(preset)
+        if preset not in synth.PRESETS or not synth.is_complete(root, 0, synth.resolve_config(preset)):
+            return f"the embedded dataset {root} is missing or incomplete"
+        return None
+    if not Path(params.dataset).is_dir():
+        return f"dataset: {params.dataset} is not a folder"
+    return None
+
+
+def missing_inputs(params: StudyParams) -> list[str]:
+    """One line per input of the explorer that does not exist yet (empty: ready). Reads only."""
+    problem = _missing_dataset(params)
+    if problem:
+        return [problem]
+    root = runs_root_of(params.runs_root)
+    out = []
+    if params.pretrained == "auto" or isinstance(params.pretrained, dict):
+        # the name `study.training.pretrained_checkpoint` gives the pretraining run of each 2D backbone
+        for method in study_methods(params).values():
+            source = params.pretrained.get(method.model) if isinstance(params.pretrained, dict) else params.pretrained
+            if not method.pretrained or source != "auto":
+                continue
+            image_model = _models.get_model_entry(method.model).image_model
+            name = run_name(f"02_pretrain_{image_model}", {"model": image_model, **pretraining_params(params)})
+            if not Run(root / name).complete:
+                line = f"image pretraining of {image_model}: no finished run {root / name}"
+                if line not in out:
+                    out.append(line)
+    if out:
+        return out
+    for group in method_runs(params).values():  # every pretraining exists: this trains nothing
+        out += [f"{spec.label}: no finished run {root / spec.name}" for spec in group
+                if not Run(root / spec.name).complete]
+    return out
+
+
+def check_inputs(profile: Union[str, Path] = "cpu") -> int:
+    """For `make explore`: print what is missing and what to run; 0 when the explorer can start."""
+    try:
+        params = load_profile(profile)
+        missing = missing_inputs(params)
+    except (ValueError, OSError) as exc:
+        print(f"explorer: {exc}")
+        return 2
+    if missing:
+        shown = missing[:5] + ([f"... and {len(missing) - 5} more"] if len(missing) > 5 else [])
+        print(f"explorer: the {profile} profile's dataset or trained runs are not there yet; {HINT}:\n  "
+              + "\n  ".join(shown))
+        return 1
+    return 0
