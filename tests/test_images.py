@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from evitvid.data.images import FashionImages
@@ -30,3 +31,15 @@ def test_render_still_draws_the_item_over_a_background():
     empty = render_still(np.zeros((28, 28), np.uint8), np.random.default_rng(0), 64)
     changed = np.abs(still.astype(int) - empty.astype(int)).sum(-1) > 30
     assert 100 < changed.sum() < 64 * 64 / 2  # the item covers part of the picture, not all of it
+
+
+def test_cached_views_are_the_per_epoch_drawings():
+    live = FashionImages("train", size=32, train=True, seed=3, indices=np.arange(6))
+    cached = FashionImages("train", size=32, train=True, seed=3, indices=np.arange(6), views=2)
+    for epoch in (0, 1, 2):
+        live.set_epoch(epoch % 2)
+        cached.set_epoch(epoch)
+        for i in range(6):
+            assert torch.equal(cached[i]["image"], live[i]["image"])  # epoch 2 shows the first drawing again
+    with pytest.raises(ValueError, match="views"):
+        FashionImages("train", size=32, views=0)

@@ -23,12 +23,21 @@ import typing
 TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "runs_root", "num_frames", "crop_size", "epochs",
                 "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "precision", "memory_format",
                 "val_every", "reversal_clips", "max_train", "max_val", "num_workers", "time_padding",
-                "inflation_noise")
+                "inflation_noise", "frame_cache")
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def _flag_type(name: str):
     from ..study.params import StudyParams
     hint = typing.get_type_hints(StudyParams)[name]
+    if hint is bool:
+        return _boolean
     for kind in (int, float, str):
         if hint is kind or kind in typing.get_args(hint):
             return kind

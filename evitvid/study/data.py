@@ -19,7 +19,8 @@ import pandas as pd
 
 from .. import models as _models
 
-__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "clip_dataset", "missing_videos",
+__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size", "clip_dataset",
+           "missing_videos",
            "dataset_summary", "class_counts", "segment_lengths"]
 
 
@@ -110,20 +111,37 @@ def read_splits(data: DataPaths) -> Splits:
     return Splits(train, val, [c.key for c in verbs], [c.key for c in nouns])
 
 
+def frame_cache_size(crop_size: int, train: bool) -> int:
+    """The shorter side a frame cache keeps: the crop itself for evaluation (which resizes the
+    whole frame to it, so cached and decoded clips are equal), a quarter more for training (whose
+    random crops cover half the frame or more, so they are mostly shrunk to the crop)."""
+    return crop_size if not train else int(round(crop_size * 1.25))
+
+
 def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, segments: Optional[list] = None, model_cfg: Optional[dict] = None,
-                 sampling_offset: Optional[float] = None):
+                 sampling_offset: Optional[float] = None, frame_cache: bool = False):
     """An `EK100Dataset` on one split ("train" or "val"); `limit` keeps the first segments (a
     smoke run); `sampling_offset` places evaluation frames within their parts (0.5: midpoints).
-    No flip: it would turn move-left into move-right and clockwise into anticlockwise."""
+    No flip: it would turn move-left into move-right and clockwise into anticlockwise.
+
+    `frame_cache=True` reads the split's frames from a `FrameCache` (decoded once, built on
+    first use under the dataset's `cache/` folder, `frame_cache_size` for its resolution)."""
     from ..data import EK100Dataset
-    if segments is None:
-        splits = read_splits(data)
-        segments = splits.split("train" if split == "train" else "validation")
+    from ..data.video import make_source
+    splits = read_splits(data)
+    everything = splits.split("train" if split == "train" else "validation")
+    segments = everything if segments is None else segments
     if limit:
         segments = segments[:limit]
+    videos: Any = data.videos
+    if frame_cache:
+        from ..data.frame_cache import FrameCache
+        videos = FrameCache.open_or_build(make_source(data.videos, data.layout), everything,
+                                          data.videos.parent / "cache", frame_cache_size(crop_size, split == "train"),
+                                          identity=dict(data.spec), log=print)
     cfg = model_cfg or _models.EfficientVit.default_cfg
-    return EK100Dataset(segments, data.videos, layout=data.layout, num_frames=num_frames, train=train,
+    return EK100Dataset(segments, videos, layout=data.layout, num_frames=num_frames, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,
                         eval_offset=sampling_offset)
 

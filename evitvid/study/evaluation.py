@@ -146,7 +146,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
                         compiled = status == "compiled"
                         _log.info("evaluate_frames: %s", status)
                 val = clip_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False, limit=limit,
-                                   sampling_offset=offset)
+                                   sampling_offset=offset, frame_cache=bool(p.get("frame_cache")))
                 if backend == "torch":
                     res = evaluate(net, val, device, batch_size, desc=f"{n} frames @ {offset:.3f}",
                                    progress=show_progress(None))
@@ -264,10 +264,10 @@ def reversal_at_initialisation(params, keys: Optional[Sequence[str]] = None, dat
     data = data or study_data(params)
     splits = read_splits(data)
     train = clip_dataset(data, "train", num_frames=params.num_frames, crop_size=params.crop_size, train=True,
-                         seed=0, segments=splits.train)
+                         seed=0, segments=splits.train, frame_cache=params.frame_cache)
     batch = torch.stack([train[i]["video"] for i in range(batch_size or params.batch_size)])
     val = clip_dataset(data, "val", num_frames=params.num_frames, crop_size=params.crop_size, train=False,
-                       segments=splits.validation[:params.max_val])
+                       segments=splits.validation[:params.max_val], frame_cache=params.frame_cache)
     probe = ReversalProbe(val, params.reversal_clips or 128)
     rows = []
     for key, specs in method_runs(params, keys, data).items():

@@ -101,7 +101,7 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
                             lr=params.lr, weight_decay=params.weight_decay, warmup_epochs=params.warmup_epochs,
                             label_smoothing=params.label_smoothing, precision=params.precision, seed=seed,
                             max_train=params.max_train, max_val=params.max_val, val_every=params.val_every,
-                            reversal_clips=params.reversal_clips, **model_kwargs,
+                            reversal_clips=params.reversal_clips, frame_cache=params.frame_cache, **model_kwargs,
                             **({"environment": dict(environment)} if environment else {}))
             name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
             kwargs = dict(defining, pretrained=pretrained, runs_root=params.runs_root, num_workers=params.num_workers,

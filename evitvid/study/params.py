@@ -78,6 +78,8 @@ class StudyParams:
     max_train: Optional[int] = _doc("first N training segments only (smoke runs)", default=None)
     max_val: Optional[int] = _doc("first N validation segments only (smoke runs)", default=None)
     num_workers: int = _doc("data-loader processes per run", default=0)
+    frame_cache: bool = _doc("decode every segment frame once into a memory-mapped cache (the embedded set; not "
+                             "for EK100's hundreds of GB)", default=True)
     parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)", default=1)
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size", default=64)
@@ -86,6 +88,8 @@ class StudyParams:
     pretrain_lr: float = _doc("peak learning rate", default=0.004)
     pretrain_held_out: int = _doc("Fashion-MNIST train images held out for validation", default=5000)
     pretrain_max_train: Optional[int] = _doc("first N training images only (smoke runs)", default=None)
+    pretrain_views: Optional[int] = _doc("drawings of each image rendered once and shown in turn (null: a new "
+                                         "one every epoch)", default=2)
     # -- evaluation -------------------------------------------------------------------------
     eval_frames: tuple[int, ...] = _doc("frames per segment for accuracy against frames (Fig. 2)",
                                         default=(1, 2, 4, 8, 16))

@@ -36,7 +36,7 @@ from ..engine import IMAGE, TrainConfig, Trainer
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from .. import runtime
 from ..runtime import set_threads
-from .data import DataPaths, clip_dataset, missing_videos, read_splits
+from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
 
 __all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
            "RunSpec", "train_runs", "show_progress"]
@@ -99,7 +99,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 warmup_epochs: float = 1.0, label_smoothing: float = 0.1, ema_decay: Optional[float] = None,
                 precision: str = "auto", seed: int = 0, max_train: Optional[int] = None,
                 max_val: Optional[int] = None, val_every: int = 1, reversal_clips: int = 0,
-                environment: Optional[dict] = None, runs_root: Optional[Path | str] = None, num_workers: int = 0,
+                frame_cache: bool = False, environment: Optional[dict] = None, runs_root: Optional[Path | str] = None, num_workers: int = 0,
                 progress: Optional[bool] = None, memory_format: str = "auto", threads: Optional[int] = None,
                 **model_kwargs: Any) -> Run:
     """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run.
@@ -111,7 +111,9 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     `progress`, `memory_format` and `threads` change speed and output only, so they are not
     part of the run's parameters. `environment` names variables the run needs set before
     torch starts (e.g. `{"ONEDNN_MAX_CPU_ISA": "AVX2"}` to stand in for another machine); they are
-    part of its parameters, and a process without them is refused.
+    part of its parameters, and a process without them is refused. `frame_cache` reads the
+    frames from a `FrameCache` (decoded once; its resolution is recorded, since it changes the
+    training crops' pixels).
     """
     for key, value in (environment or {}).items():
         if os.environ.get(key) != value:
@@ -132,6 +134,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
+                  **({"frame_cache": {"train": frame_cache_size(crop_size, True),
+                                      "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
                   **({"environment": dict(environment)} if environment else {}))
     existing = root / name / "results.json"
     if existing.exists() and json.loads((root / name / "params.json").read_text()) == json.loads(
@@ -148,9 +152,9 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
                         inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
     train_set = clip_dataset(data, "train", num_frames=num_frames, crop_size=crop_size, train=True, seed=seed,
-                             segments=train_segments)
+                             segments=train_segments, frame_cache=frame_cache)
     val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
-                           segments=val_segments)
+                           segments=val_segments, frame_cache=frame_cache)
     run = open_run(root, name, params, lock=_rank() == 0)
     if run.complete:
         return run
@@ -205,13 +209,16 @@ def pretraining_runs(params) -> dict[str, Optional[Run]]:
 def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: int = 64, epochs: int = 6,
                     batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 0.05, warmup_epochs: float = 0.5,
                     label_smoothing: float = 0.1, held_out: int = 5000, max_train: Optional[int] = None,
-                    precision: str = "auto", seed: int = 0, runs_root: Optional[Path | str] = None,
+                    views: Optional[int] = 2, precision: str = "auto", seed: int = 0,
+                    runs_root: Optional[Path | str] = None,
                     num_workers: int = 0, progress: Optional[bool] = None, threads: Optional[int] = None) -> Run:
     """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
     it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
 
     The last `held_out` images of the train split are held out for validation, the rest (or
-    the first `max_train` of them) train; t10k, the videos' items, is never used.
+    the first `max_train` of them) train; t10k, the videos' items, is never used. `views`
+    drawings of each training image are rendered once and shown in turn (None: a new drawing
+    every epoch; `FashionImages`).
     """
     from safetensors.torch import save_file
 
@@ -225,7 +232,7 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
                       num_workers=num_workers, seed=seed, progress=show_progress(progress))
     params = dict(model=model, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
                   weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-                  held_out=held_out, max_train=max_train, precision=precision, seed=seed)
+                  held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed)
     root = runs_root_of(runs_root)
     set_threads(threads)
     full = FashionImages("train", size=image_size)
@@ -233,8 +240,9 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
     if held_out >= n:
         raise ValueError(f"held_out={held_out}: the train split has only {n} images")
     train_idx = np.arange(n - held_out)[:max_train]
-    train_set = FashionImages("train", size=image_size, train=True, seed=seed, indices=train_idx)
-    val_set = FashionImages("train", size=image_size, train=False, seed=seed, indices=np.arange(n - held_out, n))
+    train_set = FashionImages("train", size=image_size, train=True, seed=seed, indices=train_idx, views=views)
+    val_set = FashionImages("train", size=image_size, train=False, seed=seed, indices=np.arange(n - held_out, n),
+                            views=1)
     torch.manual_seed(seed)
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
     run = open_run(root, name, params)
@@ -256,7 +264,7 @@ def pretraining_params(params) -> dict:
     """`pretrain_images` keyword arguments from the study's parameters (`StudyParams`)."""
     return dict(image_size=params.pretrain_image_size, epochs=params.pretrain_epochs,
                 batch_size=params.pretrain_batch_size, lr=params.pretrain_lr, held_out=params.pretrain_held_out,
-                max_train=params.pretrain_max_train)
+                max_train=params.pretrain_max_train, views=params.pretrain_views)
 
 
 def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
