@@ -17,7 +17,7 @@ NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_r
 
 .PHONY: setup study notebooks book test clean-book explore fashion-mnist chromium
 
-setup: $(STAMP) fashion-mnist chromium
+setup: $(STAMP) fashion-mnist
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "evitvid needs Python 3.11, found " + sys.version.split()[0])'
@@ -36,9 +36,9 @@ fashion-mnist:
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "note: cannot install dataset-fashion-mnist (no apt-get/root); torchvision's download will be tried"; fi
 
-# Debian's Chromium, the browser tests/test_explorer_browser.py drives (through Playwright, with
-# the system browser: Playwright's own browser download is never used); without root or apt
-# that test is skipped, naming the reason.
+# Debian's Chromium, which the browser tests drive (tests/test_explorer_browser.py, tests/test_book.py;
+# through Playwright, with the system browser: Playwright's own browser download is never used);
+# installed by `make test` only. Without root or apt those tests are skipped, naming the reason.
 chromium:
 	@if command -v chromium >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -63,7 +63,7 @@ notebooks: setup
 
 study: notebooks book
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q
 
 # The prediction explorer as a web page (Voila: the notebook's widgets, no code) on this machine

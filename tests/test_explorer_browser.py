@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from _browser import browser_page, needs_chromium
 from test_explorer import tiny_study
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -39,18 +40,13 @@ pytest.importorskip("voila", reason="voila is not installed (pip install voila)"
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "05_explorer.ipynb"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-NOT_LOCAL = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 PAGE_TIMEOUT = 300_000  # ms: Voila runs every cell (torch import, reading the runs) before showing anything
 # a transparent 1 x 1 PNG: the chapter's screenshot, when the book has none yet
 _BLANK_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
 pytestmark = [
     pytest.mark.slow,  # about 50 s with the tiny study's training, 25 s without
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="no chromium: install Debian's chromium (make setup does, as root or with sudo)"),
+    needs_chromium,
 ]
 
 
@@ -171,83 +167,65 @@ def test_explorer_in_a_headless_browser(served, profile, tmp_path):
     predictions = study_predictions(params, data)   # what the page should show, computed here
     frames = SegmentFrames(data, predictions.segments)
     url, log_path = served
-    console, errors = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            # 1000 px: the screenshot shrinks little in the book's text column
-            context = browser.new_context(viewport={"width": 1000, "height": 1000})
-            context.route(NOT_LOCAL, lambda route: route.abort())  # offline by construction
-            page = context.new_page()
+    # 1000 px: the screenshot shrinks little in the book's text column
+    with browser_page(sync_api, (1000, 1000)) as (page, console, errors):
+        t0 = time.monotonic()
+        page.goto(url, wait_until="domcontentloaded", timeout=PAGE_TIMEOUT)
+        # a failing cell shows its traceback instead of the app (--show_tracebacks): stop at once then
+        page.wait_for_function(
+            "() => (document.querySelector('.evitvid-status') || {textContent: ''}).textContent.includes('ready')"
+            " || document.body.textContent.includes('Traceback (most recent call last)')"
+            " || document.body.textContent.includes('There was an error when executing cell')",
+            timeout=PAGE_TIMEOUT)
+        assert page.locator(".evitvid-status").count() == 1, "the notebook failed in Voila:\n" + \
+            "\n".join(page.locator(".jp-OutputArea-output").all_text_contents())[-3000:]
+        select = page.locator(".evitvid-segment select")
+        first = select.evaluate("s => s.options[s.selectedIndex].text").split(":")[0]
+        _segment_shown(page, first, "")
+        rendered = time.monotonic() - t0
+        assert "Loading widget" not in page.inner_text("body")
+        _check_segment(page, first, predictions, frames)
 
-            def on_console(msg):
-                where = msg.location.get("url", "")
-                console.append(f"[{msg.type}] {msg.text} @ {where}")
-                if msg.type == "error" and not NOT_LOCAL.search(where):
-                    errors.append(console[-1])
+        # another segment: the last one listed
+        labels = select.locator("option").all_inner_texts()
+        assert len(labels) >= 2, labels
+        target = labels[-1].split(":")[0]
+        src = page.locator("img.evitvid-image").get_attribute("src")
+        t1 = time.monotonic()
+        select.select_option(label=labels[-1])
+        _segment_shown(page, target, src)
+        changed = time.monotonic() - t1
+        _check_segment(page, target, predictions, frames)
 
-            page.on("console", on_console)
-            page.on("pageerror", lambda exc: errors.append(f"[pageerror] {exc}"))
+        # a filter: the first segment's true verb; every listed segment has it, the table follows
+        verb = predictions.verbs[predictions.verb_true[predictions.row[first]]]
+        verb_select = page.locator(".evitvid-verb select")
+        # (ipywidgets writes the spaces of option labels as no-break spaces)
+        option = next(o for o in verb_select.locator("option").all_inner_texts()
+                      if o.replace("\xa0", " ").startswith(verb + " ("))
+        src = page.locator("img.evitvid-image").get_attribute("src")
+        verb_select.select_option(label=option)
+        shown = first if predictions.verb_true[predictions.row[target]] != predictions.verb_true[
+            predictions.row[first]] else target
+        if shown != target:
+            _segment_shown(page, shown, src)
+        page.wait_for_function(
+            "n => document.querySelector('.evitvid-count').textContent.startsWith(n + ' of')",
+            arg=str(int((predictions.verb_true == predictions.verb_true[predictions.row[first]]).sum())),
+            timeout=60_000)
+        listed = [o.replace("\xa0", " ") for o in select.locator("option").all_inner_texts()]
+        assert listed and all(f": {verb} " in label for label in listed), listed
+        _check_segment(page, shown, predictions, frames)
+        assert page.locator(".evitvid-confusion table").count() >= 1 or \
+            "in no reversal pair" in page.locator(".evitvid-confusion").inner_text()
 
-            t0 = time.monotonic()
-            page.goto(url, wait_until="domcontentloaded", timeout=PAGE_TIMEOUT)
-            # a failing cell shows its traceback instead of the app (--show_tracebacks): stop at once then
-            page.wait_for_function(
-                "() => (document.querySelector('.evitvid-status') || {textContent: ''}).textContent.includes('ready')"
-                " || document.body.textContent.includes('Traceback (most recent call last)')"
-                " || document.body.textContent.includes('There was an error when executing cell')",
-                timeout=PAGE_TIMEOUT)
-            assert page.locator(".evitvid-status").count() == 1, "the notebook failed in Voila:\n" + \
-                "\n".join(page.locator(".jp-OutputArea-output").all_text_contents())[-3000:]
-            select = page.locator(".evitvid-segment select")
-            first = select.evaluate("s => s.options[s.selectedIndex].text").split(":")[0]
-            _segment_shown(page, first, "")
-            rendered = time.monotonic() - t0
-            assert "Loading widget" not in page.inner_text("body")
-            _check_segment(page, first, predictions, frames)
-
-            # another segment: the last one listed
-            labels = select.locator("option").all_inner_texts()
-            assert len(labels) >= 2, labels
-            target = labels[-1].split(":")[0]
-            src = page.locator("img.evitvid-image").get_attribute("src")
-            t1 = time.monotonic()
-            select.select_option(label=labels[-1])
-            _segment_shown(page, target, src)
-            changed = time.monotonic() - t1
-            _check_segment(page, target, predictions, frames)
-
-            # a filter: the first segment's true verb; every listed segment has it, the table follows
-            verb = predictions.verbs[predictions.verb_true[predictions.row[first]]]
-            verb_select = page.locator(".evitvid-verb select")
-            # (ipywidgets writes the spaces of option labels as no-break spaces)
-            option = next(o for o in verb_select.locator("option").all_inner_texts()
-                          if o.replace("\xa0", " ").startswith(verb + " ("))
-            src = page.locator("img.evitvid-image").get_attribute("src")
-            verb_select.select_option(label=option)
-            shown = first if predictions.verb_true[predictions.row[target]] != predictions.verb_true[
-                predictions.row[first]] else target
-            if shown != target:
-                _segment_shown(page, shown, src)
-            page.wait_for_function(
-                "n => document.querySelector('.evitvid-count').textContent.startsWith(n + ' of')",
-                arg=str(int((predictions.verb_true == predictions.verb_true[predictions.row[first]]).sum())),
-                timeout=60_000)
-            listed = [o.replace("\xa0", " ") for o in select.locator("option").all_inner_texts()]
-            assert listed and all(f": {verb} " in label for label in listed), listed
-            _check_segment(page, shown, predictions, frames)
-            assert page.locator(".evitvid-confusion table").count() >= 1 or \
-                "in no reversal pair" in page.locator(".evitvid-confusion").inner_text()
-
-            shot = Path(os.environ.get("EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            app = page.locator(".evitvid-explorer")
-            box = app.bounding_box()  # Voila scrolls a container, not the page: make room for the whole app
-            page.set_viewport_size({"width": 1000, "height": int(box["y"] + box["height"]) + 40})
-            app.screenshot(path=str(shot))
-            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        finally:
-            browser.close()
+        shot = Path(os.environ.get("EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        app = page.locator(".evitvid-explorer")
+        box = app.bounding_box()  # Voila scrolls a container, not the page: make room for the whole app
+        page.set_viewport_size({"width": 1000, "height": int(box["y"] + box["height"]) + 40})
+        app.screenshot(path=str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"page rendered in {rendered:.2f} s; segment change shown in {changed:.3f} s; screenshot: {shot}")
     print("\n".join(console))
     assert not errors, "console errors:\n" + "\n".join(errors)

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from .. import models as _models
 from ..runs import Run
-from ..study import (DataPaths, StudyParams, load_profile, method_runs, read_splits, study_data, study_methods)
-from ..study.training import pretraining_params, run_name, runs_root_of
+from ..study import (DataPaths, StudyParams, load_profile, method_runs, read_splits, runs_root_of, study_data,
+                     study_methods)
 from .predictions import Predictions
 
 __all__ = ["study_predictions", "missing_inputs", "check_inputs"]
@@ -61,25 +60,12 @@ def missing_inputs(params: StudyParams) -> list[str]:
     if problem:
         return [problem]
     root = runs_root_of(params.runs_root)
-    out = []
-    if params.pretrained == "auto" or isinstance(params.pretrained, dict):
-        # the name `study.training.pretrained_checkpoint` gives the pretraining run of each 2D backbone
-        for method in study_methods(params).values():
-            source = params.pretrained.get(method.model) if isinstance(params.pretrained, dict) else params.pretrained
-            if not method.pretrained or source != "auto":
-                continue
-            image_model = _models.get_model_entry(method.model).image_model
-            name = run_name(f"02_pretrain_{image_model}", {"model": image_model, **pretraining_params(params)})
-            if not Run(root / name).complete:
-                line = f"image pretraining of {image_model}: no finished run {root / name}"
-                if line not in out:
-                    out.append(line)
-    if out:
-        return out
-    for group in method_runs(params).values():  # every pretraining exists: this trains nothing
-        out += [f"{spec.label}: no finished run {root / spec.name}" for spec in group
-                if not Run(root / spec.name).complete]
-    return out
+    try:
+        specs = method_runs(params, train_pretraining=False)  # names the missing pretraining, trains nothing
+    except FileNotFoundError as exc:
+        return [str(exc)]
+    return [f"{spec.label}: no finished run {root / spec.name}" for group in specs.values() for spec in group
+            if not Run(root / spec.name).complete]
 
 
 def check_inputs(profile: Union[str, Path] = "cpu") -> int:

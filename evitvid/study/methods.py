@@ -66,12 +66,13 @@ def study_data(params: StudyParams) -> DataPaths:
 
 
 def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,
-                environment: Optional[dict] = None) -> dict[str, list[RunSpec]]:
+                environment: Optional[dict] = None, train_pretraining: bool = True) -> dict[str, list[RunSpec]]:
     """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile);
     `environment`: variables set before torch starts, part of each run's parameters.
 
     Image-pretrained methods need their checkpoint: with `pretrained="auto"` its pretraining
-    run is trained here if missing (it is shared by every run that inflates or loads it).
+    run is trained here if missing (it is shared by every run that inflates or loads it), unless
+    `train_pretraining=False` (then a missing one raises, naming notebook 02).
     """
     methods = study_methods(params)
     keys = list(methods) if keys is None else list(keys)
@@ -86,7 +87,7 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
         pretrained = None
         if method.pretrained:
             pretrained = pretrained_checkpoint(params.pretrained, method.model, runs_root=params.runs_root,
-                                               **pretraining_params(params))
+                                               train=train_pretraining, **pretraining_params(params))
             if pretrained is None:
                 raise ValueError(f"{method.label} starts from image weights: pretrained must name them "
                                  f"(auto, a checkpoint or timm:NAME), got None")
@@ -136,7 +137,7 @@ def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, i
 def finished_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
                      data: Optional[DataPaths] = None) -> dict[str, list[Run]]:
     """Like `train_methods`, but only reads: a missing run raises, naming the notebook that trains it."""
-    specs = method_runs(params, keys, data)
+    specs = method_runs(params, keys, data, train_pretraining=False)
     out = {}
     for key, group in specs.items():
         runs = []

@@ -21,7 +21,8 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS", "plateau_numbers",
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
-           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers"]
+           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "time_spent",
+           "budget_numbers"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -291,3 +292,45 @@ def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
     return {"epochs": str(params.epochs), "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used)}
+
+
+def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
+    """Where the study's training time went: per method, minutes per run (mean over seeds) and in
+    all, and how an epoch splits into training steps, waiting for data and validation (from the
+    runs' per-epoch timings); the image pretraining beside them."""
+    rows = []
+    for key, group in runs.items():
+        epochs = [m for r in group for m in r.metrics if "epoch_seconds" in m]
+        steps = sum(m["step_seconds"] for m in epochs)
+        data = sum(m["data_seconds"] for m in epochs)
+        val = sum(m.get("val_seconds", 0.0) for m in epochs)
+        total = sum(r.results["train_seconds"] for r in group)
+        rows.append({"what": methods[key].label, "runs": len(group), "minutes per run": total / 60 / len(group),
+                     "minutes in all": total / 60, "steps (%)": 100 * steps / max(total, 1e-9),
+                     "waiting for data (%)": 100 * data / max(total, 1e-9),
+                     "validation (%)": 100 * val / max(total, 1e-9)})
+    for model, r in pretraining.items():
+        if r is not None:
+            minutes = r.results["train_seconds"] / 60
+            rows.append({"what": f"image pretraining ({model})", "runs": 1, "minutes per run": minutes,
+                         "minutes in all": minutes})
+    table = pd.DataFrame(rows).set_index("what")
+    return table.round(1)
+
+
+def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dict:
+    table = time_spent(runs, methods, pretraining)
+    any_run = next(iter(next(iter(runs.values()))))
+    env = any_run.results.get("environment", {})
+    seeds = {r.params["seed"] for g in runs.values() for r in g}
+    data = table["waiting for data (%)"].dropna()
+    minutes = table["minutes in all"].sum()
+    budget = 45
+    sentence = (f"more than the {budget} minutes the whole study was meant to take on 2 cores: the protocol keeps "
+                f"every method, {len(seeds)} seeds and the epochs each needs to reach its plateau, rather than "
+                f"fitting the budget by dropping methods or stopping runs early" if minutes > budget else
+                f"within the {budget} minutes the whole study was meant to take on 2 cores")
+    return {"train_minutes": f"{minutes:.0f}",
+            "machine": f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads",
+            "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
+            "budget_sentence": sentence}

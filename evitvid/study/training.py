@@ -268,11 +268,12 @@ def pretraining_params(params) -> dict:
 
 
 def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
-                          threads: Optional[int] = None, **pretraining: Any) -> Optional[str]:
+                          threads: Optional[int] = None, train: bool = True, **pretraining: Any) -> Optional[str]:
     """`pretrained` as `train_video` takes it. A dict maps each model to its own checkpoint.
     "auto" means the embedded study's stand-in for ImageNet: the pretraining run of `model`'s
     2D backbone with `pretraining` arguments, trained now if it is not in `runs_root` yet,
-    reused otherwise (its folder is named by its parameters). None means random init."""
+    reused otherwise (its folder is named by its parameters); with `train=False` a missing one
+    raises instead, naming the notebook that trains it. None means random init."""
     if isinstance(pretrained, dict):  # one checkpoint per model, e.g. B1 and L1 in one notebook
         if model not in pretrained:
             raise ValueError(f"pretrained: no checkpoint given for {model!r} (given for {', '.join(pretrained)})")
@@ -282,6 +283,9 @@ def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_
     image_model = _models.get_model_entry(model).image_model
     kwargs = {"model": image_model, **pretraining}
     name = run_name(f"02_pretrain_{image_model}", kwargs)
+    if not train and not (runs_root_of(runs_root) / name / "results.json").exists():
+        raise FileNotFoundError(f"image pretraining of {image_model}: no finished run {runs_root_of(runs_root) / name} "
+                                f"for these parameters; run notebook 02_image_pretraining first")
     run = pretrain_images(name, runs_root=runs_root, threads=threads, **kwargs)
     return str(resolve_from_root(run.results["checkpoint"], runs_root_of(runs_root)))
 
