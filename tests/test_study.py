@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -152,6 +153,9 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)
     assert len(curves) == 5 * 2 * params.epochs
+    plateau = study.plateau_table(curves)
+    assert list(plateau.index) == [m.label for m in methods.values()]
+    assert (plateau["epochs"] == curves["epoch"].max()).all()
     frames = study.frames_curve({"frame_averaging": trained["frame_averaging"]}, methods, (1, 2), 2, resamples=200,
                                 max_val=params.max_val)
     assert frames["frames"].tolist() == [1, 2]
@@ -159,6 +163,16 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert set(study.VERDICT_COLUMNS) <= set(verdicts.columns)
     assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
     assert study.seed_spread(trained, methods).shape[0] == 5
+
+
+def test_plateau_table_measures_the_change_over_the_last_epochs():
+    rows = [{"method": "A", "seed": seed, "epoch": epoch, "val_verb_top1": verb + 0.02 * seed, "val_noun_top1": 0.5}
+            for seed in (0, 1) for epoch, verb in enumerate([0.1, 0.2, 0.3, 0.35])]
+    table = study.plateau_table(pd.DataFrame(rows), last=2)
+    assert table.loc["A", "epochs"] == 3
+    assert table.loc["A", "verb top-1 at the end (%)"] == pytest.approx(36.0)
+    assert table.loc["A", "verb: change over the last 2 epochs (points)"] == pytest.approx(15.0)
+    assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
 
 
 def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_path):

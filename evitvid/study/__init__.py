@@ -26,8 +26,8 @@ from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, 
 from .methods import Method, finished_methods, machine_spread, method_runs, study_data, study_methods, train_methods
 from .params import ParameterError, StudyParams, load_profile, notebook_parameters
 from .performance import benchmark_run
-from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, comparison_numbers, comparison_sentence, frames_numbers, glue,
-                     machine_table, notebook_run, pair_numbers, pct, plateau_numbers, points, pretraining_curves,
+from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, plateau_table, comparison_numbers, comparison_sentence, frames_numbers, glue,
+                     machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_table, protocol_numbers, read_table, readable_baselines,
                      readable_summary, reversal_numbers, reversal_table, save_table, spread_numbers,
                      time_inference_all, time_spent, timing_table, verdict_display)
@@ -53,8 +53,8 @@ __all__ = [
     "PAPER_VERB_TOP1", "VERDICT_COLUMNS", "verdict_table",
     "benchmark_run",
     "notebook_run", "save_table", "read_table", "glue", "pct", "points", "readable_summary", "readable_baselines",
-    "comparison_sentence", "MAIN_COMPARISONS", "plateau_numbers", "comparison_numbers", "frames_numbers",
+    "comparison_sentence", "MAIN_COMPARISONS", "comparison_numbers", "frames_numbers",
     "time_inference_all", "timing_table", "pretraining_curves", "pretraining_table", "pretraining_numbers",
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
-    "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers",
+    "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "plateau_table",
 ]

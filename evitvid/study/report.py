@@ -18,11 +18,11 @@ from .params import StudyParams
 from .training import runs_root_of
 
 __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", "SUMMARY_LABELS",
-           "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS", "plateau_numbers",
+           "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS",
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
            "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "time_spent",
-           "budget_numbers"]
+           "budget_numbers", "plateau_table"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -103,22 +103,6 @@ def read_table(params: StudyParams, notebook: str, name: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: run notebook {notebook} first")
     return pd.read_csv(path)
-
-
-def plateau_numbers(curves: pd.DataFrame, methods: Mapping, keys, prefix: str, last: int = 2) -> dict:
-    """How much the first method's validation verb top-1 moved over its last `last` epochs (mean
-    over seeds), the evidence for (or against) a plateau."""
-    label = methods[keys[0]].label
-    rows = curves[(curves["method"] == label) & curves["val_verb_top1"].notna()]
-    epochs = sorted(rows["epoch"].unique())
-    last = min(last, len(epochs) - 1)
-    if last < 1:
-        return {f"{prefix}_label": label, f"{prefix}_plateau_epochs": "0", f"{prefix}_plateau_change": "n/a"}
-    end, start = epochs[-1], epochs[-1 - last]
-    by_seed = rows.pivot_table(index="seed", columns="epoch", values="val_verb_top1")
-    change = 100 * (by_seed[end] - by_seed[start]).mean()
-    return {f"{prefix}_label": label, f"{prefix}_plateau_epochs": str(last),
-            f"{prefix}_plateau_change": f"{change:+.1f} points"}
 
 
 def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
@@ -334,3 +318,20 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dic
             "machine": f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads",
             "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
             "budget_sentence": sentence}
+
+
+def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
+    """Per method: validation verb and noun top-1 at the last epoch and how much they moved over the
+    `last` epochs before it (mean over seeds, points): near 0, the method has reached a plateau."""
+    rows = []
+    for method, group in curves[curves["val_verb_top1"].notna()].groupby("method", sort=False):
+        epochs = sorted(group["epoch"].unique())
+        end, start = epochs[-1], epochs[max(0, len(epochs) - 1 - last)]
+        row = {"method": method, "epochs": int(end)}
+        for head in ("verb", "noun"):
+            by_seed = group.pivot_table(index="seed", columns="epoch", values=f"val_{head}_top1")
+            row[f"{head} top-1 at the end (%)"] = round(100 * by_seed[end].mean(), 1)
+            row[f"{head}: change over the last {last} epochs (points)"] = round(
+                100 * (by_seed[end] - by_seed[start]).mean(), 1)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
