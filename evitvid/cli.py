@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .allocator import tune_malloc
+    tune_malloc()  # before any command allocates its tensors (`evitvid.allocator`: where it helps)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Parse the command name first, then let its module declare the rest.

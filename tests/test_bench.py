@@ -104,8 +104,9 @@ def test_layouts_change_memory_not_results(key, shape):
 
 def test_headline_quotes_the_results(micro_results):
     h = bench.headline(micro_results)
-    # the micro run has no B1 rows and no compile or onnx section: said so, not invented
+    # the micro run has no B1 rows and no compile, onnx or backends section: said so, not invented
     assert h["gflops_3d"] == h["compile"] == h["onnx"] == "not measured"
+    assert h["backends"] == h["ms_per_frame"] == h["eager_over_timm"] == h["backends_model"] == "not measured"
     assert h["peak"] == f"{micro_results['matmul_peak_gflops']:.0f} GFLOP/s"
     low, high = sorted(x["speedup"] for x in micro_results["depthwise"])
     assert h["depthwise"] == f"{low:.1f}x to {high:.1f}x"
@@ -183,6 +184,10 @@ def test_presets_cover_the_brief():
     assert {f"torchvision:{n}" for n in bench.TORCHVISION_INPUTS} <= keys
     assert {"timm-frames:efficientvit_b1", "evitvid:efficientvit_l1_3d"} <= keys
     assert full.frames == (1, 2, 4, 8, 16, 32) and full.threads == 2
+    # the issue's inference goals in one run: the 3D B1 and timm's B1 on the same 16 frames, batch 1
+    assert any({"evitvid:efficientvit_b1_3d", "timm-frames:efficientvit_b1"} <= set(models) and
+               shape == bench.PAPER_SHAPE and batch == 1 for models, shape, batch in full.backends)
+    assert all(shape == bench.STUDY_SHAPE for _, shape, _ in light.backends)
 
 
 def test_command_writes_results_json(tmp_path, monkeypatch, capsys):
@@ -206,7 +211,7 @@ def test_bench_config_applies_the_command_options():
     cfg = bench.bench_config("light", threads=1, layout="contiguous", compile=True, only=["compile", "onnx"])
     assert cfg.layout == "contiguous" and cfg.threads == 1 and cfg.memory
     assert cfg.compile == (("evitvid:efficientvit_b1_3d", bench.STUDY_SHAPE, 1),) and cfg.onnx
-    assert cfg.inference == cfg.train == cfg.depthwise == ()
+    assert cfg.inference == cfg.train == cfg.depthwise == cfg.backends == ()
     assert not bench.bench_config("smoke").memory and not bench.bench_config("light", memory=False).memory
     with pytest.raises(ValueError, match="layout must be one of"):
         bench.bench_config("light", layout="nhwc")
@@ -278,3 +283,57 @@ def test_isolated_rows_have_the_in_process_rows_fields(micro_results):
         assert row.keys() == micro_results[section.key][0].keys(), section.name
     with pytest.raises(bench.FreshProcessError, match="model key"):
         bench.SECTIONS["train"].rows(replace(cfg, train=(("nope:b0", TINY, 1),)), 1.0)
+
+
+BACKEND_KEYS = {("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")}
+
+
+def test_backends_section_compares_every_backend_on_the_same_input(micro_results):
+    cfg = micro_config(backends=(((B0_3D, "timm-frames:efficientvit_b0"), TINY, 1),))
+    rows = bench.SECTIONS["backends"].rows(cfg, 100.0)
+    assert [(r["model"], r["backend"], r["precision"]) for r in rows] == [
+        (m, b, p) for m in (B0_3D, "timm-frames:efficientvit_b0") for b, p in
+        (("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"))]
+    for r in rows:
+        assert r["malloc_tuned"] is bench.tune_malloc()["applied"] and r["isolated"] is False
+        if r["status"] != "ok":  # only a precision this CPU lacks may be skipped, and it says why
+            assert r["precision"] == "bf16" and r["status"].startswith("skipped: precision 'bf16'")
+            continue
+        eager = next(e for e in rows if e["model"] == r["model"] and e["backend"] == "torch")
+        assert r["over_eager"] == pytest.approx(r["latency_ms"] / eager["latency_ms"])
+        assert r["ms_per_frame"] == pytest.approx(r["latency_ms"] / TINY[1])
+        assert r["gflops"] == pytest.approx(2 * r["gmacs"] / (r["latency_ms"] / 1e3))
+        # fp32: the same function on every backend; bf16 rounds (tests/test_inference.py bounds it)
+        assert r["max_abs_diff"] <= (1e-4 if r["precision"] == "fp32" else 0.1), r
+    table = bench.format_results({**micro_results, "backends": rows})
+    assert "Inference backends" in table and "openvino" in table
+
+
+def test_headline_quotes_the_backend_goals():
+    def row(model, backend, precision, ms, shape=bench.PAPER_SHAPE):
+        return {"model": model, "input": list(shape), "batch": 1, "backend": backend, "precision": precision,
+                "layout": "channels_last" if backend == "torch" else "onnx", "latency_ms": ms,
+                "ms_per_frame": ms / shape[1], "status": "ok"}
+    b1, timm = "evitvid:efficientvit_b1_3d", "timm-frames:efficientvit_b1"
+    rows = [row(b1, "torch", "fp32", 440.0), row(b1, "onnxruntime", "fp32", 460.0), row(b1, "openvino", "fp32", 128.0),
+            row(b1, "openvino", "bf16", 72.0), row(timm, "torch", "fp32", 300.0), row(timm, "openvino", "fp32", 96.0),
+            row(b1, "openvino", "fp32", 9.0, bench.STUDY_SHAPE)]
+    h = bench.backend_figures({"backends": rows})
+    assert h["backends_model"] == "efficientvit_b1_3d" and h["backends_shape"] == "3x16x224x224, batch 1"
+    assert h["backends"] == "openvino bf16, 72 ms, 0.56x OpenVINO fp32's 128 ms"
+    assert h["ms_per_frame"] == ("8.0 ms per frame in fp32 (openvino fp32), 4.5 ms per frame in bf16 (openvino bf16), "
+                                 "against the paper's 11 ms")
+    assert h["eager_over_timm"] == "1.47x (440 ms against timm's 300 ms, PyTorch eager, channels-last)"
+    assert bench.backend_figures({"backends": rows[-1:]})["backends_shape"] == "3x8x64x64, batch 1"
+
+
+def test_malloc_tuning_is_recorded_idempotent_and_can_be_turned_off(micro_results, monkeypatch):
+    from evitvid import allocator
+    first = allocator.tune_malloc()
+    assert allocator.tune_malloc() == first == micro_results["malloc"] == allocator.malloc_status()
+    if first["applied"]:
+        assert first["mmap_threshold"] == allocator.MMAP_THRESHOLD and "glibc malloc thresholds raised" in \
+            bench.format_results(micro_results)
+    monkeypatch.setenv(allocator.OPT_OUT, "0")  # inherited by the fresh process, which tunes first thing
+    child = bench.call_in_fresh_process(allocator.malloc_status)
+    assert child == {"applied": False, "reason": f"{allocator.OPT_OUT}=0"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import evitvid
-from evitvid.export import export_onnx, onnx_session, run_onnx
+from evitvid.inference import export_onnx, onnx_session, run_onnx
 
 SHAPE = (3, 4, 64, 64)
 

@@ -3,7 +3,10 @@ how a large row runs isolated from the rows before it (`sections.Section.rows`).
 
 The child is a new interpreter (`sys.executable -c`), not a fork: a fork would inherit this
 process's heap, the state of glibc's allocator and its peak RSS. Arguments and result travel
-as JSON; the result through a file, so that whatever the call prints does not matter.
+as JSON; the result through a file, so that whatever the call prints does not matter. The
+child tunes glibc's malloc as the bench's own process does (`evitvid.allocator.tune_malloc`,
+first thing, before torch allocates), so that an isolated row and an in-process one differ
+only in the heap the rows before left behind.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Any, Callable, Optional
 
 _CHILD = """\
 import importlib, json, sys
+from evitvid.allocator import tune_malloc
+tune_malloc()
 from evitvid.workers import die_with_parent
 die_with_parent(int(sys.argv[4]))  # a killed bench takes its measuring child with it
 module, _, name = sys.argv[1].partition(":")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from .config import ISOLATE
+from .config import ISOLATE, PAPER_MS_PER_FRAME, PAPER_SHAPE
 from .sections import SECTIONS, Section, _shape_str, get_section
 from .timing import BUSY_WARNING
 
@@ -44,6 +44,10 @@ def header(results: dict[str, Any]) -> str:
     isolated = sum(bool(r.get("isolated")) for r in rows)
     if isolated:
         lines.append(f"isolation: {ISOLATE[cfg['isolate']]} ({isolated} of {len(rows)} rows)")
+    malloc = results.get("malloc")
+    if malloc is not None:
+        lines.append("glibc malloc thresholds raised (evitvid.allocator)" if malloc.get("applied")
+                     else f"glibc malloc as configured ({malloc.get('reason', 'not tuned')})")
     busy = results.get("cpu_busy_start")
     if busy is not None and busy >= BUSY_WARNING:
         lines.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: "
@@ -75,7 +79,8 @@ def section_table(results: dict[str, Any], section: str, columns: Sequence[str] 
 def headline(results: dict[str, Any]) -> dict[str, str]:
     """The figures the book's Performance chapter quotes, as text ("not measured" where a
     section did not run): the B1 models' compute rates, the layout, compile and ONNX
-    ratios, and softmax against linear attention."""
+    ratios, softmax against linear attention, and the backends' figures (`backends`,
+    `ms_per_frame`, `eager_over_timm`: the issue "Fast on CPU"'s goals)."""
     def first(section: str, **match: Any) -> Optional[dict]:
         return next((r for r in results.get(section, []) if all(r.get(k) == v for k, v in match.items())), None)
 
@@ -115,4 +120,54 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
     if skipped:
         out["attention"] += (f"; at {skipped[0]['tokens']:,} tokens its N x N matrix alone would take "
                              f"{skipped[0]['softmax_nn_gb']:.1f} GB")
+    out.update(backend_figures(results))
+    return out
+
+
+def backend_figures(results: dict[str, Any], model: Optional[str] = None,
+                    reference: Optional[str] = None) -> dict[str, str]:
+    """The backends section's figures for `model` (default: the 3D B1, else the first 3D model
+    measured) at the paper's shape (else its first shape), batch 1: `backends_model`,
+    `backends_shape`; `backends` (its fastest path against OpenVINO fp32 on the same graph);
+    `ms_per_frame` (its fastest fp32 and bf16 paths against the paper's 11 ms per frame);
+    `eager_over_timm` (its PyTorch eager latency over `reference`'s, timm's model of the same
+    size on every frame by default, measured in the same process, round-robin)."""
+    keys = ("backends_model", "backends_shape", "backends", "ms_per_frame", "eager_over_timm")
+    missing = dict.fromkeys(keys, "not measured")
+    all_rows = [r for r in results.get("backends", []) if r["batch"] == 1 and r.get("latency_ms") is not None]
+    if model is None:
+        models = [r["model"] for r in all_rows if r["model"].startswith("evitvid:") and r["model"].endswith("_3d")]
+        model = "evitvid:efficientvit_b1_3d" if "evitvid:efficientvit_b1_3d" in models else next(iter(models), None)
+    if model is None:
+        return missing
+    reference = reference or "timm-frames:" + model.partition(":")[2].removesuffix("_3d")
+    rows = [r for r in all_rows if r["model"] == model]
+    shapes = [r["input"] for r in rows]
+    shape = list(PAPER_SHAPE) if list(PAPER_SHAPE) in shapes else (shapes[0] if shapes else None)
+    timed = [r for r in rows if r["input"] == shape]
+    if not timed:
+        return missing
+    out = dict(missing, backends_model=model.partition(":")[2], backends_shape=f"{_shape_str(shape)}, batch 1")
+
+    def name(r: dict) -> str:
+        return "PyTorch eager" if r["backend"] == "torch" else f"{r['backend']} {r['precision']}"
+
+    fastest = min(timed, key=lambda r: r["latency_ms"])
+    ov = next((r for r in timed if (r["backend"], r["precision"]) == ("openvino", "fp32")), None)
+    out["backends"] = (f"{name(fastest)}, {fastest['latency_ms']:.0f} ms"
+                       + (f", {fastest['latency_ms'] / ov['latency_ms']:.2f}x OpenVINO fp32's {ov['latency_ms']:.0f} ms"
+                          if ov else " (OpenVINO fp32 not measured)"))
+    per_frame = []
+    for precision in ("fp32", "bf16"):
+        best = min((r for r in timed if r["precision"] == precision), key=lambda r: r["latency_ms"], default=None)
+        if best:
+            per_frame.append(f"{best['ms_per_frame']:.1f} ms per frame in {precision} ({name(best)})")
+    out["ms_per_frame"] = ", ".join(per_frame) + f", against the paper's {PAPER_MS_PER_FRAME:g} ms"
+    eager = next((r for r in timed if r["backend"] == "torch"), None)
+    ref = next((r for r in all_rows if r["model"] == reference and r["input"] == shape and r["backend"] == "torch"),
+               None)
+    if eager and ref:
+        out["eager_over_timm"] = (f"{eager['latency_ms'] / ref['latency_ms']:.2f}x ({eager['latency_ms']:.0f} ms "
+                                  f"against timm's {ref['latency_ms']:.0f} ms, PyTorch eager, "
+                                  f"{eager.get('layout', 'contiguous').replace('_', '-')})")
     return out

@@ -35,7 +35,14 @@ where a section compares layouts):
 - compile: `torch.compile` against eager for the 3D B1, inference, through
   `runtime.compile_for_inference` (`compile_s` is compiling, the first call and the check
   against eager; a failure is recorded with its reason);
-- onnx: onnxruntime against PyTorch for the 3D B1 at the study shape.
+- onnx: onnxruntime against PyTorch for the 3D B1 at the study shape;
+- backends: each model of a group at one shape through every inference backend
+  (`evitvid.inference.compile_model`): PyTorch eager (the bench's layout), onnxruntime fp32,
+  OpenVINO fp32 and OpenVINO bf16 where the CPU has it (the two runtimes on the same ONNX
+  file), all round-robin in one process; latency, ms per frame, GFLOP/s, the ratio to the
+  same model's eager latency and the largest difference from its eager outputs. One row per
+  (model, backend, precision); the input is contiguous, as a data loader gives it (the
+  eager model converts it to its layout on entry, inside the timing).
 """
 from __future__ import annotations
 
@@ -93,8 +100,9 @@ class Section:
     """One section of the bench: `name` (as `--only` names it), `key` (its rows in the results),
     `title` (the terminal table's; "{threads}" is filled in), `columns`, `fields` (the config
     fields that hold its work), `cases` (the rows a config asks for), `row` (measures one:
-    config, case, matmul peak in GFLOP/s -> the row) and `largest_bytes` (an estimate of a
-    row's largest tensor, for the isolation rule)."""
+    config, case, matmul peak in GFLOP/s -> the row, or a list of rows when one case measures
+    several things side by side) and `largest_bytes` (an estimate of a row's largest tensor,
+    for the isolation rule)."""
 
     name: str
     key: str
@@ -102,7 +110,7 @@ class Section:
     columns: tuple[Column, ...]
     fields: tuple[str, ...]
     cases: Callable[[BenchConfig], list[Case]]
-    row: Callable[[BenchConfig, Case, float], dict]
+    row: Callable[[BenchConfig, Case, float], Union[dict, list[dict]]]
     largest_bytes: Callable[[BenchConfig, Case], int]
 
     def rows(self, cfg: BenchConfig, peak_gflops: float, log: Callable[[str], None] = lambda s: None) -> list[dict]:
@@ -121,12 +129,12 @@ class Section:
                     raise FreshProcessError(f"{label}: {exc}") from exc
             else:
                 row = self.row(cfg, case, peak_gflops)
-            rows.append({**row, "isolated": isolated})
+            rows.extend({**r, "isolated": isolated} for r in (row if isinstance(row, list) else [row]))
         return rows
 
 
-def _fresh_process_row(name: str, cfg: dict, case: Case, peak_gflops: float) -> dict:
-    """`Section.rows`' isolated row, in its fresh process."""
+def _fresh_process_row(name: str, cfg: dict, case: Case, peak_gflops: float) -> Union[dict, list[dict]]:
+    """`Section.rows`' isolated row (or rows), in its fresh process."""
     config = BenchConfig.from_dict(cfg)
     torch.set_num_threads(config.threads)
     torch.manual_seed(0)
@@ -355,7 +363,7 @@ def _compile_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> dict:
 
 
 def _onnx_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> dict:
-    from evitvid.export import export_onnx, onnx_session, run_onnx
+    from evitvid.inference import export_onnx, onnx_session, run_onnx
     model, x, row = _model_row(cfg, case)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -372,6 +380,87 @@ def _onnx_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> dict:
     except Exception as exc:
         row.update(status=f"onnx failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     return row
+
+
+def _backends_cases(cfg: BenchConfig) -> list[Case]:
+    return [{"models": list(models), "input": list(shape), "batch": batch} for models, shape, batch in cfg.backends]
+
+
+def _backends_bytes(cfg: BenchConfig, case: Case) -> int:
+    return _activation_bytes(case["batch"], case["input"][1:])
+
+
+def _heads(out: Any) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def _failure(exc: Exception) -> str:
+    return f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+
+
+def _backends_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> list[dict]:
+    """Every model of the case through every backend, round-robin in this process: one row each."""
+    from evitvid.allocator import malloc_status
+    from evitvid.inference import BackendError, compile_model, export_onnx
+
+    shape, batch = case["input"], case["batch"]
+    frames = shape[1] if len(shape) == 4 else 1
+    x = make_input(batch, shape, "contiguous")  # what a data loader gives every backend
+    variants = [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
+    fns: dict[tuple[str, str, str], Callable[[], Any]] = {}
+    rows: dict[tuple[str, str, str], dict] = {}
+    refs: dict[str, list[torch.Tensor]] = {}
+    with tempfile.TemporaryDirectory(prefix="evitvid-bench-") as tmp:
+        for i, key in enumerate(case["models"]):
+            gmacs = _gmacs(key, tuple(shape))[1]
+            model = build_model(key, cfg.layout)
+            with torch.inference_mode():
+                refs[key] = [t.float() for t in _heads(model(x))]
+            path, export_error = None, None
+            try:
+                path = export_onnx(model, Path(tmp) / f"model{i}.onnx", shape)
+            except Exception as exc:  # recorded in the rows of the backends that needed it
+                export_error = exc
+            for backend, precision in variants:
+                name = (key, backend, precision)
+                rows[name] = {"model": key, "input": list(shape), "batch": batch, "threads": cfg.threads,
+                              "layout": cfg.layout if backend == "torch" else "onnx", "backend": backend,
+                              "precision": precision, "gmacs": gmacs, "status": "ok"}
+                try:
+                    if backend == "torch":
+                        fns[name] = functools.partial(_eager_call, model, x)
+                        continue
+                    if export_error is not None:
+                        raise export_error
+                    compiled = compile_model(model, shape, backend, precision=precision, threads=cfg.threads,
+                                             onnx_path=path)
+                    out = [t.float() for t in _heads(compiled(x))]
+                    rows[name]["max_abs_diff"] = max((a - b).abs().max().item() for a, b in zip(out, refs[key]))
+                    fns[name] = functools.partial(compiled, x)
+                except BackendError as exc:  # not installed, or a precision this CPU lacks: said, not timed
+                    rows[name]["status"] = f"skipped: {exc}"
+                except Exception as exc:
+                    rows[name]["status"] = _failure(exc)
+        times = compare(fns, warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
+    malloc = malloc_status()["applied"]
+    for name, row in rows.items():
+        row["malloc_tuned"] = malloc
+        if name not in times:
+            continue
+        lat = statistics.median(times[name])
+        eager = times.get((name[0], "torch", "fp32"))
+        gflops = 2 * row["gmacs"] * batch / lat
+        row.update(latency_ms=lat * 1e3, ms_per_frame=lat * 1e3 / (batch * frames), gflops=gflops,
+                   peak_fraction=gflops / peak_gflops, samples=len(times[name]),
+                   over_eager=ratio(times[name], eager) if eager else None)
+        if name[1] == "torch":
+            row["max_abs_diff"] = 0.0
+    return list(rows.values())
+
+
+def _eager_call(model: torch.nn.Module, x: torch.Tensor) -> Any:
+    with torch.inference_mode():
+        return model(x)
 
 
 # ---------------------------------------------------------------------------------------
@@ -466,9 +555,20 @@ ONNX = Section(
              Column("status", "status")),
     fields=("onnx",), cases=_model_cases("onnx"), row=_onnx_row, largest_bytes=_model_bytes)
 
+BACKENDS = Section(
+    "backends", "backends",
+    "Inference backends: PyTorch eager, onnxruntime and OpenVINO on the same ONNX graph ({threads} threads; "
+    "x eager: latency over the same model's eager latency)",
+    columns=(MODEL, INPUT, BATCH, Column("backend", "backend"), Column("precision", "precision"),
+             Column("latency_ms", "ms", ".1f", optional=True), Column("ms_per_frame", "ms/frame", ".2f", optional=True),
+             Column("gflops", "GFLOP/s", ".1f", optional=True),
+             Column("over_eager", "x eager", ".3f", optional=True), replace(MAX_DIFF, optional=True),
+             Column("status", "status")),
+    fields=("backends",), cases=_backends_cases, row=_backends_row, largest_bytes=_backends_bytes)
+
 # every section by name, in the order they run and are reported
 SECTIONS: dict[str, Section] = {s.name: s for s in (INFERENCE, TIMM, FRAMES, ATTENTION, TRAIN, CHANNELS_LAST,
-                                                      DEPTHWISE, COMPILE, ONNX)}
+                                                      DEPTHWISE, COMPILE, ONNX, BACKENDS)}
 
 
 def get_section(name: str) -> Section:

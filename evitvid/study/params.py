@@ -229,7 +229,11 @@ _NOT_PARAMETERS = {"In", "Out", "exit", "quit", "get_ipython", "profile"}
 def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any]) -> StudyParams:
     """A notebook's parameters: the profile, overridden by the notebook's own variables that are
     not None. Call it right after the `parameters` cell with `globals()`: a variable that is not
-    a parameter (a misspelt papermill `-p epochz 5`) is refused, naming the valid ones."""
+    a parameter (a misspelt papermill `-p epochz 5`) is refused, naming the valid ones.
+    Every notebook starts here, so this is also where its kernel tunes glibc's malloc
+    (`evitvid.allocator`: large activations stay in the heap between passes)."""
+    from ..allocator import tune_malloc
+    tune_malloc()
     names = set(StudyParams.names())
     given, unknown = {}, []
     for key, value in namespace.items():

@@ -11,6 +11,9 @@ dynamo exporter needs `onnxscript`, which is not one of the pinned packages. Bot
 `run_onnx` checks the export against PyTorch in the tests (atol 1e-4) and times it in
 `evitvid.bench`. A channels-last model (`set_channels_last`) is exported from a contiguous
 copy: memory layout is the runtime's business, not the graph's.
+
+The same file is the graph both non-PyTorch backends run (`evitvid.inference.backends`):
+onnxruntime directly, OpenVINO through its ONNX reader.
 """
 from __future__ import annotations
 
