@@ -1,5 +1,5 @@
 """EfficientViT models for images and video, their registry, inflation and checkpoints."""
-from . import efficientvit as _efficientvit  # noqa: F401  (registers the variants)
+# importing .efficientvit registers the variants (evitvid.models.registry)
 from .efficientvit import (
     EfficientVit,
     EfficientVit3d,
