@@ -59,6 +59,8 @@ def test_micro_run_has_every_section_with_consistent_units(micro_results):
         assert t["max_abs_diff"] < 1e-4  # the same function, or the ratio would compare different work
     (tr,) = r["train"]
     assert tr["ms_per_clip"] == pytest.approx(tr["step_ms"] / 2)
+    assert tr["clips_per_s"] == pytest.approx(2e3 / tr["step_ms"]) and tr["pytorch_step_ms"] > 0
+    assert tr["speedup"] == pytest.approx(tr["pytorch_step_ms"] / tr["step_ms"])
     (cl,) = r["channels_last"]
     assert cl["max_abs_diff"] < 1e-4 and cl["train_cl_ms"] > 0
     assert cl["infer_cl_over_contiguous"] == pytest.approx(cl["infer_cl_ms"] / cl["infer_contiguous_ms"])
@@ -106,6 +108,11 @@ def test_headline_quotes_the_results(micro_results):
     h = bench.headline(micro_results)
     # the micro run has no B1 rows and no compile, onnx or backends section: said so, not invented
     assert h["gflops_3d"] == h["compile"] == h["onnx"] == "not measured"
+    assert h["train"] == "not measured"  # its only training row is frame averaging
+    tr = {**micro_results["train"][0], "model": B0_3D}
+    assert bench.headline({**micro_results, "train": [tr]})["train"] == (
+        f"{tr['step_ms']:.0f} ms a step for efficientvit_b0_3d at 3x2x32x32, batch 2 ({tr['clips_per_s']:.0f} clips/s), "
+        f"{tr['speedup']:.2f}x faster than on PyTorch's kernels only ({tr['pytorch_step_ms']:.0f} ms)")
     assert h["backends"] == h["ms_per_frame"] == h["eager_over_timm"] == h["backends_model"] == "not measured"
     assert h["peak"] == f"{micro_results['matmul_peak_gflops']:.0f} GFLOP/s"
     low, high = sorted(x["speedup"] for x in micro_results["depthwise"])
@@ -231,7 +238,9 @@ def test_every_row_carries_its_sections_declared_columns(micro_results):
 
 def test_section_table_takes_the_declared_columns_or_a_subset(micro_results):
     train = bench.section_table(micro_results, "train")
-    assert list(train.columns) == ["model", "input", "batch", "step_ms", "ms_per_clip"]  # no memory measured
+    # no memory measured: its column is left out
+    assert list(train.columns) == ["model", "input", "batch", "step_ms", "ms_per_clip", "clips_per_s",
+                                   "pytorch_step_ms", "speedup"]
     assert train["input"].tolist() == ["3x2x32x32"]
     timm = bench.section_table(micro_results, "timm_ratio", ["model", "ratio", "nope"])
     assert list(timm.columns) == ["model", "ratio"] and len(timm) == 2

@@ -63,6 +63,11 @@ def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
     layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
     layers.Conv3d(4, 4, 3, stride=(1, 2, 2), padding=1, groups=4)(x)  # strided: PyTorch's input gradient
     assert calls == [1, 1]
+    with layers.cpu_fast_paths(False):  # the bench's reference: PyTorch's kernels only
+        layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
+    assert calls == [1, 1]
+    layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # and back on after the block
+    assert calls == [1, 1, 1]
 
 
 def _reference_weight_grad(x, grad, kernel, stride, padding):

@@ -92,13 +92,19 @@ def _loss(out: Any) -> torch.Tensor:
     return sum(F.cross_entropy(o, torch.randint(o.shape[-1], (o.shape[0],))) for o in outs)
 
 
-def _train_step_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    """One training step on `x` (forward, backward, AdamW), the model put in training mode."""
+def _train_step_fn(model: nn.Module, x: torch.Tensor, fast: bool = True) -> Callable[[], None]:
+    """One training step on `x` (forward, backward, AdamW), the model put in training mode.
+    `fast`: as evitvid's trainer runs it (`Conv3d`'s CPU fast paths, the trainer's fused AdamW);
+    otherwise PyTorch's kernels only and its default AdamW, the reference the fast paths are
+    measured against."""
+    from evitvid.engine.trainer import adamw
+    from evitvid.models.layers import cpu_fast_paths
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = adamw(model, 1e-4, 0.05, x.device) if fast else torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        _loss(model(x)).backward()
-        opt.step()
+        with cpu_fast_paths(fast):
+            opt.zero_grad(set_to_none=True)
+            _loss(model(x)).backward()
+            opt.step()
     return step

@@ -79,7 +79,8 @@ def section_table(results: dict[str, Any], section: str, columns: Sequence[str] 
 def headline(results: dict[str, Any]) -> dict[str, str]:
     """The figures the book's Performance chapter quotes, as text ("not measured" where a
     section did not run): the B1 models' compute rates, the layout, compile and ONNX
-    ratios, softmax against linear attention, and the backends' figures (`backends`,
+    ratios, the first 3D training step against PyTorch's kernels (`train`), softmax against
+    linear attention, and the backends' figures (`backends`,
     `ms_per_frame`, `eager_over_timm`: the issue "Fast on CPU"'s goals)."""
     def first(section: str, **match: Any) -> Optional[dict]:
         return next((r for r in results.get(section, []) if all(r.get(k) == v for k, v in match.items())), None)
@@ -95,6 +96,11 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
     pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r.get('layout', 'contiguous').replace('_', '-')}, "
              f"{_shape_str(r['input'])})" for r in results.get("timm_ratio", [])]
     out["timm_ratio"] = ", ".join(pairs) or "not measured"
+    train = next((r for r in results.get("train", []) if r.get("speedup") and r["model"].endswith("_3d")), None)
+    out["train"] = ("not measured" if train is None else
+                    f"{train['step_ms']:.0f} ms a step for {train['model'].partition(':')[2]} at "
+                    f"{_shape_str(train['input'])}, batch {train['batch']} ({train['clips_per_s']:.0f} clips/s), "
+                    f"{train['speedup']:.2f}x faster than on PyTorch's kernels only ({train['pytorch_step_ms']:.0f} ms)")
     cl = first("channels_last", model="evitvid:efficientvit_b1_3d")
     out["cl_3d"] = (f"a speed-up of {1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
                     f"{1 / cl['train_cl_over_contiguous']:.2f}x for training ({_shape_str(cl['input'])}, "

@@ -27,7 +27,9 @@ where a section compares layouts):
   (`F.scaled_dot_product_attention`) over T x H x W tokens with the same heads and head dim,
   until softmax's N x N matrix would exceed a memory budget (then it is skipped, and the row
   says so);
-- train: time per clip of a training step (forward, backward, AdamW step);
+- train: a training step (forward, backward, AdamW step) as evitvid's trainer runs it
+  (`Conv3d`'s CPU fast paths, fused AdamW) against PyTorch's kernels only and its default
+  AdamW, same weights, interleaved: step time, clips/s and the speed-up;
 - channels_last: channels-last (NDHWC/NHWC) against contiguous convolutions, inference and
   training, same weights;
 - depthwise: one depthwise Conv3d's forward and backward through PyTorch's kernels against
@@ -45,6 +47,8 @@ where a section compares layouts):
   eager model converts it to its layout on entry, inside the timing).
 """
 from __future__ import annotations
+
+import copy
 
 import functools
 import math
@@ -286,9 +290,16 @@ def _attention_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> dict:
 
 
 def _train_row(cfg: BenchConfig, case: Case, peak_gflops: float) -> dict:
+    """evitvid's training step against the same step on PyTorch's kernels only (same weights,
+    two copies so that neither optimiser's state touches the other's), interleaved."""
     model, x, row = _model_row(cfg, case)
-    times = time_call(_train_step_fn(model, x), warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
-    row.update(step_ms=median_ms(times), ms_per_clip=median_ms(times) / case["batch"], samples=len(times))
+    reference = copy.deepcopy(model)
+    times = compare({"evitvid": _train_step_fn(model, x), "pytorch": _train_step_fn(reference, x, fast=False)},
+                    warmup=cfg.warmup, repeats=cfg.repeats, budget_s=cfg.budget_s)
+    step = median_ms(times["evitvid"])
+    row.update(step_ms=step, ms_per_clip=step / case["batch"], clips_per_s=1e3 * case["batch"] / step,
+               pytorch_step_ms=median_ms(times["pytorch"]), speedup=ratio(times["pytorch"], times["evitvid"]),
+               samples=len(times["evitvid"]))
     if cfg.memory:
         row.update(peak_memory(case["model"], case["input"], case["batch"], threads=cfg.threads, mode="train",
                                layout=cfg.layout))
@@ -514,9 +525,11 @@ ATTENTION = Section(
     largest_bytes=_attention_bytes)
 
 TRAIN = Section(
-    "train", "train", "Training: forward + backward + AdamW step ({threads} threads)",
+    "train", "train", "Training: forward + backward + AdamW step, evitvid's against PyTorch's kernels only "
+    "({threads} threads; speed-up: PyTorch's time over evitvid's)",
     columns=(MODEL, INPUT, BATCH, Column("step_ms", "step ms", ".1f"), Column("ms_per_clip", "ms/clip", ".1f"),
-             MEMORY),
+             Column("clips_per_s", "clips/s", ".1f"), Column("pytorch_step_ms", "PyTorch ms", ".1f"),
+             Column("speedup", "speed-up", ".2f"), MEMORY),
     fields=("train",), cases=_model_cases("train"), row=_train_row, largest_bytes=_model_bytes)
 
 CHANNELS_LAST = Section(

@@ -52,7 +52,19 @@ from .evaluate import EvalResult, evaluate
 from .schedule import lr_at
 from .tasks import VIDEO, Task
 
-__all__ = ["Trainer", "ResumeError"]
+__all__ = ["Trainer", "ResumeError", "adamw"]
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """The trainer's optimiser: AdamW without weight decay on norms and biases, fused (one
+    kernel for every parameter instead of a dozen small ops each) on CPU and CUDA: 2.6 ms
+    against 10.3 ms a step for the 3D B0 at the study's shape (measured)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr,
+                             fused=device.type in ("cpu", "cuda"))
 
 
 class ResumeError(ValueError):
@@ -104,14 +116,7 @@ class Trainer:
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                         if self.device.type == "cuda" else None)
                     if self.distributed else self.model)
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
-        # fused: one kernel for every parameter instead of a dozen small ops each (CPU and CUDA;
-        # 2.6 ms against 10.3 ms a step for the 3D B0, measured)
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
-                                           fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = adamw(self.model, config.lr, config.weight_decay, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if config.ema_decay else None
         self.epoch = 0

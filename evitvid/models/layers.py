@@ -11,8 +11,9 @@ In 3D a spatial k x k kernel becomes `time_kernel x k x k` and a 1 x 1 kernel st
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 import torch.nn as nn
@@ -22,6 +23,21 @@ from .depthwise3d import DepthwiseConv3dFunction
 
 TimePadding = Literal["zeros", "replicate"]
 TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
+
+_cpu_fast_paths = True  # `Conv3d`'s CPU fast paths; off only inside `cpu_fast_paths(False)`
+
+
+@contextlib.contextmanager
+def cpu_fast_paths(enabled: bool) -> Iterator[None]:
+    """Within the block, `Conv3d` takes its CPU fast paths (`enabled`, the default everywhere)
+    or PyTorch's own kernels only: how the bench measures what the fast paths bring, on the
+    same model in the same process. Not thread-safe (one module-level switch)."""
+    global _cpu_fast_paths
+    previous, _cpu_fast_paths = _cpu_fast_paths, bool(enabled)
+    try:
+        yield
+    finally:
+        _cpu_fast_paths = previous
 
 
 def channels_last_format(ndim: int) -> torch.memory_format:
@@ -82,7 +98,7 @@ class Conv3d(nn.Conv3d):
     """
 
     def _plain_cpu(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and self.padding_mode == "zeros" and isinstance(self.padding, tuple)
+        return (_cpu_fast_paths and x.device.type == "cpu" and self.padding_mode == "zeros" and isinstance(self.padding, tuple)
                 and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
                 and not torch.compiler.is_compiling())
 
