@@ -222,3 +222,19 @@ def test_reversal_probe_is_zero_for_frame_averaging_and_not_for_3d(data):
     model_3d = __import__("evitvid").create_model("efficientvit_b0_3d", num_verbs=14, num_nouns=10)
     assert probe(fa.train())["reversal_change"] == 0.0 and fa.training  # mode restored
     assert probe(model_3d)["reversal_change"] > 0
+
+
+def test_benchmark_run_is_reused_only_under_the_same_preset_definition(tmp_path, monkeypatch):
+    from evitvid import bench
+    calls = []
+    monkeypatch.setattr(bench, "benchmark", lambda cfg, log=None: calls.append(cfg) or {"preset": cfg.preset})
+    first = study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path)
+    assert study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path).dir == first.dir
+    assert len(calls) == 1  # the same parameters and preset: reused
+    # a run measured under an older definition of the preset is measured again, in the same folder
+    params = json.loads((first.dir / "params.json").read_text())
+    params["config"]["train"] = []
+    (first.dir / "params.json").write_text(json.dumps(params))
+    again = study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path)
+    assert len(calls) == 2 and again.dir == first.dir and again.complete
+    assert json.loads((again.dir / "params.json").read_text())["config"]["train"] != []
