@@ -11,7 +11,7 @@ Formats:
   `timm/efficientvit_b1.r288_in1k`) when online; offline it fails with a message saying
   how to pass a local file instead.
 
-Conversion is a pure function over state dicts (STYLE.md, convention 4); loading errors
+Conversion is a pure function over state dicts (CONTRIBUTING.md, convention 4); loading errors
 name the file.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """EfficientViT (Cai et al., ICCV 2023) for images and video: 2D, frame-averaged and 3D.
 
-One set of blocks builds all three (STYLE.md, convention 2):
+One set of blocks builds all three (CONTRIBUTING.md, convention 2):
 
 - `EfficientVit`: the 2D image classifier. Its `state_dict` has exactly the keys and
   shapes of timm 1.0.31's `efficientvit_*`, so timm and mit-han-lab ImageNet checkpoints

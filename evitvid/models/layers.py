@@ -1,6 +1,6 @@
 """Convolutions and norms that are 2D or 3D by one switch.
 
-The 2D and 3D EfficientViT share every block (STYLE.md, convention 2): a block asks a
+The 2D and 3D EfficientViT share every block (CONTRIBUTING.md, convention 2): a block asks a
 `ConvSpec` for its convolutions and batch norms, and the spec decides whether they are
 `Conv2d`/`BatchNorm2d` or `Conv3d`/`BatchNorm3d`. Module names are the same either way,
 so a 2D checkpoint maps onto the 3D model key for key and inflation (I3D, Carreira and

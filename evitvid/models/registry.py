@@ -2,7 +2,7 @@
 
 Each registered name maps to a model class and the architecture arguments of its size.
 Keyword arguments are checked against the class: an unknown one raises `TypeError`
-listing the valid ones (never dropped silently, STYLE.md convention 3), and an unknown
+listing the valid ones (never dropped silently, CONTRIBUTING.md, convention 3), and an unknown
 name raises `ValueError` listing the registered names.
 """
 from __future__ import annotations
