@@ -6,7 +6,11 @@ horizontal ramp so flips are visible), so a test can read back which frames it g
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +138,31 @@ def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
             return bool(condition())
         time.sleep(interval)
     return True
+
+
+def kill_and_expect_workers_gone(parent: subprocess.Popen, workers) -> None:
+    """SIGKILL `parent` and assert that every pid in `workers` ends within 5 s (the parent-death
+    signal acts at once; `evitvid.workers`' watchdog polls every 0.5 s)."""
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    assert wait_until(lambda: not any(map(running, workers)), timeout=5), \
+        f"workers {[w for w in workers if running(w)]} outlived their parent"
+
+
+@contextlib.contextmanager
+def reaped(parent: subprocess.Popen, workers):
+    """Around a kill test: on the way out the parent (started with stderr=PIPE) is killed and
+    reaped and, only when the test failed, the workers it left: this test's own grandchildren,
+    by pid (`workers` is read at exit, so it may be filled in inside the block)."""
+    try:
+        yield
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stderr.close()
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ fixtures

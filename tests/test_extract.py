@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import child_pids, running, segment_row, wait_until, write_csv
+from conftest import child_pids, kill_and_expect_workers_gone, reaped, segment_row, wait_until, write_csv
 from PIL import Image
 
 from evitvid.cli import main
@@ -109,24 +108,14 @@ def test_sigkill_of_extract_kills_its_workers_and_leaves_only_whole_files(tree, 
     parent = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               cwd=Path(__file__).resolve().parents[1])
     workers: list[int] = []
-    try:
+    with reaped(parent, workers):
         def busy() -> bool:
             workers[:] = child_pids(parent.pid)
             return parent.poll() is not None or (len(workers) >= 2 and any(out.rglob("frames.json")))
 
         assert wait_until(busy, timeout=120) and parent.poll() is None, \
             f"extract ended before it could be killed: {parent.stderr.read().decode()[-2000:]}"
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        assert wait_until(lambda: not any(map(running, workers)), timeout=5), \
-            f"workers {[w for w in workers if running(w)]} outlived their parent"
-    finally:
-        parent.kill()
-        parent.wait()
-        parent.stderr.close()
-        for pid in workers:  # only on failure: the test's own grandchildren, by pid
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_and_expect_workers_gone(parent, workers)
 
     segments = read_segments(csv)
     folders = FrameFolders(out)

@@ -4,9 +4,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import decord
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import child_pids, cmdline, running, wait_until
+from conftest import child_pids, cmdline, kill_and_expect_workers_gone, reaped, wait_until
 
 from evitvid import cli
 from evitvid.data import fashion_mnist, synth
@@ -421,19 +419,9 @@ def test_killed_generation_takes_its_workers_along(tmp_path):
                       if b"spawn_main" in cmdline(pid)]
         return len(workers) == 2 or parent.poll() is not None
 
-    try:
+    with reaped(parent, workers):
         assert wait_until(spawned, timeout=60) and parent.poll() is None, parent.stderr.read().decode()[-2000:]
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        assert wait_until(lambda: not any(map(running, workers)), timeout=5), \
-            f"workers {[w for w in workers if running(w)]} outlived their parent"
-    finally:
-        parent.kill()
-        parent.wait()
-        parent.stderr.close()
-        for pid in workers:  # only on failure: this test's own grandchildren, by pid
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_and_expect_workers_gone(parent, workers)
     assert not synth.is_complete(root, 0, synth.PRESETS["tiny"]) and (root / ".synth-incomplete").exists()
 
 

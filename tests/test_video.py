@@ -270,12 +270,8 @@ def _read_in_child(source, queue):
     queue.put(frame_ids(frames).tolist())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_source_used_before_fork_works_in_the_child(tree, backend):
-    """A decord reader must not be used or destroyed in a forked child (destroying one there
-    hangs, waiting for a decoder thread the child does not have); PyAV's are treated alike."""
-    source = ChunkedVideos(tree.chunked, chunk_seconds=1, backend=backend)
-    assert frame_ids(source.read("P01_01", [1, 31])).tolist() == [1, 31]  # readers open in this process
+def _read_in_forked_child(source, hung: str) -> None:
+    """`_read_in_child` in a forked child; fails with `hung` when it does not end in 30 s."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_read_in_child, args=(source, queue))
@@ -283,8 +279,17 @@ def test_a_source_used_before_fork_works_in_the_child(tree, backend):
     child.join(timeout=30)
     if child.is_alive():
         child.kill()
-        pytest.fail("reading in a forked child hung")
+        pytest.fail(hung)
     assert child.exitcode == 0 and queue.get(timeout=5) == [5, 35]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_source_used_before_fork_works_in_the_child(tree, backend):
+    """A decord reader must not be used or destroyed in a forked child (destroying one there
+    hangs, waiting for a decoder thread the child does not have); PyAV's are treated alike."""
+    source = ChunkedVideos(tree.chunked, chunk_seconds=1, backend=backend)
+    assert frame_ids(source.read("P01_01", [1, 31])).tolist() == [1, 31]  # readers open in this process
+    _read_in_forked_child(source, "reading in a forked child hung")
     assert frame_ids(source.read("P01_01", [2])).tolist() == [2]  # the parent reopens on demand
 
 
@@ -312,15 +317,7 @@ def test_a_decode_error_caught_before_a_fork_does_not_hang_the_child(shared_dir,
             cycle.append(cycle)
         del info, cycle, read
         source = ChunkedVideos(tree.chunked, chunk_seconds=1)
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_read_in_child, args=(source, queue))
-        child.start()
-        child.join(timeout=30)
-        if child.is_alive():
-            child.kill()
-            pytest.fail("the forked child hung freeing the parent's garbage")
-        assert child.exitcode == 0 and queue.get(timeout=5) == [5, 35]
+        _read_in_forked_child(source, "the forked child hung freeing the parent's garbage")
     finally:
         if enabled:
             gc.enable()

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import running, wait_until
+from conftest import kill_and_expect_workers_gone, reaped, wait_until
 
 import evitvid
 from evitvid import workers
@@ -62,25 +62,14 @@ def _worker_pids(folder: Path) -> dict[int, int]:
 def test_pool_workers_die_when_their_parent_is_killed(tmp_path, method, mechanism):
     parent, folder = _start_parent(tmp_path, method, mechanism)
     pids: dict[int, int] = {}
-    try:
+    with reaped(parent, pids):
         def started() -> bool:
             pids.update(_worker_pids(folder))
             return len(pids) == 2 or parent.poll() is not None
 
         assert wait_until(started, timeout=60) and parent.poll() is None, parent.stderr.read().decode()[-2000:]
         assert set(pids.values()) == {signal.SIGKILL if mechanism == "prctl" else 0}
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        # prctl: at once; the watchdog polls every 0.5 s
-        assert wait_until(lambda: not any(map(running, pids)), timeout=5), \
-            f"workers {[p for p in pids if running(p)]} outlived their parent"
-    finally:
-        parent.kill()
-        parent.wait()
-        parent.stderr.close()
-        for pid in pids:  # only on failure: this test's own grandchildren, by pid
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_and_expect_workers_gone(parent, pids)
 
 
 @linux_only
