@@ -30,14 +30,18 @@ def learning_curves(curves: pd.DataFrame, save_to: Optional[Run] = None, name: s
                     ) -> plt.Figure:
     """Metrics per epoch, one line per seed, one colour per method (`study.learning_curves`):
     whether each method reached a plateau, and how far the seeds spread."""
-    metrics = [(k, t) for k, t in metrics if k in curves]
+    present = [(k, t) for k, t in metrics if k in curves]
+    if not present:
+        raise ValueError(f"learning_curves: none of the metrics {[k for k, _ in metrics]} is a column of the curves "
+                         f"(columns: {list(curves.columns)}); have the runs written their metrics.json yet?")
+    metrics = present
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
     for i, (ax, (key, title)) in enumerate(zip(axes[0], metrics)):
         data = curves.assign(**{key: curves[key] * (1 if "loss" in key else 100)})
         sns.lineplot(data=data, x="epoch", y=key, hue="method", units="seed", estimator=None, alpha=0.8,
                      marker="o", markersize=3, ax=ax, legend=i == len(metrics) - 1)
         ax.set(title=title, ylabel="" if "loss" in key else "%")
-    if len(metrics) and axes[0][-1].get_legend():
+    if axes[0][-1].get_legend():
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return _save(fig, save_to, name)
 
