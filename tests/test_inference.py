@@ -22,6 +22,16 @@ MODELS = [("efficientvit_b0_3d", VIDEO_SHAPE), ("efficientvit_b0_frameavg", VIDE
 FP32_ATOL = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """compile_model(backend="torch", threads=1) sets torch's threads process-wide (as documented);
+    restore them, or later tests run single-threaded, where PyTorch's 1x1 Conv3d returns
+    contiguous outputs from channels-last weights (tests/test_models.py checks the layout)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _model(name: str, seed: int = 0) -> torch.nn.Module:
     """`name` at random initialisation with non-trivial batch-norm statistics (so that the
     backends' folded norms are checked too)."""
