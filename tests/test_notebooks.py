@@ -62,7 +62,7 @@ def test_notebooks_are_thin_with_a_literal_parameters_cell(name):
     # away) or removed (plumbing)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert {"hide-input", "remove-cell", "remove-input"} & set(cell.metadata.get("tags", [])), \
+            assert {"hide-input", "hide-cell", "remove-cell", "remove-input"} & set(cell.metadata.get("tags", [])), \
                 f"{name}: {cell.source[:60]!r} is shown as code"
 
 
