@@ -45,10 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"python -m evitvid {args.command}", description=COMMANDS[args.command][1])
     module.configure(sub)
     sub_args = sub.parse_args(argv[argv.index(args.command) + 1:])
+    from .runs import RunBusyError
     try:
         return int(module.run(sub_args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        # Bad input (a wrong row, a missing file, a checkpoint that does not fit): the message
-        # names the file, row or parameter; a traceback would only bury it.
+    except (ValueError, FileNotFoundError, RunBusyError) as e:
+        # Bad input (a wrong row, a missing file, a checkpoint that does not fit) or a run
+        # folder another process is writing: the message names the file, row, parameter or
+        # process; a traceback would only bury it.
         print(f"python -m evitvid {args.command}: error: {e}", file=sys.stderr)
         return 2

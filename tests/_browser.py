@@ -21,7 +21,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 NOT_LOCAL = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no chromium: install Debian's chromium "
-                                                                        "(make setup does, as root or with sudo)")
+                                                                        "(make test does, as root or with sudo)")
 
 
 @contextlib.contextmanager

@@ -251,6 +251,17 @@ def test_section_table_takes_the_declared_columns_or_a_subset(micro_results):
         bench.section_table(micro_results, "nope")
 
 
+def test_readable_table_shows_the_declared_headers_and_formats(micro_results):
+    train = bench.readable_table(micro_results, "train")
+    assert list(train.columns) == ["model", "input", "B", "step ms", "ms/clip", "clips/s", "PyTorch ms", "speed-up"]
+    row = micro_results["train"][0]
+    assert train["input"].tolist() == ["3x2x32x32"] and train["step ms"].tolist() == [f"{row['step_ms']:.1f}"]
+    timm = bench.readable_table(micro_results, "timm_ratio", ["model", "ratio"])
+    assert list(timm.columns) == ["model", "evitvid / timm"] and len(timm) == 2
+    assert all(not any(c.isidentifier() and "_" in c for c in bench.readable_table(micro_results, s.name).columns)
+               for s in bench.SECTIONS.values())  # no raw field names reach the book
+
+
 def test_config_survives_the_trip_to_a_fresh_process():
     cfg = micro_config(isolate="all")
     assert bench.BenchConfig.from_dict(json.loads(json.dumps(asdict(cfg)))) == cfg

@@ -2,7 +2,7 @@
 headless Chromium, driven by Playwright, opens it, changes the segment and a filter, and
 checks that the frames and the prediction table follow, with no console error.
 
-Needs Debian's `chromium` (`make setup` installs it as root or with sudo; the test skips
+Needs Debian's `chromium` (`make test` installs it as root or with sudo; the test skips
 without it) and the Python packages `voila` and `playwright`. Playwright drives the system
 browser through its bundled driver: its own browser download is never used, and the page's
 only requests outside 127.0.0.1 (Voila's template links Font Awesome from a CDN) are aborted,

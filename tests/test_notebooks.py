@@ -58,10 +58,11 @@ def test_notebooks_are_thin_with_a_literal_parameters_cell(name):
     # what follows the parameters reads them through the profile, which refuses unknown names
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
     assert after.source.startswith("params = study.notebook_parameters(profile, globals())"), name
-    # every code cell is hidden in the built book (the code is one click away) or removed (plumbing)
+    # every code cell, the parameters too, is hidden in the built book (the code is one click
+    # away) or removed (plumbing)
     for cell in nb.cells:
-        if cell.cell_type == "code" and cell is not tagged[0]:
-            assert {"hide-input", "remove-cell", "remove-input"} & set(cell.metadata.get("tags", [])), \
+        if cell.cell_type == "code":
+            assert {"hide-input", "hide-cell", "remove-cell", "remove-input"} & set(cell.metadata.get("tags", [])), \
                 f"{name}: {cell.source[:60]!r} is shown as code"
 
 

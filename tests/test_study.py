@@ -3,6 +3,7 @@ runs named by their parameters, frames and positions, timing, statistics and ver
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -78,14 +79,31 @@ def test_frame_averaging_over_frames_positions_and_time(data, runs):
 
 
 def test_eval_cache_is_keyed_by_every_input(data, runs):
-    """A row computed on 3 clips is never served for the whole set (it used to be: keyed by frames only)."""
-    run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
+    """A row computed on 3 clips is never served for the whole set (it used to be: keyed by frames only).
+    Its own run: the test rewrites the checkpoint."""
+    run = study.train_video("fa_cache", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
     few = study.evaluate_frames(run, (2,), max_val=3, per_segment=True)
     full = study.evaluate_frames(run, (2,), per_segment=True)
     assert len(few) == 3 and len(full) == run.results["val_clips"]
     assert len(study.evaluate_frames(run, (2,), max_val=3, per_segment=True)) == 3  # and reused
     keys = [json.loads(str(np.load(p)["key"])) for p in (run.dir / "frames").glob("*.npz")]
     assert {k["max_val"] for k in keys if k["frames"] == 2} >= {3, None}
+
+    def entries():
+        return set((run.dir / "frames").glob("*.npz"))
+
+    before = entries()
+    study.evaluate_frames(run, (2,), max_val=3, batch_size=2)  # another batch size: its own entry
+    assert len(entries() - before) == 1
+    # new weights in the checkpoint (e.g. the run trained again): what was cached for the old ones is not served
+    state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    weights = state["ema"] if state.get("ema") else state["model"]
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.ndim == 2)  # a head's weight
+    weights[name] = weights[name] + 1.0
+    torch.save(state, run.checkpoint)
+    before = entries()
+    study.evaluate_frames(run, (2,), max_val=3)
+    assert len(entries() - before) == 1
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -94,6 +112,7 @@ def test_eval_cache_is_keyed_by_every_input(data, runs):
     (dict(model="efficientvit_b0_3d", crop_size=-1), "crop_size=-1"),
     (dict(model="efficientvit_b0_3d", lr=0), "lr=0"),
     (dict(model="efficientvit_b0_3d", pretrained="/nowhere/model.safetensors"), "checkpoint file not found"),
+    (dict(model="efficientvit_b0_3d", batch_size=4096), r"smaller than one batch \(batch_size=4096\)"),
 ])
 def test_a_failed_start_names_the_problem_and_writes_nothing(data, runs, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -104,11 +123,17 @@ def test_a_failed_start_names_the_problem_and_writes_nothing(data, runs, kwargs,
 def test_missing_videos_are_listed_before_training(tiny_root, tmp_path):
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_root, copy)
-    shutil.rmtree(next((copy / "videos").glob("*/*.MP4")))
+    chunk = sorted((copy / "videos").glob("*/*.MP4/0.MP4"))[0]  # a chunk that segments lie in
+    chunk.unlink()
     data = study.resolve_data(str(copy))
-    with pytest.raises(FileNotFoundError, match=r"1 video\(s\) the segments need do not exist: .*\.MP4"):
+    with pytest.raises(FileNotFoundError, match=r"1 video file\(s\) the segments need do not exist: " + re.escape(str(chunk)) + "$"):
         study.train_video("x", model="efficientvit_b0_3d", data=data, runs_root=tmp_path / "runs", **SMALL)
     assert not (tmp_path / "runs" / "x").exists()
+    shutil.rmtree(chunk.parent)  # the whole video: each of its chunks that segments need is named
+    needed = {p for s in study.read_splits(data).train + study.read_splits(data).validation
+              if s.video_id == chunk.parent.name.removesuffix(".MP4") for p in
+              study.missing_videos(data, [s])}
+    assert needed and all(str(chunk.parent) in p for p in needed)
 
 
 def test_missing_data_is_named(tmp_path):

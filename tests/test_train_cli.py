@@ -55,3 +55,31 @@ def test_an_unknown_key_in_the_profile_is_refused_in_one_line(tmp_path, tiny, ca
 def test_eval_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(SystemExit, match="not a finished run"):
         main(["eval", str(tmp_path)])
+
+
+def _hold_lock(root, name, ready, release):
+    from evitvid.runs import open_run
+    open_run(root, name, {"first": "writer"})
+    ready.set()
+    release.wait(60)
+
+
+def test_a_second_writer_is_refused_in_one_line(tmp_path, tiny, capsys):
+    """Two `train --name G` at once: the second stops at once, naming the first's pid."""
+    import multiprocessing
+    root = tmp_path / "runs"
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    writer = context.Process(target=_hold_lock, args=(str(root), "g", ready, release))
+    writer.start()
+    try:
+        assert ready.wait(60)
+        (root / "g" / "params.json").unlink()  # the first writer holds the folder before its parameters land
+        assert main(["train", "--name", "g", "--model", "efficientvit_b0_3d", "--dataset", tiny, "--num-frames", "2",
+                     "--crop-size", "32", "--epochs", "1", "--batch-size", "4", "--runs-root", str(root)]) == 2
+    finally:
+        release.set()
+        writer.join(30)
+    err = capsys.readouterr().err
+    assert f"being written by another process (pid {writer.pid})" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

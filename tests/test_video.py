@@ -159,6 +159,21 @@ def test_frame_folders_round_trip(tree, segments, tmp_path):
         folders.read(seg, [3])
     with pytest.raises(VideoNotFoundError, match=r"P01_01_0.*not extracted"):
         folders.frame_range(segments["P01_01_0"])
+    # what a run checks before training: per segment, its manifest (a folder without it is not extracted)
+    assert folders.needed_paths(seg) == [folders.path(seg) / "frames.json"]
+    assert folders.needed_paths(seg)[0].exists() and not folders.needed_paths(segments["P01_01_0"])[0].exists()
+
+
+def test_chunked_needed_paths_are_the_chunks_a_segment_lies_in(tree, segments):
+    chunked = ChunkedVideos(tree.chunked, chunk_seconds=1)
+    for seg in segments.values():
+        start, stop = chunked.frame_range(seg)
+        needed = chunked.needed_paths(seg)
+        first, last = start // chunked.frames_per_chunk, (stop - 1) // chunked.frames_per_chunk
+        assert needed[0] == chunked.chunk_path(seg, first)
+        assert needed == [chunked.chunk_path(seg, k) for k in range(first, first + len(needed))]
+        assert len(needed) <= last - first + 1  # the tolerated overrun past the end needs no chunk
+        assert all(p.is_file() for p in needed)
 
 
 def test_sources_pickle_without_readers(tree):

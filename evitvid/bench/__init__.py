@@ -20,7 +20,7 @@ Modules, by job:
 - `timing`: timing calls and comparing them, the machine's matmul peak and how busy it is;
 - `memory`: peak memory of one forward pass or training step;
 - `isolation`: one call in a fresh Python process (memory, and large rows);
-- `report`: the terminal tables, the book's tables (`section_table`) and figures (`headline`,
+- `report`: the terminal tables, the book's tables (`readable_table`, from `section_table`) and figures (`headline`,
   `backend_figures`).
 
 glibc's malloc thresholds are raised (`evitvid.allocator.tune_malloc`) where the bench starts
@@ -48,7 +48,7 @@ from .isolation import FreshProcessError, call_in_fresh_process
 from .memory import METHOD as MEMORY_METHOD
 from .memory import peak_memory
 from .models import PerFrame, apply_layout, build_model, make_input, model_gmacs
-from .report import backend_figures, format_results, header, headline, section_table
+from .report import backend_figures, format_results, header, headline, readable_table, section_table
 from .sections import SECTIONS, Column, Section, attention_scaling, get_section, only_sections, softmax_bytes
 from .timing import compare, cpu_busy_fraction, matmul_peak_gflops, ratio, time_call
 
@@ -57,7 +57,7 @@ __all__ = [
     "BenchConfig", "bench_config", "PerFrame", "apply_layout", "make_input", "build_model", "model_gmacs",
     "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
     "call_in_fresh_process", "FreshProcessError", "softmax_bytes", "attention_scaling", "Column", "Section",
-    "SECTIONS", "get_section", "only_sections", "benchmark", "header", "format_results", "section_table", "headline",
+    "SECTIONS", "get_section", "only_sections", "benchmark", "header", "format_results", "section_table", "readable_table", "headline",
     "backend_figures", "tune_malloc",
 ]
 

@@ -1,6 +1,7 @@
 """The results as text and tables: `header` (what was measured on what), `format_results`
 (a Markdown table per section, the command's output), `section_table` (one section as a
-DataFrame, the book's tables) and `headline` (the figures the book's Performance chapter
+DataFrame of its fields, for figures), `readable_table` (the same with the declared headers
+and formats, the book's tables) and `headline` (the figures the book's Performance chapter
 quotes). Tables take their columns from the sections' declarations (`sections.SECTIONS`).
 """
 from __future__ import annotations
@@ -74,6 +75,19 @@ def section_table(results: dict[str, Any], section: str, columns: Sequence[str] 
         if df[c].map(lambda v: isinstance(v, (list, tuple))).any():
             df[c] = df[c].map(lambda v: _shape_str(v) if isinstance(v, (list, tuple)) else v)
     return df
+
+
+def readable_table(results: dict[str, Any], section: str, columns: Sequence[str] = ()) -> "pd.DataFrame":
+    """`section_table` as a reader sees it: each declared column's header and its formatted
+    text, as in the command's tables (shapes as 3x8x64x64, "-" where a row has no value);
+    `columns` picks fields as in `section_table`. For display; figures take `section_table`."""
+    import pandas as pd
+    declared = get_section(section)
+    rows = results.get(declared.key, [])
+    keys = list(section_table(results, section, columns).columns)
+    by_key = {c.key: c for c in declared.columns}
+    chosen = [by_key[k] for k in keys if k in by_key]
+    return pd.DataFrame([[c.text(r) for c in chosen] for r in rows], columns=[c.header for c in chosen])
 
 
 def headline(results: dict[str, Any]) -> dict[str, str]:

@@ -536,9 +536,9 @@ CHANNELS_LAST = Section(
     "channels_last", "channels_last",
     "Channels-last (NDHWC/NHWC) against contiguous ({threads} threads; ratio < 1: channels-last faster)",
     columns=(MODEL, INPUT, BATCH, Column("infer_contiguous_ms", "infer ms", ".1f"),
-             Column("infer_cl_ms", "infer cl ms", ".1f"), Column("infer_cl_over_contiguous", "ratio", ".3f"),
+             Column("infer_cl_ms", "infer cl ms", ".1f"), Column("infer_cl_over_contiguous", "infer cl / contiguous", ".3f"),
              Column("train_contiguous_ms", "train ms", ".1f"), Column("train_cl_ms", "train cl ms", ".1f"),
-             Column("train_cl_over_contiguous", "ratio", ".3f"), MAX_DIFF),
+             Column("train_cl_over_contiguous", "train cl / contiguous", ".3f"), MAX_DIFF),
     fields=("channels_last",), cases=_model_cases("channels_last"), row=_channels_last_row,
     largest_bytes=_model_bytes)
 

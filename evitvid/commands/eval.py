@@ -1,7 +1,9 @@
 """`python -m evitvid eval RUN_DIR`: a finished training run evaluated with 1, 2, 4, 8, 16 frames.
 
 The paper's Fig. 2 as a command (`evitvid.study.evaluate_frames`): prints one row per
-number of frames and caches the rows in the run folder (`frames.json`).
+number of frames (and temporal position) and caches each result in the run folder
+(`frames/*.npz`, keyed by every input that changes it: frames, position, clips, batch size,
+compile, backend, the checkpoint's digest, crop size).
 """
 from __future__ import annotations
 

@@ -203,6 +203,11 @@ class VideoSource(ABC):
     def path(self, item: Segment | str) -> Path:
         """The file (or folder) holding `item`."""
 
+    def needed_paths(self, segment: Segment) -> list[Path]:
+        """The files (or folders) that must exist for `segment` to be read: what a run checks,
+        one stat each, before it trains (`evitvid.study.missing_videos`)."""
+        return [self.path(segment)]
+
     def read_segment(self, segment: Segment) -> torch.Tensor:
         """Every frame of the segment (for benchmarks and checks; a long segment is large)."""
         start, stop = self.frame_range(segment)
@@ -316,6 +321,14 @@ class ChunkedVideos(VideoSource):
     def chunk_path(self, item: Segment | str, chunk: int) -> Path:
         return self.path(item) / f"{chunk * self.chunk_seconds}.{self.ext}"
 
+    def needed_paths(self, segment: Segment) -> list[Path]:
+        """The chunk files the segment's frames lie in. The end may overrun the video by
+        `max_overrun` seconds (`read` clamps it), so the chunk of that overrun is not required."""
+        start, stop = self.frame_range(segment)
+        last = max(start, stop - 1 - int(self.max_overrun * self.fps))
+        return [self.chunk_path(segment, k) for k in range(start // self.frames_per_chunk,
+                                                           last // self.frames_per_chunk + 1)]
+
     def num_chunks(self, item: Segment | str) -> int:
         """Number of chunk files; they must be 0, chunk_seconds, 2*chunk_seconds, ... without gaps."""
         video_id, _, segment = self._ids(item)
@@ -399,6 +412,10 @@ class FrameFolders(VideoSource):
     def path(self, item: Segment | str) -> Path:
         narration_id, video_id, participant = self._narration(item)
         return self.root / participant / video_id / narration_id
+
+    def needed_paths(self, segment: Segment) -> list[Path]:
+        """The segment's manifest: it is written last, once every frame is (`write`)."""
+        return [self.path(segment) / MANIFEST]
 
     def frame_file(self, item: Segment | str, position: int) -> Path:
         return self.path(item) / f"{position:05d}.{self.ext}"

@@ -52,7 +52,25 @@ from .evaluate import EvalResult, evaluate
 from .schedule import lr_at
 from .tasks import VIDEO, Task
 
-__all__ = ["Trainer", "ResumeError", "adamw"]
+__all__ = ["Trainer", "ResumeError", "adamw", "world_size", "check_batches"]
+
+
+def world_size() -> int:
+    """The number of training processes: torchrun's world, or 1."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def check_batches(batch_size: int, train_items: int, world: int) -> int:
+    """Steps per epoch for `train_items` in global batches of `batch_size` over `world`
+    processes (the last partial batch dropped); a one-line `ValueError` when the batch does
+    not split over the processes or the training set holds less than one batch. Callers that
+    write a run folder check this before writing it, so a corrected retry is not refused."""
+    if batch_size % world:
+        raise ValueError(f"batch_size={batch_size} is not divisible by the {world} processes")
+    steps = (train_items // world) // (batch_size // world)
+    if steps == 0:
+        raise ValueError(f"the training set ({train_items} items) is smaller than one batch (batch_size={batch_size})")
+    return steps
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
@@ -96,9 +114,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
-        self.world = dist.get_world_size() if self.distributed else 1
-        if config.batch_size % self.world:
-            raise ValueError(f"batch_size={config.batch_size} is not divisible by the {self.world} processes")
+        self.world = world_size()
+        check_batches(config.batch_size, len(train_set), self.world)
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         if self.distributed and config.sync_bn and not config.freeze_bn and self.device.type == "cuda":
@@ -110,9 +127,6 @@ class Trainer:
         self.sampler = DistributedSampler(train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
                                           seed=config.seed, drop_last=True)
         self.steps_per_epoch = len(self.sampler) // (config.batch_size // self.world)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"the training set ({len(train_set)} items) is smaller than one batch "
-                             f"({config.batch_size})")
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                         if self.device.type == "cuda" else None)
                     if self.distributed else self.model)

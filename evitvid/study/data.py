@@ -147,17 +147,18 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
 
 
 def missing_videos(data: DataPaths, segments: list) -> list[str]:
-    """The videos (as paths) that `segments` need and that do not exist: one stat per video."""
+    """The files that `segments` need and that do not exist (`VideoSource.needed_paths`: a
+    video, the chunks a segment lies in, an extracted segment's manifest), one stat each."""
     from ..data.video import make_source
     source = make_source(data.videos, data.layout)
     seen, missing = set(), []
     for seg in segments:
-        if seg.video_id in seen:
-            continue
-        seen.add(seg.video_id)
-        path = source.path(seg)
-        if not path.exists():
-            missing.append(str(path))
+        for path in source.needed_paths(seg):
+            if path in seen:
+                continue
+            seen.add(path)
+            if not path.exists():
+                missing.append(str(path))
     return missing
 
 

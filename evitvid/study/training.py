@@ -33,6 +33,7 @@ import torch
 from .. import models as _models
 from ..atomic import atomic_path, write_bytes_atomic
 from ..engine import IMAGE, TrainConfig, Trainer
+from ..engine.trainer import check_batches, world_size
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from .. import runtime
 from ..runtime import set_threads
@@ -148,13 +149,14 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     missing = missing_videos(data, train_segments + val_segments)
     if missing:
         shown = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{len(missing)} video(s) the segments need do not exist: {shown}")
+        raise FileNotFoundError(f"{len(missing)} video file(s) the segments need do not exist: {shown}")
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
                         inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
     train_set = clip_dataset(data, "train", num_frames=num_frames, crop_size=crop_size, train=True, seed=seed,
                              segments=train_segments, frame_cache=frame_cache)
     val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
                            segments=val_segments, frame_cache=frame_cache)
+    check_batches(batch_size, len(train_set), world_size())
     run = open_run(root, name, params, lock=_rank() == 0)
     if run.complete:
         return run
@@ -245,6 +247,7 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
                             views=1)
     torch.manual_seed(seed)
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
+    check_batches(batch_size, len(train_set), world_size())
     run = open_run(root, name, params)
     if run.complete:
         return run
