@@ -8,19 +8,23 @@ between two models on one validation set tighter than their separate intervals s
 
 Seeds enter as an average: a segment's score is its correctness averaged over the seeds of
 a method, so the interval describes the seed-averaged method on this validation set, and
-the spread between seeds is reported beside it (mean ± sd).
+the spread between seeds is reported beside it (mean ± sd). That interval does not see how
+far another set of seeds would move the method, so a difference between methods is also
+given an interval over seeds (`seed_difference`: Welch's t over the per-seed accuracies,
+scipy.stats.ttest_ind), which is what a re-run with new seeds would face.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_interval", "mean_interval", "paired_difference", "balanced_accuracy",
-           "balanced_accuracy_interval"]
+__all__ = ["Interval", "bootstrap_interval", "mean_interval", "paired_difference", "seed_difference",
+           "agreed_sign",
+           "balanced_accuracy", "balanced_accuracy_interval"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class Interval:
     @property
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def sign(self) -> int:
+        """+1 when the interval lies above 0, -1 below 0, 0 when it contains 0."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
 
     def text(self, digits: int = 1, unit: str = "") -> str:
         return f"{self.estimate:.{digits}f}{unit} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
@@ -82,6 +91,30 @@ def paired_difference(a: np.ndarray, b: np.ndarray, **kw) -> Interval:
     if len(a) != len(b):
         raise ValueError(f"paired samples need the same segments: {len(a)} against {len(b)}")
     return bootstrap_interval((a, b), _difference, paired=True, **kw)
+
+
+def seed_difference(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
+                    **_: object) -> Optional[Interval]:
+    """mean(a) - mean(b) of per-seed scores, with Welch's t interval (unequal variances;
+    scipy.stats.ttest_ind): how much the difference could move with other seeds. None with
+    fewer than two seeds on either side (no spread to estimate); a zero-width interval when
+    neither side varies."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    estimate = float(a.mean() - b.mean())
+    if np.all(a == a[0]) and np.all(b == b[0]):
+        return Interval(estimate, estimate, estimate, confidence)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=confidence)
+    return Interval(estimate, float(ci.low), float(ci.high), confidence)
+
+
+def agreed_sign(segments: Interval, seeds: Optional[Interval]) -> int:
+    """The sign of a difference that both intervals support (over segments and, when there are
+    several seeds, over seeds): +1 or -1 when they agree, 0 otherwise."""
+    if seeds is None:
+        return segments.sign
+    return segments.sign if segments.sign == seeds.sign else 0
 
 
 def balanced_accuracy(truth: np.ndarray, prediction: np.ndarray, classes: Sequence[int]) -> float:

@@ -7,13 +7,13 @@ lives here.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import pandas as pd
 
 from ..atomic import atomic_path
 from ..runs import Run, open_run
-from .intervals import Interval
+from .intervals import Interval, agreed_sign
 from .params import StudyParams
 from .training import runs_root_of
 
@@ -81,13 +81,21 @@ def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def comparison_sentence(a: str, b: str, d: Interval, what: str = "verb top-1") -> str:
-    """How the book words a difference: only what its interval allows."""
-    if d.low > 0:
-        return f"{a} is ahead of {b} on {what} by {points(d)}"
-    if d.high < 0:
-        return f"{a} is behind {b} on {what} by {points(d)}"
-    return f"{a} and {b} cannot be told apart on {what}: {points(d)}, an interval that contains 0"
+def comparison_sentence(a: str, b: str, d: Interval, what: str = "verb top-1",
+                        seeds: Optional[Interval] = None) -> str:
+    """How the book words a difference: only what its intervals allow. `d` is over validation
+    segments, `seeds` (when there are several seeds) over seeds; a difference is stated only
+    when both agree on its sign."""
+    over_seeds = "" if seeds is None else f"; over seeds [{seeds.low:+.1f}, {seeds.high:+.1f}]"
+    side = agreed_sign(d, seeds)
+    if side > 0:
+        return f"{a} is ahead of {b} on {what} by {points(d)}{over_seeds}"
+    if side < 0:
+        return f"{a} is behind {b} on {what} by {points(d)}{over_seeds}"
+    if d.sign != 0:
+        return (f"{a} and {b} cannot be told apart on {what}: {points(d)} over these segments, but the seeds "
+                f"disagree{over_seeds}")
+    return f"{a} and {b} cannot be told apart on {what}: {points(d)}, an interval that contains 0{over_seeds}"
 
 
 # -- numbers and tables the pages quote ------------------------------------------------------
@@ -107,12 +115,14 @@ def read_table(params: StudyParams, notebook: str, name: str) -> pd.DataFrame:
 
 def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
     """Sentences comparing methods a and b on verbs and nouns, worded by their intervals."""
-    from .results import difference
+    from .results import difference, seed_difference_of
     out = {}
     for head in ("verb", "noun"):
         if a in runs and b in runs:
             d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
-            out[f"{prefix}_{head}"] = comparison_sentence(methods[a].label, methods[b].label, d, f"{head} top-1")
+            seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
+            out[f"{prefix}_{head}"] = comparison_sentence(methods[a].label, methods[b].label, d, f"{head} top-1",
+                                                          seeds)
         else:
             out[f"{prefix}_{head}"] = "not measured (one of the two methods is not in this profile)"
     return out
@@ -218,7 +228,7 @@ def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
 
 def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: StudyParams) -> dict:
     """Which inflations beat random initialisation on verbs and on nouns, as the intervals allow."""
-    from .results import difference
+    from .results import difference, seed_difference_of
     out = {}
     for head in ("verb", "noun"):
         ahead, behind, unclear = [], [], []
@@ -226,8 +236,11 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
             if a not in runs or b not in runs:
                 continue
             d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
+            seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
             name = methods[a].label.removeprefix("3D, ")
-            (ahead if d.low > 0 else behind if d.high < 0 else unclear).append(f"{name} ({points(d)})")
+            side = agreed_sign(d, seeds)
+            over_seeds = "" if seeds is None else f"; over seeds [{seeds.low:+.1f}, {seeds.high:+.1f}]"
+            (ahead if side > 0 else behind if side < 0 else unclear).append(f"{name} ({points(d)}{over_seeds})")
         parts = []
         if ahead:
             parts.append("ahead of random initialisation: " + "; ".join(ahead))
@@ -241,7 +254,8 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
 
 def verdict_display(verdicts: pd.DataFrame) -> pd.DataFrame:
     """The verdict table as the book shows it."""
-    return verdicts[["finding", "paper", "ours (95% interval)", "verdict", "why"]].set_index("finding")
+    return verdicts[["finding", "paper", "ours (95% interval)", "over seeds (95% interval)", "verdict",
+                     "why"]].set_index("finding")
 
 
 def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:

@@ -7,7 +7,8 @@ are what the book shows:
 - `accuracy` (numbers) and `summary` (the book's table): per method, mean ± sd over seeds
   and the 95 % interval over validation segments (`intervals`), for verb, noun and action
   top-1; baselines below.
-- `differences`: method A minus method B on the same segments, paired bootstrap.
+- `differences`: method A minus method B on the same segments, paired bootstrap, and over
+  seeds (`seed_difference_of`, Welch's t: what other seeds could do to the difference).
 - `pair_accuracy` (numbers) and `pair_summary` (table): within each time-reversed verb
   pair, balanced accuracy (mean of the two verbs' recalls, 50 % for any constant answer)
   with its interval, beside the majority rate.
@@ -27,11 +28,12 @@ from ..runs import Run
 from .baselines import pair_baselines, reversal_pairs
 from .data import Splits
 from .evaluation import evaluate_frames, segment_results
-from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
+from .intervals import (Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference,
+                        seed_difference)
 from .methods import Method
 
 __all__ = ["HEADS", "segments_by_seed", "per_segment_correctness", "main_metrics", "accuracy", "summary",
-           "difference", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
+           "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
            "seed_spread"]
 
 HEADS = ("verb", "noun", "action")
@@ -99,6 +101,14 @@ def difference(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",
     return paired_difference(per_segment_correctness(runs_a, head), per_segment_correctness(runs_b, head), **interval).scaled(100)
 
 
+def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",
+                       confidence: float = 0.95, **_: object) -> Optional[Interval]:
+    """A minus B in points of top-1 over seeds (each run's own accuracy), Welch's t interval;
+    None when a method has a single seed."""
+    per_seed = [[100 * r.results["val"][f"{head}_top1"] for r in group] for group in (runs_a, runs_b)]
+    return seed_difference(*per_seed, confidence=confidence)
+
+
 def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparisons: Iterable[tuple[str, str]], *,
                 heads: Sequence[str] = ("verb", "noun"), confidence: float = 0.95,
                 resamples: int = 4000) -> pd.DataFrame:
@@ -112,6 +122,9 @@ def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparis
             d = difference(runs[a], runs[b], head, confidence=confidence, resamples=resamples)
             row[f"{head} difference (points)"] = f"{d.estimate:+.1f}"
             row[f"{head} 95% interval"] = f"[{d.low:+.1f}, {d.high:+.1f}]"
+            over_seeds = seed_difference_of(runs[a], runs[b], head, confidence)
+            row[f"{head} 95% interval over seeds"] = ("one seed" if over_seeds is None else
+                                                      f"[{over_seeds.low:+.1f}, {over_seeds.high:+.1f}]")
         rows.append(row)
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 

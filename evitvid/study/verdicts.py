@@ -2,9 +2,11 @@
 
 A verdict follows from the interval, never from the estimate alone:
 
-- a claimed difference (method A beats method B) is *reproduced* when the paired 95 %
-  interval of A - B lies above 0, *not reproduced* when it lies below 0, and
-  *inconclusive* when it contains 0;
+- a claimed difference (method A beats method B) has two 95 % intervals: the paired
+  bootstrap over validation segments (this validation set, seeds averaged) and Welch's t
+  over seeds (what another set of seeds could give). It is *reproduced* when both lie above
+  0, *not reproduced* when both lie below 0, and *inconclusive* otherwise: a difference that
+  the seeds do not agree on is not a finding, however tight its interval over segments;
 - "frame averaging saturates with more frames" is reproduced when the gain from 8 to 16
   frames is below 2 points with 95 % confidence (the interval's upper end under 2), not
   reproduced when its lower end is at or above 2 (it still climbs), inconclusive otherwise;
@@ -29,9 +31,9 @@ from ..runs import Run
 from .baselines import baselines
 from .data import Splits
 from .evaluation import evaluate_frames
-from .intervals import Interval, bootstrap_interval, mean_interval, paired_difference
+from .intervals import Interval, agreed_sign, bootstrap_interval, mean_interval, paired_difference
 from .methods import Method
-from .results import per_segment_correctness, difference
+from .results import difference, per_segment_correctness, seed_difference_of
 
 __all__ = ["PAPER_VERB_TOP1", "VERDICT_COLUMNS", "Finding", "verdict_table"]
 
@@ -42,7 +44,7 @@ PAPER_VERB_TOP1: dict[str, float] = {
     "3D (B1-r288, random init)": 23.7,
     "3D (B1-r288, ImageNet inflated)": 27.7,
 }
-VERDICT_COLUMNS = ("finding", "paper", "ours", "ci_low", "ci_high", "verdict")
+VERDICT_COLUMNS = ("finding", "paper", "ours", "ci_low", "ci_high", "seed_ci_low", "seed_ci_high", "verdict")
 SATURATION_POINTS = 2.0  # "saturated": gaining fewer points than this from 8 to 16 frames
 
 
@@ -54,19 +56,25 @@ class Finding:
     unit: str
     verdict: str
     why: str
+    seeds: Optional[Interval] = None  # the same difference over seeds (claims between methods)
 
     def row(self) -> dict:
-        est = self.ours
+        est, seeds = self.ours, self.seeds
         return {"finding": self.finding, "paper": self.paper,
                 "ours": None if est is None else round(est.estimate, 2),
                 "ci_low": None if est is None else round(est.low, 2),
-                "ci_high": None if est is None else round(est.high, 2), "verdict": self.verdict,
+                "ci_high": None if est is None else round(est.high, 2),
+                "seed_ci_low": None if seeds is None else round(seeds.low, 2),
+                "seed_ci_high": None if seeds is None else round(seeds.high, 2), "verdict": self.verdict,
                 "ours (95% interval)": "not measured" if est is None else f"{est.text(1)} {self.unit}".strip(),
+                "over seeds (95% interval)": "" if seeds is None else f"[{seeds.low:.1f}, {seeds.high:.1f}]",
                 "why": self.why}
 
 
-def _difference_verdict(d: Interval) -> str:
-    return "reproduced" if d.low > 0 else "not reproduced" if d.high < 0 else "inconclusive"
+def _difference_verdict(d: Interval, seeds: Optional[Interval] = None) -> str:
+    """`d` over segments and, when there are several seeds, `seeds` over seeds must agree."""
+    sign = agreed_sign(d, seeds)
+    return "reproduced" if sign > 0 else "not reproduced" if sign < 0 else "inconclusive"
 
 
 def _claim(finding: str, paper: str, a: str, b: str, runs: dict[str, list[Run]], methods: dict[str, Method],
@@ -74,12 +82,21 @@ def _claim(finding: str, paper: str, a: str, b: str, runs: dict[str, list[Run]],
     if a not in runs or b not in runs:
         return Finding(finding, paper, None, "", "not tested", "one of the two methods was not trained here")
     d = difference(runs[a], runs[b], "verb", **interval)
-    verdict = _difference_verdict(d)
-    why = {"reproduced": f"{methods[a].label} is ahead on verbs and the interval of the difference lies above 0",
-           "not reproduced": f"{methods[a].label} is behind on verbs: the interval of the difference lies below 0",
-           "inconclusive": "the interval of the difference contains 0: these seeds and segments cannot tell "
-                           "the two apart"}[verdict]
-    return Finding(finding, paper, d, "points", verdict, why)
+    seeds = seed_difference_of(runs[a], runs[b], "verb", **interval)
+    verdict = _difference_verdict(d, seeds)
+    per_seed = "; ".join(f"{methods[k].label} " + ", ".join(f"{100 * r.results['val']['verb_top1']:.1f}" for r in runs[k])
+                         for k in (a, b))
+    if verdict == "reproduced":
+        why = f"{methods[a].label} is ahead on verbs: both intervals of the difference lie above 0"
+    elif verdict == "not reproduced":
+        why = f"{methods[a].label} is behind on verbs: both intervals of the difference lie below 0"
+    elif d.sign != 0 and seeds is not None:
+        why = (f"over these segments the difference is {'above' if d.sign > 0 else 'below'} 0, but the seeds "
+               f"disagree (verb top-1 per seed: {per_seed}): other seeds could reverse it")
+    else:
+        why = f"the interval of the difference contains 0: these seeds and segments cannot tell the two apart " \
+              f"(verb top-1 per seed: {per_seed})"
+    return Finding(finding, paper, d, "points", verdict, why, seeds)
 
 
 def _saturation(runs: Sequence[Run], label: str, positions: int, max_val: Optional[int], **interval) -> Finding:
