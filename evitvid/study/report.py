@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
@@ -21,7 +22,7 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS",
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
-           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "time_spent",
+           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "plateau_sentence", "time_spent",
            "budget_numbers", "plateau_table"]
 
 
@@ -134,7 +135,6 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
     from .baselines import baselines
     from .evaluation import evaluate_frames
     from .intervals import mean_interval, paired_difference
-    import numpy as np
     key = next(k for k in runs if k.startswith("frame_averaging"))
     label = methods[key].label
     rows = frames[frames["method"] == label].sort_values("frames")
@@ -284,12 +284,40 @@ def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -
     return {"seed_range": f"{max(ranges):.1f} points" if ranges else "n/a", "machine_change": f"{change:+.1f} points"}
 
 
+PLATEAU_POINTS = 1.0  # a method still gaining this much verb top-1 over its last epochs has not reached a plateau
+
+
+def plateau_sentence(runs: Mapping, methods: Mapping, last: int = 2) -> str:
+    """Whether the methods reached a plateau: the mean over seeds of how much validation verb
+    top-1 moved over each method's `last` epochs, in words."""
+    gains = {}
+    for key, group in runs.items():
+        moved = []
+        for r in group:
+            curve = [m["val_verb_top1"] for m in r.metrics if m.get("val_verb_top1") is not None]
+            if len(curve) > last:
+                moved.append(100 * (curve[-1] - curve[-1 - last]))
+        if moved:
+            gains[methods[key].label if key in methods else key] = float(np.mean(moved))
+    if not gains:
+        return f"too few validated epochs to tell whether the methods reached a plateau (fewer than {last + 1})"
+    climbing = {k: v for k, v in gains.items() if v >= PLATEAU_POINTS}
+    if not climbing:
+        return (f"every method moved by less than {PLATEAU_POINTS:g} point of verb top-1 over its last {last} epochs "
+                "(mean over seeds): a plateau at this budget")
+    top = max(climbing, key=climbing.get)
+    return (f"{len(climbing)} of {len(gains)} methods were still gaining at least {PLATEAU_POINTS:g} point of verb "
+            f"top-1 over their last {last} epochs (mean over seeds; most: {top}, {climbing[top]:+.1f} points), so "
+            "these models are not trained to a plateau and the verdicts describe them at this budget")
+
+
 def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
+    from .methods import study_methods
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
     return {"epochs": str(params.epochs), "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
-            "data_used": str(used)}
+            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
 
 
 def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
