@@ -263,3 +263,18 @@ def test_benchmark_run_is_reused_only_under_the_same_preset_definition(tmp_path,
     again = study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path)
     assert len(calls) == 2 and again.dir == first.dir and again.complete
     assert json.loads((again.dir / "params.json").read_text())["config"]["train"] != []
+
+
+def test_seed_difference_is_welchs_interval_and_needs_two_seeds():
+    from scipy import stats
+
+    from evitvid.study.intervals import agreed_sign, seed_difference
+    a, b = [40.0, 55.0, 35.0], [41.0, 36.0, 42.0]
+    d = seed_difference(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.estimate == pytest.approx(np.mean(a) - np.mean(b)) and (d.low, d.high) == pytest.approx((ci.low, ci.high))
+    assert d.sign == 0 and seed_difference([1.0], b) is None
+    assert seed_difference([30.0, 30.0], [20.0, 20.0]).low == 10.0  # nothing varies: no width
+    tight = study.Interval(3.9, 0.2, 7.8)  # over segments, above 0
+    assert agreed_sign(tight, None) == 1 and agreed_sign(tight, d) == 0  # the seeds disagree: no finding
+    assert agreed_sign(tight, seed_difference([50.0, 52.0, 51.0], [40.0, 41.0, 42.0])) == 1
