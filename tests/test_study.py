@@ -187,6 +187,8 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     verdicts = study.verdict_table(trained, methods, splits, positions=2, max_val=params.max_val, resamples=200)
     assert set(study.VERDICT_COLUMNS) <= set(verdicts.columns)
     assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
+    html = study.verdict_display(verdicts).to_html()
+    assert all(why in html for why in verdicts["why"])  # every reason shown whole, not cut at 50 characters
     assert study.seed_spread(trained, methods).shape[0] == 5
 
 

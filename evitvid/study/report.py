@@ -252,10 +252,12 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
     return out
 
 
-def verdict_display(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table as the book shows it."""
-    return verdicts[["finding", "paper", "ours (95% interval)", "over seeds (95% interval)", "verdict",
-                     "why"]].set_index("finding")
+def verdict_display(verdicts: pd.DataFrame):
+    """The verdict table as the book shows it: a Styler, so that the reasons are shown whole
+    (a DataFrame's HTML cuts text at pandas' `display.max_colwidth`), left-aligned."""
+    table = verdicts[["finding", "paper", "ours (95% interval)", "over seeds (95% interval)", "verdict",
+                      "why"]].set_index("finding")
+    return table.style.set_properties(**{"text-align": "left", "vertical-align": "top"})
 
 
 def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
