@@ -115,7 +115,7 @@ class Trainer:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = world_size()
-        check_batches(config.batch_size, len(train_set), self.world)
+        self.steps_per_epoch = check_batches(config.batch_size, len(train_set), self.world)
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         if self.distributed and config.sync_bn and not config.freeze_bn and self.device.type == "cuda":
@@ -126,7 +126,6 @@ class Trainer:
         self.hooks: Optional[EpochHooks] = train_set if isinstance(train_set, EpochHooks) else None
         self.sampler = DistributedSampler(train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
                                           seed=config.seed, drop_last=True)
-        self.steps_per_epoch = len(self.sampler) // (config.batch_size // self.world)
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                         if self.device.type == "cuda" else None)
                     if self.distributed else self.model)

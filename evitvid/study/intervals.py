@@ -50,6 +50,10 @@ class Interval:
     def text(self, digits: int = 1, unit: str = "") -> str:
         return f"{self.estimate:.{digits}f}{unit} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
+    def bounds_text(self, digits: int = 1) -> str:
+        """The bounds alone, signed: '[-1.4, +15.7]' (a difference's interval)."""
+        return f"[{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
 
 def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable, *, paired: bool = True,
                        confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Interval:

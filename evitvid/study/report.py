@@ -82,12 +82,16 @@ def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _over_seeds(seeds: Optional[Interval]) -> str:
+    return "" if seeds is None else f"; over seeds {seeds.bounds_text()}"
+
+
 def comparison_sentence(a: str, b: str, d: Interval, what: str = "verb top-1",
                         seeds: Optional[Interval] = None) -> str:
     """How the book words a difference: only what its intervals allow. `d` is over validation
     segments, `seeds` (when there are several seeds) over seeds; a difference is stated only
     when both agree on its sign."""
-    over_seeds = "" if seeds is None else f"; over seeds [{seeds.low:+.1f}, {seeds.high:+.1f}]"
+    over_seeds = _over_seeds(seeds)
     side = agreed_sign(d, seeds)
     if side > 0:
         return f"{a} is ahead of {b} on {what} by {points(d)}{over_seeds}"
@@ -239,7 +243,7 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
             seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
             name = methods[a].label.removeprefix("3D, ")
             side = agreed_sign(d, seeds)
-            over_seeds = "" if seeds is None else f"; over seeds [{seeds.low:+.1f}, {seeds.high:+.1f}]"
+            over_seeds = _over_seeds(seeds)
             (ahead if side > 0 else behind if side < 0 else unclear).append(f"{name} ({points(d)}{over_seeds})")
         parts = []
         if ahead:

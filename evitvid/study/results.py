@@ -33,7 +33,7 @@ from .intervals import (Interval, balanced_accuracy, balanced_accuracy_interval,
 from .methods import Method
 
 __all__ = ["HEADS", "segments_by_seed", "per_segment_correctness", "main_metrics", "accuracy", "summary",
-           "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
+           "per_seed_top1", "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
            "seed_spread"]
 
 HEADS = ("verb", "noun", "action")
@@ -54,9 +54,14 @@ def per_segment_correctness(runs: Sequence[Run], head: str) -> np.ndarray:
     return table.groupby("narration_id", sort=False)[f"{head}_correct"].mean().to_numpy(dtype=np.float64)
 
 
+def per_seed_top1(runs: Sequence[Run], head: str = "verb") -> list[float]:
+    """Each seed's own top-1 of `head` (%), in the runs' order."""
+    return [100 * r.results["val"][f"{head}_top1"] for r in runs]
+
+
 def main_metrics(runs: Sequence[Run], head: str = "verb", **interval) -> dict:
     """mean and sd over seeds, and the interval over segments, of one head's top-1 (in %)."""
-    per_seed = [100 * r.results["val"][f"{head}_top1"] for r in runs]
+    per_seed = per_seed_top1(runs, head)
     ci = mean_interval(per_segment_correctness(runs, head), **interval).scaled(100)
     return {"mean": float(np.mean(per_seed)), "sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
             "ci": ci, "seeds": len(per_seed), "per_seed": per_seed}
@@ -105,8 +110,7 @@ def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str =
                        confidence: float = 0.95, **_: object) -> Optional[Interval]:
     """A minus B in points of top-1 over seeds (each run's own accuracy), Welch's t interval;
     None when a method has a single seed."""
-    per_seed = [[100 * r.results["val"][f"{head}_top1"] for r in group] for group in (runs_a, runs_b)]
-    return seed_difference(*per_seed, confidence=confidence)
+    return seed_difference(per_seed_top1(runs_a, head), per_seed_top1(runs_b, head), confidence=confidence)
 
 
 def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparisons: Iterable[tuple[str, str]], *,
@@ -121,10 +125,9 @@ def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparis
         for head in heads:
             d = difference(runs[a], runs[b], head, confidence=confidence, resamples=resamples)
             row[f"{head} difference (points)"] = f"{d.estimate:+.1f}"
-            row[f"{head} 95% interval"] = f"[{d.low:+.1f}, {d.high:+.1f}]"
+            row[f"{head} 95% interval"] = d.bounds_text()
             over_seeds = seed_difference_of(runs[a], runs[b], head, confidence)
-            row[f"{head} 95% interval over seeds"] = ("one seed" if over_seeds is None else
-                                                      f"[{over_seeds.low:+.1f}, {over_seeds.high:+.1f}]")
+            row[f"{head} 95% interval over seeds"] = "one seed" if over_seeds is None else over_seeds.bounds_text()
         rows.append(row)
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
@@ -203,7 +206,7 @@ def seed_spread(runs: dict[str, list[Run]], methods: dict[str, Method], head: st
     """Per method: each seed's top-1 (%) and the range between seeds."""
     rows = []
     for key, group in runs.items():
-        values = {f"seed {r.params['seed']}": 100 * r.results["val"][f"{head}_top1"] for r in group}
+        values = {f"seed {r.params['seed']}": v for r, v in zip(group, per_seed_top1(group, head))}
         rows.append({"method": methods[key].label, **{k: round(v, 1) for k, v in values.items()},
                      "range (points)": round(max(values.values()) - min(values.values()), 1)})
     return pd.DataFrame(rows).set_index("method")

@@ -33,7 +33,7 @@ from .data import Splits
 from .evaluation import evaluate_frames
 from .intervals import Interval, agreed_sign, bootstrap_interval, mean_interval, paired_difference
 from .methods import Method
-from .results import difference, per_segment_correctness, seed_difference_of
+from .results import difference, per_seed_top1, per_segment_correctness, seed_difference_of
 
 __all__ = ["PAPER_VERB_TOP1", "VERDICT_COLUMNS", "Finding", "verdict_table"]
 
@@ -84,7 +84,7 @@ def _claim(finding: str, paper: str, a: str, b: str, runs: dict[str, list[Run]],
     d = difference(runs[a], runs[b], "verb", **interval)
     seeds = seed_difference_of(runs[a], runs[b], "verb", **interval)
     verdict = _difference_verdict(d, seeds)
-    per_seed = "; ".join(f"{methods[k].label} " + ", ".join(f"{100 * r.results['val']['verb_top1']:.1f}" for r in runs[k])
+    per_seed = "; ".join(f"{methods[k].label} " + ", ".join(f"{v:.1f}" for v in per_seed_top1(runs[k], "verb"))
                          for k in (a, b))
     if verdict == "reproduced":
         why = f"{methods[a].label} is ahead on verbs: both intervals of the difference lie above 0"
