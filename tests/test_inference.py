@@ -4,6 +4,9 @@ against `evaluate`, and the errors for what cannot run."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -149,6 +152,39 @@ def test_bad_backends_and_precisions_are_refused_in_one_line(monkeypatch):
     with pytest.raises(ValueError, match=r"backend 'openvino' needs the 'openvino' package, which is not installed"):
         check_backend("openvino")
     assert check_backend("torch") == "torch"
+
+
+# Two OpenVINO models freed in the order they were compiled, then a signal: OpenVINO alone leaves
+# the thread's alternate signal stack unmapped and the kernel kills the process with SIGSEGV
+# (evitvid/inference/signal_stack.py), so this runs in a child interpreter and checks its exit.
+_SIGNAL_AFTER_OPENVINO = textwrap.dedent("""
+    import faulthandler, gc, os, signal
+    import torch, evitvid
+    from evitvid.inference import compile_model
+    from evitvid.inference.signal_stack import signal_stack
+    faulthandler.enable()  # as pytest does: the main thread gets Python's alternate stack
+    before = signal_stack()
+    assert before is not None and not before.disabled, before
+    received = []
+    signal.signal(signal.SIGUSR1, lambda *_: received.append(True))  # SA_ONSTACK, as every Python handler
+    model = evitvid.create_model("efficientvit_b0_3d").eval()
+    first = compile_model(model, (3, 4, 32, 32), "openvino")
+    second = compile_model(model, (3, 4, 32, 32), "openvino")
+    first(torch.randn(1, 3, 4, 32, 32)); second(torch.randn(2, 3, 4, 32, 32))
+    del first; gc.collect()
+    del second; gc.collect()
+    assert signal_stack() == before, (signal_stack(), before)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    assert received == [True]
+    print("signal delivered")
+""")
+
+
+@needs["openvino"]
+def test_openvino_models_freed_in_any_order_leave_the_signal_stack_usable():
+    result = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_OPENVINO], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "signal delivered" in result.stdout, (result.returncode, result.stderr[-2000:])
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ import torch.nn as nn
 
 from ..models import VideoLogits
 from .export import export_onnx, onnx_session, output_names
+from .signal_stack import keep_signal_stack
 
 __all__ = ["BACKENDS", "PRECISIONS", "BackendError", "check_backend", "check_precision", "supported_precisions",
            "compile_model", "CompiledModel", "openvino_capabilities"]
@@ -128,9 +129,17 @@ class _OpenVinoRunner:
         import openvino as ov
         core = ov.Core()
         model = core.read_model(str(path))  # read whole: the file may be deleted afterwards
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        # OpenVINO swaps the thread's alternate signal stack per compiled model, and frees in the
+        # wrong order leave it unmapped: the process then dies at its next signal (signal_stack.py)
+        with keep_signal_stack():
+            self.compiled = core.compile_model(model, "CPU", config)
+            self.request = self.compiled.create_infer_request()
         self.outputs = [o.get_any_name() for o in self.compiled.outputs]
+
+    def __del__(self) -> None:
+        with keep_signal_stack():  # the compiled model's destructor sets the stack it saw at compile time
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("compiled", None)
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         # share_outputs=False (the default): the arrays returned are copies, not the request's
