@@ -24,6 +24,35 @@ from evitvid.data.synth import format_timestamp, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
+# ------------------------------------------------------------------ the process's signal stack
+
+
+def _unmapped_signal_stack() -> str | None:
+    """The main thread's alternate signal stack when it points outside every mapping, else None."""
+    from evitvid.inference.signal_stack import signal_stack
+    stack = signal_stack()
+    if stack is None or stack.disabled:
+        return None
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            low, high = (int(x, 16) for x in line.split(maxsplit=1)[0].split("-"))
+            if low <= stack.address < high:
+                return None
+    return f"{stack.size}-byte stack at {stack.address:#x}"
+
+
+@pytest.fixture(autouse=True)
+def _signal_stack_stays_mapped():
+    """Fail the test that leaves the main thread's alternate signal stack unmapped (OpenVINO did:
+    evitvid/inference/signal_stack.py). Left alone, the next signal the process receives (SIGCHLD
+    from any exiting worker) kills pytest with SIGSEGV, at whichever later test that happens in."""
+    yield
+    dangling = _unmapped_signal_stack()
+    if dangling is not None:
+        pytest.fail(f"this test left the main thread's alternate signal stack unmapped ({dangling}): "
+                    "the next signal would kill the process", pytrace=False)
+
+
 # ------------------------------------------------------------------ helpers
 
 
