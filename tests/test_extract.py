@@ -96,6 +96,24 @@ def test_failures_are_reported_naming_the_segment(tree, tmp_path, capsys):
     assert code == 1 and "0 written, 2 already done, 1 failed" in capsys.readouterr().out
 
 
+def test_extract_decodes_with_the_decoder_asked_for(tree, segments, tmp_path, monkeypatch):
+    import evitvid.commands.extract as command
+    made = []
+    real = command.make_source
+    monkeypatch.setattr(command, "make_source", lambda *a, **kw: made.append(kw["backend"]) or real(*a, **kw))
+    csv = write_csv(tmp_path / "ann.csv", [segment_row("P01_01_0", 0.1, 0.9)])
+    for decoder in ("pyav", "decord"):
+        assert main(["extract", "--annotations", str(csv), "--videos", str(tree.chunked), "--chunk-seconds", "1",
+                     "--out", str(tmp_path / decoder), "--num-frames", "2", "--workers", "0", "--no-progress",
+                     "--decoder", decoder]) == 0
+    assert made == ["pyav", "decord"]
+    assert [p.read_bytes() for p in sorted((tmp_path / "pyav").rglob("*.jpg"))] == \
+        [p.read_bytes() for p in sorted((tmp_path / "decord").rglob("*.jpg"))]  # lossless source: same frames
+    with pytest.raises(SystemExit):
+        main(["extract", "--annotations", str(csv), "--videos", str(tree.chunked), "--out", str(tmp_path / "x"),
+              "--decoder", "opencv"])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_sigkill_of_extract_kills_its_workers_and_leaves_only_whole_files(tree, tmp_path):
     """Issue item 11: SIGKILL of `extract --workers 2` left its two workers writing on."""

@@ -136,6 +136,24 @@ def test_missing_videos_are_listed_before_training(tiny_root, tmp_path):
     assert needed and all(str(chunk.parent) in p for p in needed)
 
 
+def test_run_names_do_not_depend_on_where_the_checkout_is(tiny_root, tmp_path, monkeypatch):
+    """The same dataset, found from two places (a checkout moved or cloned elsewhere): the data
+    record the run names hash is the same, and reading the record back finds the files of the
+    place it is read from."""
+    import evitvid.data.synth.build as synth_build
+    records, names = [], []
+    for place in ("here", "elsewhere"):
+        shutil.copytree(tiny_root, tmp_path / place / "synth-tiny")
+        monkeypatch.setattr(synth_build, "_repo_data_dir", lambda place=place: tmp_path / place)
+        data = study.resolve_data("synth:tiny")
+        assert data.train_csv == tmp_path / place / "synth-tiny" / "annotations" / "EPIC_100_train.csv"
+        assert str(tmp_path) not in json.dumps(data.record)
+        assert study.DataPaths.from_record(json.loads(json.dumps(data.record))).videos == data.videos
+        records.append(data.record)
+        names.append(study.run_name("x", dict(model="efficientvit_b0_3d", data=data.record)))
+    assert records[0] == records[1] and names[0] == names[1]
+
+
 def test_missing_data_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset: .*nowhere"):
         study.resolve_data(str(tmp_path / "nowhere"))
@@ -224,6 +242,21 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
         study.load_profile("cpu", eval_frames=[1, 0, 4])
     with pytest.raises(study.ParameterError, match="profile 'nope'"):
         study.load_profile("nope")
+    with pytest.raises(study.ParameterError, match=r"decoder='opencv': one of auto, decord, pyav"):
+        study.load_profile("cpu", decoder="opencv")
+
+
+def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):
+    """`decoder` reaches the dataset's video source and is part of the record runs hash; PyAV and
+    decord give the same clip here (the synthetic H.264 files decode identically)."""
+    auto, pyav = (study.resolve_data(str(tiny_root), decoder=d) for d in ("auto", "pyav"))
+    assert study.DataPaths.from_record(pyav.record).decoder == "pyav" and pyav.record["decoder"] == "pyav"
+    assert study.run_name("x", {"data": auto.record}) != study.run_name("x", {"data": pyav.record})
+    clips = [study.clip_dataset(d, "val", num_frames=4, crop_size=32, train=False, limit=1) for d in (auto, pyav)]
+    assert [c.source.backend for c in clips] == ["auto", "pyav"]
+    assert torch.equal(clips[0][0]["video"], clips[1][0]["video"])
+    with pytest.raises(ValueError, match=r"decoder: unknown video backend 'opencv'; valid: auto, decord, pyav"):
+        study.resolve_data(str(tiny_root), decoder="opencv")
 
 
 def test_notebook_parameters_refuse_a_misspelt_name():

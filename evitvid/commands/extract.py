@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data.annotations import read_segments
 from ..data.extract import extract_frames
+from ..data.decoders import BACKENDS
 from ..data.video import make_source
 
 
@@ -24,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the files (chunked default 30; whole default: read from each file)")
     parser.add_argument("--ext", default="MP4", help="video file extension")
+    parser.add_argument("--decoder", choices=BACKENDS, default="auto",
+                        help="auto (decord, PyAV for files decord cannot open), decord or pyav")
     parser.add_argument("--limit", type=int, default=None, help="only the first N segments")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -32,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     segments = list(read_segments(args.annotations).values())[: args.limit]
     if args.layout == "chunked":
         source = make_source(args.videos, "chunked", chunk_seconds=args.chunk_seconds,
-                             fps=args.fps if args.fps is not None else 30.0, ext=args.ext)
+                             fps=args.fps if args.fps is not None else 30.0, ext=args.ext, backend=args.decoder)
     else:
-        source = make_source(args.videos, "whole", fps=args.fps, ext=args.ext)
+        source = make_source(args.videos, "whole", fps=args.fps, ext=args.ext, backend=args.decoder)
     report = extract_frames(segments, source, args.out, args.num_frames, workers=args.workers,
                             quality=args.quality, progress=not args.no_progress)
     print(report.summary())

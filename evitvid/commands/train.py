@@ -20,7 +20,7 @@ import os
 import typing
 
 # StudyParams fields a training run takes, as flags (their type and default come from the profile)
-TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "runs_root", "num_frames", "crop_size", "epochs",
+TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "decoder", "runs_root", "num_frames", "crop_size", "epochs",
                 "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "precision", "memory_format",
                 "val_every", "reversal_clips", "max_train", "max_val", "num_workers", "time_padding",
                 "inflation_noise", "frame_cache")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     inflation = args.inflation or params.inflations[0]
     seed = params.seeds[0] if args.seed is None else args.seed
     rank = _init_distributed()
-    data = study.resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir)
+    data = study.study_data(params)
     pretrained = None
     if args.pretrained is not None:
         source = params.pretrained if args.pretrained == "profile" else args.pretrained
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                                                  **study.pretraining_params(params))
     kinds = {f.name for f in dataclasses.fields(params)}
     protocol = {k: getattr(params, k) for k in TRAIN_FIELDS if k in kinds and k not in (
-        "dataset", "annotations_dir", "videos_dir", "time_padding")}
+        "dataset", "annotations_dir", "videos_dir", "decoder", "time_padding")}
     model_kwargs = {"time_padding": params.time_padding} if get_model_entry(args.model).kind == "3d" else {}
     result = study.train_video(args.name, model=args.model, data=data, pretrained=pretrained, inflation=inflation,
                                seed=seed, **protocol, **model_kwargs)

@@ -32,6 +32,7 @@ class DataPaths:
     noun_classes: Path
     videos: Path
     layout: str = "chunked"
+    decoder: str = "auto"  # evitvid.data.decoders: "auto" (decord, PyAV where decord fails), "decord", "pyav"
     spec: tuple[tuple[str, Any], ...] = ()  # how the dataset was named: (dataset, annotations_dir, videos_dir, ...)
 
     def check(self) -> "DataPaths":
@@ -41,10 +42,18 @@ class DataPaths:
                 raise FileNotFoundError(f"{name}: {path} does not exist")
         return self
 
+    def source(self):
+        """The `VideoSource` that reads these videos (layout and decoder as recorded)."""
+        from ..data.video import make_source
+        options = {} if self.layout == "frames" else {"backend": self.decoder}
+        return make_source(self.videos, self.layout, **options)
+
     @property
     def record(self) -> dict[str, Any]:
-        """What a run records about its data: the spec to find it again (and the files, for reading)."""
-        return {**dict(self.spec), "files": {k: str(v) for k, v in asdict(self).items() if k not in ("spec",)}}
+        """What a run records about its data, and its name hashes: the spec that finds it again
+        (`from_record`). Not the resolved files: their absolute paths would rename, and so
+        retrain, every run of a checkout that moved or was cloned elsewhere."""
+        return dict(self.spec)
 
     @classmethod
     def from_record(cls, record: dict) -> "DataPaths":
@@ -52,22 +61,31 @@ class DataPaths:
         spec = {k: v for k, v in record.items() if k != "files"}
         if "dataset" in spec:
             return resolve_data(spec["dataset"], annotations_dir=spec.get("annotations_dir"),
-                                videos_dir=spec.get("videos_dir"), layout=spec.get("layout", "chunked"))
-        files = record["files"]  # older records: the files themselves
-        return cls(**{k: v if k == "layout" else Path(v) for k, v in files.items()})
+                                videos_dir=spec.get("videos_dir"), layout=spec.get("layout", "chunked"),
+                                decoder=spec.get("decoder", "auto"), seed=spec.get("seed", 0))
+        files = record["files"]  # the oldest records: the files themselves
+        return cls(**{k: v if k in ("layout", "decoder") else Path(v) for k, v in files.items()})
 
 
 def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[str] = None,
-                 videos_dir: Optional[str] = None, layout: str = "chunked", seed: int = 0) -> DataPaths:
+                 videos_dir: Optional[str] = None, layout: str = "chunked", decoder: str = "auto",
+                 seed: int = 0) -> DataPaths:
     """Where the annotation CSVs and videos are.
 
     `dataset` is `"synth:PRESET"` (generated into `data/synth-PRESET` on first use), or a
     folder holding `annotations/` and `videos/` as the synthetic set does. For the real
     EK100, pass `annotations_dir` (the epic-kitchens-100-annotations checkout) and
-    `videos_dir` (AVION's resized chunks) instead.
+    `videos_dir` (AVION's resized chunks) instead. `decoder` reads the videos
+    (`evitvid.data.decoders`: "auto", "decord" or "pyav"); it is part of the record, so runs
+    that decode differently are different runs.
     """
+    from ..data.decoders import check_backend
+    try:
+        check_backend(decoder)
+    except ValueError as exc:
+        raise ValueError(f"decoder: {exc}") from None
     spec: dict[str, Any] = {"dataset": dataset, "annotations_dir": annotations_dir, "videos_dir": videos_dir,
-                            "layout": layout}
+                            "layout": layout, "decoder": decoder}
     if annotations_dir or videos_dir:
         if not (annotations_dir and videos_dir):
             raise ValueError("annotations_dir and videos_dir go together (got only one of them)")
@@ -83,7 +101,7 @@ def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[st
             raise FileNotFoundError(f"dataset: {root} is not a folder (nor 'synth:PRESET')")
         ann, videos = root / "annotations", root / "videos"
     return DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv", ann / "EPIC_100_verb_classes.csv",
-                     ann / "EPIC_100_noun_classes.csv", videos, layout, tuple(spec.items())).check()
+                     ann / "EPIC_100_noun_classes.csv", videos, layout, decoder, tuple(spec.items())).check()
 
 
 @dataclass(frozen=True)
@@ -128,20 +146,19 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
     `frame_cache=True` reads the split's frames from a `FrameCache` (decoded once, built on
     first use under the dataset's `cache/` folder, `frame_cache_size` for its resolution)."""
     from ..data import EK100Dataset
-    from ..data.video import make_source
     splits = read_splits(data)
     everything = splits.split("train" if split == "train" else "validation")
     segments = everything if segments is None else segments
     if limit:
         segments = segments[:limit]
-    videos: Any = data.videos
+    videos: Any = data.source()
     if frame_cache:
         from ..data.frame_cache import FrameCache
-        videos = FrameCache.open_or_build(make_source(data.videos, data.layout), everything,
+        videos = FrameCache.open_or_build(videos, everything,
                                           data.videos.parent / "cache", frame_cache_size(crop_size, split == "train"),
                                           identity=dict(data.spec), log=print)
     cfg = model_cfg or _models.EfficientVit.default_cfg
-    return EK100Dataset(segments, videos, layout=data.layout, num_frames=num_frames, train=train,
+    return EK100Dataset(segments, videos, num_frames=num_frames, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,
                         eval_offset=sampling_offset)
 
@@ -149,8 +166,7 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
 def missing_videos(data: DataPaths, segments: list) -> list[str]:
     """The files that `segments` need and that do not exist (`VideoSource.needed_paths`: a
     video, the chunks a segment lies in, an extracted segment's manifest), one stat each."""
-    from ..data.video import make_source
-    source = make_source(data.videos, data.layout)
+    source = data.source()
     seen, missing = set(), []
     for seg in segments:
         for path in source.needed_paths(seg):

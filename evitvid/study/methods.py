@@ -62,7 +62,8 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
 
 
 def study_data(params: StudyParams) -> DataPaths:
-    return resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir)
+    return resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir,
+                        decoder=params.decoder)
 
 
 def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,

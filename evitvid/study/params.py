@@ -46,6 +46,8 @@ class StudyParams:
                         default="synth:default")
     annotations_dir: Optional[str] = _doc("real EK100: the epic-kitchens-100-annotations folder", default=None)
     videos_dir: Optional[str] = _doc("real EK100: AVION's resized, chunked videos", default=None)
+    decoder: str = _doc("what decodes the videos: auto (decord, PyAV for files decord cannot open), decord or pyav",
+                        default="auto")
     runs_root: Optional[str] = _doc("where run folders go; None: runs/ at the repository root", default=None)
     frames_per_segment: int = _doc("frames a fixed-frames extraction takes per segment (the paper: 16)", default=16)
     # -- models and how they start -----------------------------------------------------------
@@ -163,6 +165,9 @@ class StudyParams:
             out.append(f"memory_format={self.memory_format!r}: one of {', '.join(MEMORY_FORMATS)}")
         if self.time_padding not in ("zeros", "replicate"):
             out.append(f"time_padding={self.time_padding!r}: zeros or replicate")
+        from ..data.decoders import BACKENDS as decoders  # imports decord and PyAV: only when checking
+        if self.decoder not in decoders:
+            out.append(f"decoder={self.decoder!r}: one of {', '.join(decoders)}")
         if bool(self.annotations_dir) != bool(self.videos_dir):
             out.append("annotations_dir and videos_dir go together (got only one of them)")
         return out
