@@ -97,8 +97,8 @@ def _page_problems(built: str, pages: list[str]) -> list[str]:
 @needs_chromium
 def test_every_page_loads_in_a_browser_without_errors(built):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    # In a process of its own: with Playwright's driver and threads left in the pytest process,
-    # a later test (test_engine's DDP over gloo) crashed the whole run with a segmentation fault.
+    # In a process of its own, so Playwright's driver and threads stay out of the pytest process.
+    # (The segmentation faults first blamed on them were OpenVINO's: inference/signal_stack.py.)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         problems = pool.apply(_page_problems, (str(built), _pages()))
     assert not problems, "\n".join(problems)

@@ -234,8 +234,8 @@ def _drive(url: str, profile: str, shot: str) -> tuple[float, float, list, list]
 def test_explorer_in_a_headless_browser(served, profile, tmp_path):
     url, _ = served
     shot = Path(os.environ.get("EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
-    # The browser is driven from a process of its own: with Playwright's driver and threads left
-    # in the pytest process, a later test's process group (DDP over gloo) crashed the whole run.
+    # The browser is driven from a process of its own, so Playwright's driver and threads stay out
+    # of the pytest process. (The crashes first blamed on them were OpenVINO's: inference/signal_stack.py.)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         rendered, changed, console, errors = pool.apply(_drive, (url, profile, str(shot)))
     print(f"page rendered in {rendered:.2f} s; segment change shown in {changed:.3f} s; screenshot: {shot}")
