@@ -220,6 +220,24 @@ def test_plateau_table_measures_the_change_over_the_last_epochs():
     assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
 
 
+def test_plateau_sentence_reads_the_same_changes_as_the_table():
+    from types import SimpleNamespace
+
+    from evitvid.study.report import plateau_sentence
+
+    def run(seed, verbs):
+        return SimpleNamespace(params={"seed": seed}, metrics=[
+            {"epoch": e + 1, "val_verb_top1": v, "val_noun_top1": 0.5} for e, v in enumerate(verbs)])
+    methods = {"a": SimpleNamespace(label="A"), "b": SimpleNamespace(label="B")}
+    runs = {"a": [run(0, [0.1, 0.2, 0.3, 0.35]), run(1, [0.1, 0.2, 0.3, 0.33])],  # +15 and +13 points
+            "b": [run(0, [0.2, 0.3, 0.301, 0.302])]}                                 # +0.2 points
+    sentence = plateau_sentence(runs, methods)
+    assert sentence.startswith("1 of 2 methods were still gaining at least 1 point") and "most: A, +14.0 points" in sentence
+    flat = {"b": runs["b"]}
+    assert "every method moved by less than 1 point" in plateau_sentence(flat, methods)
+    assert "too few validated epochs" in plateau_sentence(flat, methods, last=4)
+
+
 def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_path):
     params = tiny_params(tiny_root, tmp_path, pretrained=None, methods=["3d_random"])
     with pytest.raises(FileNotFoundError, match="run notebook 03_3d_inflated first"):

@@ -294,17 +294,11 @@ PLATEAU_POINTS = 1.0  # a method still gaining this much verb top-1 over its las
 
 
 def plateau_sentence(runs: Mapping, methods: Mapping, last: int = 2) -> str:
-    """Whether the methods reached a plateau: the mean over seeds of how much validation verb
-    top-1 moved over each method's `last` epochs, in words."""
-    gains = {}
-    for key, group in runs.items():
-        moved = []
-        for r in group:
-            curve = [m["val_verb_top1"] for m in r.metrics if m.get("val_verb_top1") is not None]
-            if len(curve) > last:
-                moved.append(100 * (curve[-1] - curve[-1 - last]))
-        if moved:
-            gains[methods[key].label if key in methods else key] = float(np.mean(moved))
+    """Whether the methods reached a plateau, in words: `plateau_changes` of validation verb top-1
+    over each method's `last` validated epochs (mean over seeds)."""
+    from .results import learning_curves
+    changes = plateau_changes(learning_curves(runs, methods), last)
+    gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict() if len(changes) else {}
     if not gains:
         return f"too few validated epochs to tell whether the methods reached a plateau (fewer than {last + 1})"
     climbing = {k: v for k, v in gains.items() if v >= PLATEAU_POINTS}
@@ -370,18 +364,33 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dic
             "budget_sentence": sentence}
 
 
+def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
+    """Per method (`learning_curves`' long table): its validated epochs, and validation verb and
+    noun top-1 at the last one and how much they moved over the `last` validated epochs before
+    it, in points, mean over seeds, unrounded (`plateau_table` shows them; `plateau_sentence`
+    reads them)."""
+    rows = []
+    validated = curves[curves["val_verb_top1"].notna()] if "val_verb_top1" in curves else curves.iloc[0:0]
+    for method, group in validated.groupby("method", sort=False):
+        epochs = sorted(group["epoch"].unique())
+        end, start = epochs[-1], epochs[max(0, len(epochs) - 1 - last)]
+        row = {"method": method, "epochs": int(end), "validated_epochs": len(epochs)}
+        for head in ("verb", "noun"):
+            by_seed = group.pivot_table(index="seed", columns="epoch", values=f"val_{head}_top1")
+            row[f"{head}_end"] = 100 * by_seed[end].mean()
+            row[f"{head}_change"] = 100 * (by_seed[end] - by_seed[start]).mean()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
 def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     """Per method: validation verb and noun top-1 at the last epoch and how much they moved over the
     `last` epochs before it (mean over seeds, points): near 0, the method has reached a plateau."""
-    rows = []
-    for method, group in curves[curves["val_verb_top1"].notna()].groupby("method", sort=False):
-        epochs = sorted(group["epoch"].unique())
-        end, start = epochs[-1], epochs[max(0, len(epochs) - 1 - last)]
-        row = {"method": method, "epochs": int(end)}
-        for head in ("verb", "noun"):
-            by_seed = group.pivot_table(index="seed", columns="epoch", values=f"val_{head}_top1")
-            row[f"{head} top-1 at the end (%)"] = round(100 * by_seed[end].mean(), 1)
-            row[f"{head}: change over the last {last} epochs (points)"] = round(
-                100 * (by_seed[end] - by_seed[start]).mean(), 1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
+    changes = plateau_changes(curves, last)
+    if changes.empty:
+        return changes
+    table = pd.DataFrame({"epochs": changes["epochs"]}, index=changes.index)
+    for head in ("verb", "noun"):
+        table[f"{head} top-1 at the end (%)"] = changes[f"{head}_end"].round(1)
+        table[f"{head}: change over the last {last} epochs (points)"] = changes[f"{head}_change"].round(1)
+    return table
