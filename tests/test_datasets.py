@@ -162,15 +162,15 @@ def test_bad_arguments(tree):
 
 def test_bench_data_smoke(tree, tmp_path, capsys):
     """Not a benchmark: the command runs end to end on a few clips and writes its JSON."""
-    from evitvid.data.loader_bench import benchmark, format_results
+    from evitvid.data.loader_bench import benchmark_loader, format_loader_results
 
-    results = benchmark(tree.root, clips=3, num_frames=4, crop_size=32, batch_size=2, workers=(0, 1),
+    results = benchmark_loader(tree.root, clips=3, num_frames=4, crop_size=32, batch_size=2, workers=(0, 1),
                         chunk_seconds=1)
     rows = {r["what"]: r for r in results["results"]}
     assert rows["DataLoader, 0 workers"]["clips"] == 3 and rows["DataLoader, 1 worker"]["clips"] == 3
     assert all(r["clips_per_s"] > 0 for r in rows.values())
     assert rows["decode whole segment, in-process"]["frames"] > rows["decode sampled frames only, in-process"]["frames"]
-    assert "clips/s" in format_results(results)
+    assert "clips/s" in format_loader_results(results)
     json.dumps(results)
 
 

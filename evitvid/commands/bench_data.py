@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_bytes_atomic
-from ..data.loader_bench import benchmark, format_results
+from ..data.loader_bench import benchmark_loader, format_loader_results
 
 
 def _ensure_root(root: Path | None) -> Path:
@@ -34,9 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     root = _ensure_root(args.root)
-    results = benchmark(root, split=args.split, clips=args.clips, num_frames=args.num_frames,
+    results = benchmark_loader(root, split=args.split, clips=args.clips, num_frames=args.num_frames,
                         crop_size=args.crop_size, batch_size=args.batch_size, workers=tuple(args.workers))
-    print(format_results(results))
+    print(format_loader_results(results))
     out = args.out or Path("runs") / "bench-data" / time.strftime("%Y%m%d-%H%M%S") / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out, json.dumps(results, indent=2).encode())

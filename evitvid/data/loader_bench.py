@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 from evitvid.data.annotations import read_segments
 from evitvid.data.datasets import EK100Dataset, collate, sample_rng
 
-__all__ = ["benchmark", "format_results"]
+__all__ = ["benchmark_loader", "format_loader_results"]
 
 def _loader_rate(dataset: EK100Dataset, count: int, workers: int, batch_size: int) -> dict[str, Any]:
     loader = DataLoader(Subset(dataset, range(count)), batch_size=batch_size, num_workers=workers,
@@ -38,7 +38,7 @@ def _loader_rate(dataset: EK100Dataset, count: int, workers: int, batch_size: in
     return {"clips": clips, "seconds": elapsed, "clips_per_s": clips / elapsed, "first_batch_s": first}
 
 
-def benchmark(
+def benchmark_loader(
     root: str | Path,
     *,
     split: str = "train",
@@ -89,7 +89,7 @@ def benchmark(
     }
 
 
-def format_results(results: dict[str, Any]) -> str:
+def format_loader_results(results: dict[str, Any]) -> str:
     p = results["params"]
     lines = [f"{p['clips']} clips of {p['num_frames']} frames at {p['crop_size']}px from {results['root']} "
              f"({results['split']})", f"{'what':<40} {'clips/s':>8} {'seconds':>8}"]
