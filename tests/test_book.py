@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -58,10 +57,11 @@ def _pages() -> list[str]:
     return [f"{name}.html" for name in files]
 
 
-def _page_problems(built: str, pages: list[str]) -> list[str]:
-    """Every page of the built book in headless Chromium: what did not load, link or run."""
-    from playwright import sync_api
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=built)
+@pytest.mark.slow
+@needs_chromium
+def test_every_page_loads_in_a_browser_without_errors(built):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -69,7 +69,7 @@ def _page_problems(built: str, pages: list[str]) -> list[str]:
     problems = []
     try:
         with browser_page(sync_api, (1200, 900)) as (page, console, errors):
-            for name in pages:
+            for name in _pages():
                 errors.clear()
                 response = page.goto(base + name, wait_until="load")
                 if response is None or response.status != 200:
@@ -90,15 +90,4 @@ def _page_problems(built: str, pages: list[str]) -> list[str]:
                 problems += [f"{name}: console {e}" for e in errors]
     finally:
         server.shutdown()
-    return problems
-
-
-@pytest.mark.slow
-@needs_chromium
-def test_every_page_loads_in_a_browser_without_errors(built):
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    # In a process of its own, so Playwright's driver and threads stay out of the pytest process.
-    # (The segmentation faults first blamed on them were OpenVINO's: inference/signal_stack.py.)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        problems = pool.apply(_page_problems, (str(built), _pages()))
     assert not problems, "\n".join(problems)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import multiprocessing
 import os
 import re
 import shutil
@@ -160,15 +159,14 @@ def _check_segment(page, nid: str, predictions, frames) -> None:
             assert cells.nth(column).inner_text().startswith(top[head][0][0]), (nid, head)
 
 
-def _drive(url: str, profile: str, shot: str) -> tuple[float, float, list, list]:
-    """The page at `url`, driven as a user would, checked against the library's own answers;
-    (seconds to render, seconds to show another segment, console lines, console errors)."""
+def test_explorer_in_a_headless_browser(served, profile, tmp_path):
     from evitvid.explorer import SegmentFrames, study_predictions
     from evitvid.study import load_profile, study_data
     params = load_profile(profile)
     data = study_data(params)
     predictions = study_predictions(params, data)   # what the page should show, computed here
     frames = SegmentFrames(data, predictions.segments)
+    url, log_path = served
     # 1000 px: the screenshot shrinks little in the book's text column
     with browser_page(sync_api, (1000, 1000)) as (page, console, errors):
         t0 = time.monotonic()
@@ -221,23 +219,13 @@ def _drive(url: str, profile: str, shot: str) -> tuple[float, float, list, list]
         assert page.locator(".evitvid-confusion table").count() >= 1 or \
             "in no reversal pair" in page.locator(".evitvid-confusion").inner_text()
 
-        shot = Path(shot)
+        shot = Path(os.environ.get("EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         app = page.locator(".evitvid-explorer")
         box = app.bounding_box()  # Voila scrolls a container, not the page: make room for the whole app
         page.set_viewport_size({"width": 1000, "height": int(box["y"] + box["height"]) + 40})
         app.screenshot(path=str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return rendered, changed, console, errors
-
-
-def test_explorer_in_a_headless_browser(served, profile, tmp_path):
-    url, _ = served
-    shot = Path(os.environ.get("EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
-    # The browser is driven from a process of its own, so Playwright's driver and threads stay out
-    # of the pytest process. (The crashes first blamed on them were OpenVINO's: inference/signal_stack.py.)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        rendered, changed, console, errors = pool.apply(_drive, (url, profile, str(shot)))
     print(f"page rendered in {rendered:.2f} s; segment change shown in {changed:.3f} s; screenshot: {shot}")
     print("\n".join(console))
     assert not errors, "console errors:\n" + "\n".join(errors)
