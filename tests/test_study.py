@@ -236,6 +236,7 @@ def test_plateau_sentence_reads_the_same_changes_as_the_table():
     flat = {"b": runs["b"]}
     assert "every method moved by less than 1 point" in plateau_sentence(flat, methods)
     assert "too few validated epochs" in plateau_sentence(flat, methods, last=4)
+    assert "too few validated epochs" in plateau_sentence({}, methods)  # nothing trained yet
 
 
 def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_path):

@@ -298,7 +298,7 @@ def plateau_sentence(runs: Mapping, methods: Mapping, last: int = 2) -> str:
     over each method's `last` validated epochs (mean over seeds)."""
     from .results import learning_curves
     changes = plateau_changes(learning_curves(runs, methods), last)
-    gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict() if len(changes) else {}
+    gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict()
     if not gains:
         return f"too few validated epochs to tell whether the methods reached a plateau (fewer than {last + 1})"
     climbing = {k: v for k, v in gains.items() if v >= PLATEAU_POINTS}
@@ -370,8 +370,8 @@ def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     it, in points, mean over seeds, unrounded (`plateau_table` shows them; `plateau_sentence`
     reads them)."""
     rows = []
-    validated = curves[curves["val_verb_top1"].notna()] if "val_verb_top1" in curves else curves.iloc[0:0]
-    for method, group in validated.groupby("method", sort=False):
+    validated = curves[curves["val_verb_top1"].notna()] if "val_verb_top1" in curves else None  # no validation yet
+    for method, group in validated.groupby("method", sort=False) if validated is not None else ():
         epochs = sorted(group["epoch"].unique())
         end, start = epochs[-1], epochs[max(0, len(epochs) - 1 - last)]
         row = {"method": method, "epochs": int(end), "validated_epochs": len(epochs)}
@@ -380,15 +380,14 @@ def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
             row[f"{head}_end"] = 100 * by_seed[end].mean()
             row[f"{head}_change"] = 100 * (by_seed[end] - by_seed[start]).mean()
         rows.append(row)
-    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+    columns = ["method", "epochs", "validated_epochs", "verb_end", "verb_change", "noun_end", "noun_change"]
+    return pd.DataFrame(rows, columns=columns).set_index("method")
 
 
 def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     """Per method: validation verb and noun top-1 at the last epoch and how much they moved over the
     `last` epochs before it (mean over seeds, points): near 0, the method has reached a plateau."""
     changes = plateau_changes(curves, last)
-    if changes.empty:
-        return changes
     table = pd.DataFrame({"epochs": changes["epochs"]}, index=changes.index)
     for head in ("verb", "noun"):
         table[f"{head} top-1 at the end (%)"] = changes[f"{head}_end"].round(1)
