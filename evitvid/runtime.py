@@ -10,7 +10,7 @@ of them takes the same decisions the same way:
 - `compile_for_inference`: `torch.compile` checked against eager, eager with the reason
   when compiling fails.
 - `seed_everything`: Python's, NumPy's and torch's global generators.
-- `set_threads`: the threads of torch's and numba's kernels.
+- `set_threads`: the threads of torch's kernels (evitvid's C++ kernels run on the same pool).
 - `environment`: what a run records about where it ran (CPU, threads, library versions).
 """
 from __future__ import annotations
@@ -119,8 +119,8 @@ def seed_everything(seed: int) -> None:
 
 
 def set_threads(threads: Optional[int]) -> int:
-    """Run torch's kernels (and the numba ones of `evitvid.models.depthwise3d`, which follow
-    torch's count) on `threads` threads; None leaves them. Returns the count in force."""
+    """Run torch's kernels (and evitvid's C++ ones, `evitvid.models.kernels`, on the same
+    pool) on `threads` threads; None leaves them. Returns the count in force."""
     if threads:
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()
@@ -143,7 +143,7 @@ def environment() -> dict:
     from importlib import metadata
 
     versions = {}
-    for name in ("evitvid", "torch", "torchvision", "numpy", "numba", "timm", "av", "decord", "scipy"):
+    for name in ("evitvid", "torch", "torchvision", "numpy", "ninja", "timm", "av", "decord", "scipy"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

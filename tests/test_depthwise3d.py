@@ -63,7 +63,7 @@ def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
     layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
     layers.Conv3d(4, 4, 3, stride=(1, 2, 2), padding=1, groups=4)(x)  # strided: PyTorch's input gradient
     assert calls == [1, 1]
-    with layers.cpu_fast_paths(False):  # the bench's reference: PyTorch's kernels only
+    with kernels.cpu_fast_paths(False):  # the bench's reference: PyTorch's kernels only
         layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)
     assert calls == [1, 1]
     layers.Conv3d(4, 4, 3, padding=1, groups=4)(x)  # and back on after the block
@@ -83,7 +83,7 @@ def _reference_weight_grad(x, grad, kernel, stride, padding):
     (8, 6, 7, (3, 3, 3), (2, 2, 2), (1, 1, 1)),     # odd sizes, time stride
     (5, 3, 6, (1, 5, 5), (1, 1, 1), (0, 2, 2)),     # no time kernel
 ])
-def test_numba_weight_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
+def test_cpu_kernel_weight_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
     assert kernels.available()
     torch.manual_seed(0)
     x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
@@ -106,7 +106,7 @@ def test_numba_weight_grad_equals_pytorchs(channels, frames, size, kernel, strid
     (384, 8, 2, (3, 5, 5), (1, 1, 1), (1, 2, 2)),   # stride 1 works too
     (4, 5, 9, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
 ])
-def test_numba_input_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
+def test_cpu_kernel_input_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
     from evitvid.models.depthwise3d import input_grad
     torch.manual_seed(0)
     x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
@@ -125,7 +125,7 @@ def test_numba_input_grad_equals_pytorchs(channels, frames, size, kernel, stride
     torch.testing.assert_close(got64, want64, rtol=1e-12, atol=1e-12)
 
 
-def test_numba_weight_grad_does_not_depend_on_the_thread_count():
+def test_cpu_kernel_weight_grad_does_not_depend_on_the_thread_count():
     torch.manual_seed(1)
     x = torch.randn(4, 32, 6, 10, 10).contiguous(memory_format=torch.channels_last_3d)
     grad = torch.randn_like(x)
@@ -144,7 +144,7 @@ def test_contiguous_tensors_take_pytorchs_weight_grad(monkeypatch):
     x = torch.randn(2, 4, 3, 6, 6)
     grad = torch.randn_like(x)
     monkeypatch.setattr(kernels, "_kernels", None)
-    monkeypatch.setattr(kernels, "_error", "disabled by the test")  # numba unusable: PyTorch's
+    monkeypatch.setattr(kernels, "_error", "disabled by the test")  # kernels unusable: PyTorch's
     torch.testing.assert_close(weight_grad(x.contiguous(memory_format=torch.channels_last_3d), grad, (3, 3, 3),
                                            (1, 1, 1), (1, 1, 1)),
                                _reference_weight_grad(x, grad, (3, 3, 3), (1, 1, 1), (1, 1, 1)))
@@ -152,7 +152,7 @@ def test_contiguous_tensors_take_pytorchs_weight_grad(monkeypatch):
 
 @pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 2)])
 def test_fast_path_passes_gradcheck_channels_last(stride, monkeypatch):
-    """float64 gradcheck through the numba weight gradient (channels-last input)."""
+    """float64 gradcheck through the C++ weight gradient (channels-last input)."""
     torch.manual_seed(0)
     w = torch.randn(3, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
@@ -162,10 +162,10 @@ def test_fast_path_passes_gradcheck_channels_last(stride, monkeypatch):
     original = depthwise3d.weight_grad
 
     def spy(*args):
-        calls.append(kernels.channels_last_view(args[0]) is not None)
+        calls.append(kernels.rows_view(args[0]) is not None)
         return original(*args)
     monkeypatch.setattr(depthwise3d, "weight_grad", spy)
     assert torch.autograd.gradcheck(
         lambda x, w, b: DepthwiseConv3dFunction.apply(x.contiguous(memory_format=torch.channels_last_3d), w, b,
                                                       stride, (1, 1, 1)), (x, w, b))
-    assert calls and all(calls)  # the numba path ran
+    assert calls and all(calls)  # the C++ path ran

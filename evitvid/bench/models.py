@@ -98,7 +98,7 @@ def _train_step_fn(model: nn.Module, x: torch.Tensor, fast: bool = True) -> Call
     otherwise PyTorch's kernels only and its default AdamW, the reference the fast paths are
     measured against."""
     from evitvid.engine.trainer import adamw
-    from evitvid.models.layers import cpu_fast_paths
+    from evitvid.models.kernels import cpu_fast_paths
     model.train()
     opt = adamw(model, 1e-4, 0.05, x.device) if fast else torch.optim.AdamW(model.parameters(), lr=1e-4)
 

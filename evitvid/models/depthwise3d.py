@@ -8,16 +8,16 @@ padding. `DepthwiseConv3dFunction` keeps PyTorch's forward and replaces the back
 - input gradient, stride 1: the output gradient correlated with the kernel flipped along
   all three axes (padded by kernel - 1 - padding), itself a depthwise forward convolution,
   which oneDNN runs much faster than its backward-data kernel. Strided (each stage's first
-  block): `input_grad`, a numba kernel that gathers, for every input position, the output
+  block): `input_grad`, a C++ kernel (`evitvid.models.kernels`) that gathers, for every input position, the output
   positions and taps that read it (4-20x PyTorch's at the study's shapes).
-- weight gradient: `weight_grad`, a numba kernel over channels-last tensors that visits
+- weight gradient: `weight_grad`, a C++ kernel over channels-last tensors that visits
   only the taps that touch the input and accumulates all channels of a tap at once
   (contiguous in memory). It splits the work into a fixed number of slices summed in a
   fixed order, so the result does not depend on the number of threads.
-
-The numba kernels need channels-last tensors (what the trainer uses on CPU); other layouts,
-and machines without numba, use PyTorch's kernels.
 - bias gradient: the sum of the output gradient.
+
+The C++ kernels need channels-last tensors (what the trainer uses on CPU); other layouts,
+and machines where the kernels cannot be built, use PyTorch's kernels.
 
 Gradients equal PyTorch's (`tests/test_depthwise3d.py`: fp32 comparisons, float64
 gradcheck). Differentiable once: a double backward (`create_graph=True`) raises.
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,39 +39,34 @@ def weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel_size: Sequence[int],
                 padding: Sequence[int]) -> torch.Tensor:
     """The weight gradient (C x 1 x kt x kh x kw) of a depthwise conv3d of `x` with output gradient `grad`.
 
-    numba on channels-last CPU tensors (fp32 or fp64), PyTorch's `convolution_backward` otherwise.
+    The C++ kernel on channels-last CPU tensors (fp32 or fp64), PyTorch's `convolution_backward` otherwise.
     """
     C = x.shape[1]
-    xv, gv = kernels.channels_last_view(x), kernels.channels_last_view(grad)
+    xv, gv = kernels.rows_view(x.detach()), kernels.rows_view(grad)
     if (xv is None or gv is None or x.dtype not in (torch.float32, torch.float64) or grad.dtype != x.dtype
             or not kernels.available()):
         weight = torch.empty((C, 1, *kernel_size), dtype=x.dtype, device=x.device)
         return torch.ops.aten.convolution_backward(
             grad, x, weight, None, list(stride), list(padding), [1, 1, 1], False, [0, 0, 0], C,
             [False, True, False])[1]
-    kernels.use_torch_threads()
-    out = np.zeros((kernels.SLICES, *kernel_size, C), dtype=xv.dtype)
-    kernels.get().depthwise_weight_grad(xv, gv, out, *stride, *padding)
-    summed = torch.from_numpy(out.sum(axis=0))  # kt x kh x kw x C, in slice order
-    return summed.permute(3, 0, 1, 2).unsqueeze(1).contiguous()
+    summed = kernels.get().depthwise_weight_grad(xv, gv, list(kernel_size), list(stride), list(padding))
+    return summed.permute(3, 0, 1, 2).unsqueeze(1).contiguous()  # kt x kh x kw x C -> C x 1 x kt x kh x kw
 
 
 def input_grad(grad: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, stride: Sequence[int],
                padding: Sequence[int]) -> torch.Tensor:
     """The input gradient (shaped and laid out like `x`) of a depthwise conv3d of `x` with
-    `weight`, given the output gradient `grad`: numba on channels-last CPU tensors (fp32 or
-    fp64), PyTorch's `convolution_backward` otherwise."""
-    gv = kernels.channels_last_view(grad)
+    `weight`, given the output gradient `grad`: the C++ kernel on channels-last CPU tensors
+    (fp32 or fp64), PyTorch's `convolution_backward` otherwise."""
+    gv = kernels.rows_view(grad)
     if (gv is None or grad.dtype not in (torch.float32, torch.float64) or weight.dtype != grad.dtype
             or not kernels.available()):
         return torch.ops.aten.convolution_backward(
             grad, x, weight, None, list(stride), list(padding), [1, 1, 1], False, [0, 0, 0], weight.shape[0],
             [True, False, False])[0]
-    kernels.use_torch_threads()
-    kernel = weight.detach()[:, 0].permute(1, 2, 3, 0).contiguous().numpy()  # KT x KH x KW x C
-    dx = torch.empty(x.shape[0], x.shape[2], x.shape[3], x.shape[4], x.shape[1], dtype=grad.dtype)  # B T H W C
-    kernels.get().depthwise_input_grad(gv, kernel, dx.numpy(), *stride, *padding)
-    return dx.permute(0, 4, 1, 2, 3)  # B x C x T x H x W, channels-last in memory
+    kernel = weight.detach()[:, 0].permute(1, 2, 3, 0).contiguous()  # KT x KH x KW x C
+    dx = kernels.get().depthwise_input_grad(gv, kernel, list(x.shape[2:]), list(stride), list(padding))
+    return dx.permute(0, 4, 1, 2, 3)  # B x T x H x W x C -> B x C x T x H x W, channels-last in memory
 
 
 class DepthwiseConv3dFunction(torch.autograd.Function):

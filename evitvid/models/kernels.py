@@ -1,140 +1,134 @@
-"""numba kernels for training the 3D model on a CPU, over channels-last tensors.
+"""C++ kernels for training on a CPU over channels-last tensors, built on first use.
 
-PyTorch's CPU kernels for the depthwise 3D convolution's gradients are far from what the
-machine can do at the study's shapes (`python -m evitvid bench --only depthwise`). These
-kernels do the same arithmetic with channels as the contiguous innermost axis, so every
-inner loop runs over adjacent floats (`depthwise_weight_grad`, `depthwise_input_grad`; see
-`evitvid.models.depthwise3d`).
+PyTorch's CPU kernels for three of the 3D model's training operations are far from what the
+machine can do at the study's shapes (`python -m evitvid bench --only depthwise,train`):
 
-Tried and left out: batch norm over channels-last clips the same way. Alone it ran 1.2-4x
-faster than PyTorch's (fastest with 8 channels), but inside a training step it made the
-step slower: numba's threads and torch's OpenMP threads are two pools, and each waits on
-the other's spinning threads after every call.
+- the depthwise 3D convolution's weight gradient and its strided input gradient
+  (`depthwise_weight_grad`, `depthwise_input_grad`, used by `evitvid.models.depthwise3d`);
+- batch norm in training over channels-last activations, forward and backward
+  (`batch_norm_forward`, `batch_norm_backward`, used by `evitvid.models.batchnorm`): PyTorch's
+  channels-last backward runs 10-15x slower than its contiguous one with 8 channels.
 
-Reductions are split into `SLICES` fixed slices of rows, each summed on its own and then in
-order, so a result does not depend on the number of threads. The kernels compile on first
-use (cached on disk by numba) and run on as many threads as torch's kernels
-(`torch.get_num_threads()`). Where numba cannot be imported or compile, `available()` says
+`cpu_kernels.cpp` does the same arithmetic with channels as the contiguous innermost axis, so
+every inner loop runs over adjacent values, on torch's own thread pool (`at::parallel_for`).
+An earlier version of the depthwise kernels in numba ran on numba's pool beside torch's, and
+each pool waited on the other's spinning threads after every call; a numba batch norm was
+left out for that reason. Reductions are split into `SLICES` fixed slices of rows, each summed
+on its own and then in order, so a result does not depend on the number of threads; batch
+norm's sums are kept in double. Compiled for the machine's own vector instructions
+(`-march=native`, the build named after the CPU's feature flags so that a shared cache never
+hands one CPU another's build) but without FMA contraction or reassociation
+(`-ffp-contract=off`, no fast-math): every value is the same sequence of IEEE operations
+whatever the vector width, so a result does not depend on which vector instructions ran.
+
+The extension is compiled once per machine by `torch.utils.cpp_extension` with ninja (pinned;
+about 30 s; cached under `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`).
+Where it cannot be built (no C++ compiler), or `EVITVID_CPU_KERNELS=0`, `available()` says
 so once and the callers use PyTorch's kernels.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import types
-from typing import Optional
+from pathlib import Path
+from typing import Iterator, Optional
 
-import numpy as np
 import torch
 
-__all__ = ["SLICES", "available", "get", "use_torch_threads", "channels_last_view"]
+__all__ = ["SLICES", "SOURCE", "available", "get", "cpu_fast_paths", "fast_paths_enabled", "rows_view",
+           "channels_last_rows"]
 
 _log = logging.getLogger(__name__)
 
-SLICES = 16
-_kernels: Optional[types.SimpleNamespace] = None
+SLICES = 16  # as in cpu_kernels.cpp (checked when it loads)
+SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=off"]
+_kernels: Optional[types.ModuleType] = None
 _error: Optional[str] = None
+_fast_paths = True  # off only inside `cpu_fast_paths(False)`
 
 
-def _build() -> types.SimpleNamespace:
-    from numba import njit, prange
+@contextlib.contextmanager
+def cpu_fast_paths(enabled: bool) -> Iterator[None]:
+    """Within the block, evitvid's CPU fast paths (these kernels, and `layers.Conv3d`'s direct
+    oneDNN call for a single clip) are taken (`enabled`, the default everywhere) or PyTorch's
+    own kernels only: how the bench measures what the fast paths bring, on the same model in
+    the same process. Not thread-safe (one module-level switch)."""
+    global _fast_paths
+    previous, _fast_paths = _fast_paths, bool(enabled)
+    try:
+        yield
+    finally:
+        _fast_paths = previous
 
-    @njit(parallel=True, cache=True)
-    def depthwise_weight_grad(x, g, out, st, sh, sw, pt, ph, pw):  # pragma: no cover (compiled)
-        # x: B x T x H x W x C input, g: B x To x Ho x Wo x C output gradient (channels last);
-        # out: slices x KT x KH x KW x C, zero on entry; slice s sums rows s, s + slices, ...
-        B, T, H, W, C = x.shape
-        To, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
-        slices, KT, KH, KW = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
-        rows = B * To
-        for s in prange(slices):
-            acc = out[s]
-            for r in range(s, rows, slices):
-                b = r // To
-                t = r % To
-                for i in range(KT):
-                    ti = t * st + i - pt
-                    if ti < 0 or ti >= T:
-                        continue
-                    for h in range(Ho):
-                        for j in range(KH):
-                            hi = h * sh + j - ph
-                            if hi < 0 or hi >= H:
-                                continue
-                            for w in range(Wo):
-                                gv = g[b, t, h, w]
-                                for k in range(KW):
-                                    wi = w * sw + k - pw
-                                    if wi < 0 or wi >= W:
-                                        continue
-                                    xv = x[b, ti, hi, wi]
-                                    a = acc[i, j, k]
-                                    for c in range(C):
-                                        a[c] += gv[c] * xv[c]
 
-    @njit(parallel=True, cache=True)
-    def depthwise_input_grad(g, w, dx, st, sh, sw, pt, ph, pw):  # pragma: no cover (compiled)
-        # g: B x To x Ho x Wo x C output gradient, w: KT x KH x KW x C kernel, dx: B x T x H x W x C
-        # (any contents: each row is zeroed first). Each input row (b, t) gathers from the output
-        # positions and taps that read it, so rows are independent (no two threads write one element).
-        B, T, H, W, C = dx.shape
-        To, Ho, Wo = g.shape[1], g.shape[2], g.shape[3]
-        KT, KH, KW = w.shape[0], w.shape[1], w.shape[2]
-        for r in prange(B * T):
-            b = r // T
-            ti = r % T
-            dx[b, ti] = 0.0
-            for i in range(KT):
-                tt = ti + pt - i
-                if tt < 0 or tt % st != 0 or tt // st >= To:
-                    continue
-                t = tt // st
-                for hi in range(H):
-                    for j in range(KH):
-                        hh = hi + ph - j
-                        if hh < 0 or hh % sh != 0 or hh // sh >= Ho:
-                            continue
-                        h = hh // sh
-                        for wi in range(W):
-                            out = dx[b, ti, hi, wi]
-                            for k in range(KW):
-                                ww = wi + pw - k
-                                if ww < 0 or ww % sw != 0 or ww // sw >= Wo:
-                                    continue
-                                gv = g[b, t, h, ww // sw]
-                                wv = w[i, j, k]
-                                for c in range(C):
-                                    out[c] += gv[c] * wv[c]
+def fast_paths_enabled() -> bool:
+    return _fast_paths
 
-    return types.SimpleNamespace(depthwise_weight_grad=depthwise_weight_grad,
-                                 depthwise_input_grad=depthwise_input_grad)
+
+def _cpu_signature() -> str:
+    """8 hex digits naming this CPU's instruction set (its /proc/cpuinfo flags, else the machine type)."""
+    import hashlib
+    import platform
+    flags = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags += next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return hashlib.sha256(flags.encode()).hexdigest()[:8]
+
+
+def _build() -> types.ModuleType:
+    import sysconfig
+    from torch.utils.cpp_extension import load
+    scripts = sysconfig.get_path("scripts")  # where pip put ninja (pinned), also when the venv is not activated
+    if scripts and scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    _log.info("loading evitvid's C++ CPU kernels (compiled on first use on a machine, about 30 s)")
+    module = load(name=f"evitvid_cpu_kernels_{_cpu_signature()}", sources=[str(SOURCE)], extra_cflags=FLAGS,
+                  extra_ldflags=["-fopenmp"], verbose=False)
+    if module.SLICES != SLICES:
+        raise RuntimeError(f"cpu_kernels.cpp sums {module.SLICES} slices, kernels.py expects {SLICES}")
+    return module
 
 
 def available() -> bool:
-    """Whether the kernels can run here (numba imports and compiles)."""
+    """Whether the kernels can run here (built or loaded from the cache, not switched off)."""
     global _kernels, _error
     if _kernels is None and _error is None:
-        try:
-            _kernels = _build()
-        except Exception as exc:  # numba missing or broken: PyTorch's kernels, said once
-            _error = f"{type(exc).__name__}: {exc}"
-            _log.warning("numba is not usable (%s); the 3D model trains with PyTorch's kernels only", _error)
+        if os.environ.get("EVITVID_CPU_KERNELS", "1") == "0":
+            _error = "EVITVID_CPU_KERNELS=0"
+        else:
+            try:
+                _kernels = _build()
+            except Exception as exc:  # no compiler, or a broken toolchain: PyTorch's kernels, said once
+                _error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:300]}"
+        if _error:
+            _log.warning("evitvid's C++ CPU kernels are not used (%s); training runs PyTorch's kernels only", _error)
     return _kernels is not None
 
 
-def get() -> types.SimpleNamespace:
+def get() -> types.ModuleType:
     if not available():
-        raise RuntimeError(f"numba kernels are not available: {_error}")
+        raise RuntimeError(f"evitvid's C++ CPU kernels are not available: {_error}")
     return _kernels
 
 
-def use_torch_threads() -> None:
-    """Run the kernels on as many threads as torch's."""
-    import numba
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
-def channels_last_view(t: torch.Tensor) -> Optional[np.ndarray]:
-    """B x C x T x H x W channels-last CPU tensor -> B x T x H x W x C array sharing its memory, else None."""
-    if t.device.type != "cpu" or t.ndim != 5 or not t.is_contiguous(memory_format=torch.channels_last_3d):
+def rows_view(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """A channels-last CPU tensor (N x C x [T x] H x W) as the contiguous N x [T x] H x W x C
+    tensor sharing its memory, else None."""
+    if t.device.type != "cpu" or t.ndim not in (4, 5):
         return None
-    return t.detach().permute(0, 2, 3, 4, 1).numpy()
+    fmt = torch.channels_last if t.ndim == 4 else torch.channels_last_3d
+    if not t.is_contiguous(memory_format=fmt):
+        return None
+    return t.permute(0, *range(2, t.ndim), 1)
+
+
+def channels_last_rows(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """`rows_view` flattened to rows x channels (a view), else None."""
+    v = rows_view(t)
+    return None if v is None else v.reshape(-1, t.shape[1])

@@ -11,34 +11,19 @@ In 3D a spatial k x k kernel becomes `time_kernel x k x k` and a 1 x 1 kernel st
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import kernels
+from .batchnorm import BatchNorm2d, BatchNorm3d
 from .depthwise3d import DepthwiseConv3dFunction
 
 TimePadding = Literal["zeros", "replicate"]
 TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
-
-_cpu_fast_paths = True  # `Conv3d`'s CPU fast paths; off only inside `cpu_fast_paths(False)`
-
-
-@contextlib.contextmanager
-def cpu_fast_paths(enabled: bool) -> Iterator[None]:
-    """Within the block, `Conv3d` takes its CPU fast paths (`enabled`, the default everywhere)
-    or PyTorch's own kernels only: how the bench measures what the fast paths bring, on the
-    same model in the same process. Not thread-safe (one module-level switch)."""
-    global _cpu_fast_paths
-    previous, _cpu_fast_paths = _cpu_fast_paths, bool(enabled)
-    try:
-        yield
-    finally:
-        _cpu_fast_paths = previous
-
 
 def channels_last_format(ndim: int) -> torch.memory_format:
     """The channels-last memory format of a 4D (NHWC) or 5D (NDHWC) tensor."""
@@ -85,7 +70,7 @@ class Conv3d(nn.Conv3d):
     """`nn.Conv3d` with two CPU fast paths for the 3D model's convolutions.
 
     - Training a depthwise kernel: `DepthwiseConv3dFunction`'s gradients (input gradient by
-      a forward convolution, weight gradient by a numba kernel; `evitvid.models.depthwise3d`);
+      a forward convolution, weight gradient by a C++ kernel; `evitvid.models.depthwise3d`);
       these are the 3D model's most expensive layers to train.
     - A dense convolution of a single clip: oneDNN directly. PyTorch's heuristic sends a
       batch of one with few input channels (the stem's 3 colours) to its native
@@ -98,8 +83,8 @@ class Conv3d(nn.Conv3d):
     """
 
     def _plain_cpu(self, x: torch.Tensor) -> bool:
-        return (_cpu_fast_paths and x.device.type == "cpu" and self.padding_mode == "zeros" and isinstance(self.padding, tuple)
-                and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
+        return (kernels.fast_paths_enabled() and x.device.type == "cpu" and self.padding_mode == "zeros"
+                and isinstance(self.padding, tuple) and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
                 and not torch.compiler.is_compiling())
 
     def _fast_depthwise(self, x: torch.Tensor) -> bool:
@@ -189,5 +174,5 @@ class ConvSpec:
         return Conv3d(in_chs, out_chs, kernel, strides, padding=(kt // 2, pad, pad), groups=groups, bias=bias)
 
     def batch_norm(self, num_features: int, eps: float = 1e-5) -> nn.Module:
-        cls = nn.BatchNorm2d if self.dims == 2 else nn.BatchNorm3d
+        cls = BatchNorm2d if self.dims == 2 else BatchNorm3d
         return cls(num_features, eps=eps)

@@ -1,0 +1,103 @@
+"""Batch norm in training over channels-last activations, with C++ CPU kernels.
+
+The 3D model trains on NDHWC activations (channels-last, what oneDNN's depthwise and pointwise
+convolutions are fastest on). PyTorch's CPU batch norm is slow on that layout: its backward
+took 5 ms on the stem's 8-channel activations at the study's shape (batch 8 of 8 x 32 x 32),
+against 0.17 ms on the same tensor laid out contiguously, and batch norm was the largest part
+of the training step in `torch.profiler` (18 % backward, 7 % forward). `BatchNormFunction`
+sees a channels-last tensor as rows of channels and normalises it with
+`evitvid.models.kernels`' `batch_norm_forward` and `batch_norm_backward` (sums in double,
+independent of the thread count). `layers.ConvSpec.batch_norm` builds `BatchNorm2d` and
+`BatchNorm3d`, which take this path only when training on a CPU with channels-last fp32/fp64
+input (unless `kernels.cpu_fast_paths(False)`); everywhere else they are PyTorch's, with PyTorch's
+parameters, buffers and `state_dict`.
+
+Outputs and gradients equal PyTorch's to rounding (`tests/test_batchnorm.py`: fp32
+comparisons, float64 gradcheck). Differentiable once (`create_graph=True` raises).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from . import kernels
+
+__all__ = ["BatchNormFunction", "batch_norm_training", "BatchNorm2d", "BatchNorm3d"]
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """Training-mode batch norm of a channels-last tensor; returns (y, mean, biased variance),
+    the statistics in double and without gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y = torch.empty_like(x)  # channels-last like x
+        mean, var = kernels.get().batch_norm_forward(kernels.channels_last_rows(x), weight, bias, eps,
+                                                     kernels.channels_last_rows(y))
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps = eps
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad, _grad_mean, _grad_var):
+        x, weight, mean, var = ctx.saved_tensors
+        grad_rows = kernels.channels_last_rows(grad)
+        if grad_rows is None:  # a gradient in another layout: copied into the input's
+            grad_rows = kernels.channels_last_rows(torch.empty_like(x).copy_(grad))
+        dx = torch.empty_like(x)
+        dweight, dbias = kernels.get().batch_norm_backward(grad_rows, kernels.channels_last_rows(x), mean, var,
+                                                           weight, ctx.eps, kernels.channels_last_rows(dx))
+        return (dx, dweight if ctx.needs_input_grad[1] else None, dbias if ctx.needs_input_grad[2] else None,
+                None)
+
+
+def batch_norm_training(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                        running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor],
+                        momentum: float, eps: float) -> torch.Tensor:
+    """`F.batch_norm(..., training=True)` for a channels-last CPU tensor through the C++ kernels:
+    the running statistics are updated as PyTorch does (the unbiased variance)."""
+    y, mean, var = BatchNormFunction.apply(x, weight, bias, eps)
+    if running_mean is not None and running_var is not None:
+        n = x.numel() // x.shape[1]
+        with torch.no_grad():
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+            unbiased = var * (n / (n - 1)) if n > 1 else var
+            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+    return y
+
+
+class _FastBatchNorm:
+    """The CPU fast path shared by `BatchNorm2d` and `BatchNorm3d` (mixed in before PyTorch's class)."""
+
+    def _fast(self, x: torch.Tensor) -> bool:
+        return (self.training and kernels.fast_paths_enabled() and x.dtype in (torch.float32, torch.float64)
+                and (self.weight is None or self.weight.dtype == x.dtype)
+                and kernels.channels_last_rows(x) is not None and x.numel() > x.shape[1]
+                and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling() and kernels.available())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._fast(x):
+            return super().forward(x)
+        self._check_input_dim(x)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # a cumulative moving average, as PyTorch's
+            momentum = 1.0 / float(self.num_batches_tracked) if self.track_running_stats else 0.0
+        else:
+            momentum = self.momentum
+        return batch_norm_training(x, self.weight, self.bias, self.running_mean, self.running_var, momentum,
+                                   self.eps)
+
+
+class BatchNorm2d(_FastBatchNorm, nn.BatchNorm2d):
+    """`nn.BatchNorm2d` with the channels-last CPU training path."""
+
+
+class BatchNorm3d(_FastBatchNorm, nn.BatchNorm3d):
+    """`nn.BatchNorm3d` with the channels-last CPU training path."""
+
