@@ -58,6 +58,43 @@ def test_fast_batch_norm_equals_pytorchs(dims, channels, affine, momentum, spy):
     assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 2
 
 
+@pytest.mark.parametrize("act", [nn.Hardswish, nn.ReLU])
+def test_batch_norm_fused_with_its_activation_equals_the_two_apart(act, spy):
+    ours, ref = _pair(3, 24)
+    x = _input(3, 24, scale=2.0, shift=0.5)  # values on both sides of the activations' kinks
+    y = batchnorm.norm_act(ours, act(inplace=True), x)
+    y_ref = act()(ref(x))
+    assert spy == [1]
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, ours.weight, ours.bias], grad)
+    want = torch.autograd.grad(y_ref, [x, ref.weight, ref.bias], grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+
+
+@pytest.mark.parametrize("code", [1, 2])
+def test_fused_batch_norm_passes_gradcheck(code):
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 2, 3, 3, dtype=torch.float64) * 3).contiguous(memory_format=torch.channels_last_3d)
+    w = torch.rand(3, dtype=torch.float64) + 0.5
+    b = torch.randn(3, dtype=torch.float64)
+    for t in (x, w, b):
+        t.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: BatchNormFunction.apply(x.contiguous(memory_format=torch.channels_last_3d), w, b, 1e-5,
+                                                code)[0], (x, w, b))
+
+
+def test_activations_are_fused_only_on_the_fast_path(spy):
+    ours, _ = _pair(3, 4)
+    y = batchnorm.norm_act(ours.eval(), nn.Hardswish(), _input(3, 4))  # eval: PyTorch's norm, then the activation
+    assert spy == [] and y.min() >= -0.375  # hardswish's minimum
+    with pytest.raises(ValueError, match="fused activation needs the fast path"):
+        ours(_input(3, 4), activation=2)
+
+
 def test_fast_batch_norm_keeps_a_large_mean_accurate():
     """Activations far from zero (mean 1000, sd 0.01): a plain sum of squares would cancel in
     fp32, and so would normalising as x * scale + shift. The kernel's shifted sums in double

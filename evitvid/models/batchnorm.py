@@ -24,43 +24,51 @@ import torch.nn as nn
 
 from . import kernels
 
-__all__ = ["BatchNormFunction", "batch_norm_training", "BatchNorm2d", "BatchNorm3d"]
+__all__ = ["ACTIVATIONS", "BatchNormFunction", "batch_norm_training", "BatchNorm2d", "BatchNorm3d", "norm_act"]
+
+
+# The activations a batch norm fuses with (`norm_act`): the C++ kernel's codes. Fused, the
+# activation costs no pass of its own and nothing is kept for its backward but the norm's input.
+ACTIVATIONS: dict[type, int] = {nn.ReLU: 1, nn.Hardswish: 2}
 
 
 class BatchNormFunction(torch.autograd.Function):
-    """Training-mode batch norm of a channels-last tensor; returns (y, mean, biased variance),
-    the statistics in double and without gradient."""
+    """Training-mode batch norm of a channels-last tensor, then an activation (0 none, else an
+    `ACTIVATIONS` code); returns (y, mean, biased variance), the statistics in double and
+    without gradient."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
+    def forward(ctx, x, weight, bias, eps, activation=0):
         y = torch.empty_like(x)  # channels-last like x
-        mean, var = kernels.get().batch_norm_forward(kernels.channels_last_rows(x), weight, bias, eps,
+        mean, var = kernels.get().batch_norm_forward(kernels.channels_last_rows(x), weight, bias, eps, activation,
                                                      kernels.channels_last_rows(y))
-        ctx.save_for_backward(x, weight, mean, var)
-        ctx.eps = eps
+        ctx.save_for_backward(x, weight, bias, mean, var)
+        ctx.eps, ctx.activation = eps, activation
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad, _grad_mean, _grad_var):
-        x, weight, mean, var = ctx.saved_tensors
+        x, weight, bias, mean, var = ctx.saved_tensors
         grad_rows = kernels.channels_last_rows(grad)
         if grad_rows is None:  # a gradient in another layout: copied into the input's
             grad_rows = kernels.channels_last_rows(torch.empty_like(x).copy_(grad))
         dx = torch.empty_like(x)
         dweight, dbias = kernels.get().batch_norm_backward(grad_rows, kernels.channels_last_rows(x), mean, var,
-                                                           weight, ctx.eps, kernels.channels_last_rows(dx))
+                                                           weight, bias, ctx.eps, ctx.activation,
+                                                           kernels.channels_last_rows(dx))
         return (dx, dweight if ctx.needs_input_grad[1] else None, dbias if ctx.needs_input_grad[2] else None,
-                None)
+                None, None)
 
 
 def batch_norm_training(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                         running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor],
-                        momentum: float, eps: float) -> torch.Tensor:
-    """`F.batch_norm(..., training=True)` for a channels-last CPU tensor through the C++ kernels:
-    the running statistics are updated as PyTorch does (the unbiased variance)."""
-    y, mean, var = BatchNormFunction.apply(x, weight, bias, eps)
+                        momentum: float, eps: float, activation: int = 0) -> torch.Tensor:
+    """`F.batch_norm(..., training=True)` for a channels-last CPU tensor through the C++ kernels,
+    then the activation of code `activation` (0: none): the running statistics are updated as
+    PyTorch does (the unbiased variance)."""
+    y, mean, var = BatchNormFunction.apply(x, weight, bias, eps, activation)
     if running_mean is not None and running_var is not None:
         n = x.numel() // x.shape[1]
         with torch.no_grad():
@@ -80,8 +88,11 @@ class _FastBatchNorm:
                 and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
                 and not torch.compiler.is_compiling() and kernels.available())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, activation: int = 0) -> torch.Tensor:
+        """Batch norm of `x`; `activation` (an `ACTIVATIONS` code) only on the fast path (`norm_act`)."""
         if not self._fast(x):
+            if activation:
+                raise ValueError("a fused activation needs the fast path (norm_act checks it)")
             return super().forward(x)
         self._check_input_dim(x)
         if self.track_running_stats:
@@ -91,7 +102,7 @@ class _FastBatchNorm:
         else:
             momentum = self.momentum
         return batch_norm_training(x, self.weight, self.bias, self.running_mean, self.running_var, momentum,
-                                   self.eps)
+                                   self.eps, activation)
 
 
 class BatchNorm2d(_FastBatchNorm, nn.BatchNorm2d):
@@ -100,4 +111,13 @@ class BatchNorm2d(_FastBatchNorm, nn.BatchNorm2d):
 
 class BatchNorm3d(_FastBatchNorm, nn.BatchNorm3d):
     """`nn.BatchNorm3d` with the channels-last CPU training path."""
+
+
+def norm_act(norm: nn.Module, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`act(norm(x))`, in one C++ pass each way when `norm` takes the fast path and `act` is
+    one of `ACTIVATIONS` (exactly that class, not a subclass with other behaviour)."""
+    code = ACTIVATIONS.get(type(act), 0)
+    if code and isinstance(norm, _FastBatchNorm) and norm._fast(x):
+        return norm(x, activation=code)
+    return act(norm(x))
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -20,11 +21,111 @@ void check_rows(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.dim() == 2 && t.is_contiguous(), name, " must be a contiguous rows x channels matrix");
 }
 
-// acc (SLICES x 2 x C, double, zero on entry): for each slice, sum(g) and sum(g * (x - k)) when
-// g is given, else sum(x - k) and sum((x - k)^2). k (one value per channel) keeps the sums of
-// squares free of cancellation: the forward pass shifts by the first row, the backward by the mean.
+// The activation a batch norm may be fused with (evitvid.models.batchnorm.ACTIVATIONS), with
+// PyTorch's formulas but for a multiplication by 1/6 or 1/3 where PyTorch divides by 6 or 3 (a
+// division costs several times a multiplication in these memory-bound loops), so a fused layer
+// gives what batch norm then the activation give, to rounding.
+enum Activation : int64_t { NONE = 0, RELU = 1, HARDSWISH = 2 };
+
+template <typename T, int64_t ACT>
+inline T activate(T z) {
+  if (ACT == RELU) return z > T(0) ? z : T(0);
+  if (ACT == HARDSWISH) return z * std::min(std::max(z + T(3), T(0)), T(6)) * T(1.0 / 6.0);
+  return z;
+}
+
+// g times the activation's derivative at z, written as selects (no branches) so that the loops
+// calling it vectorise: PyTorch's hardswish_backward is 0 below -3, g above 3, g * (z / 3 + 0.5)
+// between, and g * 1 and g * 0 are g and 0.
+template <typename T, int64_t ACT>
+inline T activation_grad(T z, T g) {
+  if (ACT == RELU) return z > T(0) ? g : T(0);
+  if (ACT == HARDSWISH) {
+    T m = z * T(1.0 / 3.0) + T(0.5);
+    m = z > T(3) ? T(1) : m;
+    m = z < T(-3) ? T(0) : m;
+    return g * m;
+  }
+  return g;
+}
+
+// One row each: out = act(((x - k1) - k2) * u + v), the normalised row.
+template <typename T, int64_t ACT>
+inline void norm_row(const T* __restrict__ x, T* __restrict__ out, const T* __restrict__ k1,
+                     const T* __restrict__ k2, const T* __restrict__ u, const T* __restrict__ v, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) out[c] = activate<T, ACT>(((x[c] - k1[c]) - k2[c]) * u[c] + v[c]);
+}
+
+// out = d * b + gz * a + w with d = (x - k1) - k2 and gz = g through the activation at d * u + v.
+template <typename T, int64_t ACT>
+inline void norm_grad_row(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ out,
+                          const T* __restrict__ k1, const T* __restrict__ k2, const T* __restrict__ u,
+                          const T* __restrict__ v, const T* __restrict__ a, const T* __restrict__ b,
+                          const T* __restrict__ w, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const T d = (x[c] - k1[c]) - k2[c];
+    out[c] = d * b[c] + activation_grad<T, ACT>(d * u[c] + v[c], g[c]) * a[c] + w[c];
+  }
+}
+
+// A[c] += gz, B[c] += gz * (x - k1): one row of the backward pass's sums.
+template <typename T, int64_t ACT>
+inline void grad_sums_row(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ A, T* __restrict__ B,
+                          const T* __restrict__ k1, const T* __restrict__ k2, const T* __restrict__ u,
+                          const T* __restrict__ v, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const T d = x[c] - k1[c];
+    const T gz = activation_grad<T, ACT>((d - k2[c]) * u[c] + v[c], g[c]);
+    A[c] += gz;
+    B[c] += gz * d;
+  }
+}
+
+// A[c] += x - k, B[c] += (x - k)^2: one row of the forward pass's sums.
 template <typename T>
-void slice_sums(const T* x, const T* g, const T* k, int64_t M, int64_t C, double* acc) {
+inline void moment_sums_row(const T* __restrict__ x, T* __restrict__ A, T* __restrict__ B, const T* __restrict__ k,
+                            int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const T d = x[c] - k[c];
+    A[c] += d;
+    B[c] += d * d;
+  }
+}
+
+template <typename F>
+void with_activation(int64_t activation, F f) {
+  switch (activation) {
+    case NONE: f(std::integral_constant<int64_t, NONE>{}); break;
+    case RELU: f(std::integral_constant<int64_t, RELU>{}); break;
+    case HARDSWISH: f(std::integral_constant<int64_t, HARDSWISH>{}); break;
+    default: TORCH_CHECK(false, "unknown activation code ", activation);
+  }
+}
+
+// One channel's batch-norm constants: the mean split into k1 (its nearest T) and k2 (the
+// remainder), so x - k1 is exact for x near the mean; z = ((x - k1) - k2) * scale + shift.
+template <typename T>
+struct Norm {
+  std::vector<T> k1, k2, scale, shift;
+  Norm(const double* mean, const double* var, const T* weight, const T* bias, double eps, int64_t C)
+      : k1(C), k2(C), scale(C), shift(C) {
+    for (int64_t c = 0; c < C; ++c) {
+      k1[c] = T(mean[c]);
+      k2[c] = T(mean[c] - double(k1[c]));
+      scale[c] = T((weight ? double(weight[c]) : 1.0) / std::sqrt(var[c] + eps));
+      shift[c] = bias ? bias[c] : T(0);
+    }
+  }
+};
+
+// acc (SLICES x 2 x C, double, zero on entry), for each slice of rows, in blocks of BLOCK rows
+// summed in T and added into double:
+// - g absent: sum(x - k) and sum((x - k)^2), k the first row (a shift that keeps the sum of
+//   squares free of cancellation);
+// - g given: sum(gz) and sum(gz * (x - k1)), gz the output gradient through the activation at
+//   z (the normalised x, recomputed: nothing but x is kept for the backward pass).
+template <typename T, int64_t ACT>
+void slice_sums(const T* x, const T* g, const T* k, const Norm<T>* norm, int64_t M, int64_t C, double* acc) {
   const int64_t per = (M + SLICES - 1) / SLICES;
   at::parallel_for(0, SLICES, 1, [&](int64_t s0, int64_t s1) {
     std::vector<T> pa(C), pb(C);
@@ -35,49 +136,19 @@ void slice_sums(const T* x, const T* g, const T* k, int64_t M, int64_t C, double
       for (int64_t q = s * per; q < end; q += BLOCK) {
         std::fill(pa.begin(), pa.end(), T(0));
         std::fill(pb.begin(), pb.end(), T(0));
-        T* __restrict__ A = pa.data();
-        T* __restrict__ B = pb.data();
+        T* A = pa.data();
+        T* B = pb.data();
         for (int64_t r = q, qe = std::min(end, q + BLOCK); r < qe; ++r) {
-          const T* __restrict__ xr = x + r * C;
-          if (g) {
-            const T* __restrict__ gr = g + r * C;
-            for (int64_t c = 0; c < C; ++c) { A[c] += gr[c]; B[c] += gr[c] * (xr[c] - k[c]); }
-          } else {
-            for (int64_t c = 0; c < C; ++c) { const T d = xr[c] - k[c]; A[c] += d; B[c] += d * d; }
-          }
+          if (g)
+            grad_sums_row<T, ACT>(x + r * C, g + r * C, A, B, norm->k1.data(), norm->k2.data(), norm->scale.data(),
+                                  norm->shift.data(), C);
+          else
+            moment_sums_row<T>(x + r * C, A, B, k, C);
         }
         for (int64_t c = 0; c < C; ++c) { a[c] += A[c]; b[c] += B[c]; }
       }
     }
   });
-}
-
-// out = (x - k1 - k2) * u + v [+ g * ug] per channel (one value of k1, k2, u, v, ug per channel),
-// rows in parallel. k1 + k2 is the mean split into a float and its remainder, so x - k1 is exact
-// for x near the mean and the centring loses nothing to the mean's rounding.
-template <typename T>
-void centred_affine_rows(const T* x, const T* k1, const T* k2, const T* u, const T* v, T* out, int64_t M,
-                         int64_t C, const T* g = nullptr, const T* ug = nullptr) {
-  at::parallel_for(0, M, 2048, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* __restrict__ xr = x + r * C;
-      T* __restrict__ o = out + r * C;
-      if (g) {
-        const T* __restrict__ gr = g + r * C;
-        for (int64_t c = 0; c < C; ++c) o[c] = ((xr[c] - k1[c]) - k2[c]) * u[c] + gr[c] * ug[c] + v[c];
-      } else {
-        for (int64_t c = 0; c < C; ++c) o[c] = ((xr[c] - k1[c]) - k2[c]) * u[c] + v[c];
-      }
-    }
-  });
-}
-
-// the mean split into k1 (its nearest T) and k2 (the remainder, as T)
-template <typename T>
-void split_mean(const double* mean, int64_t C, std::vector<T>& k1, std::vector<T>& k2) {
-  k1.resize(C);
-  k2.resize(C);
-  for (int64_t c = 0; c < C; ++c) { k1[c] = T(mean[c]); k2[c] = T(mean[c] - double(k1[c])); }
 }
 
 double slice_total(const double* acc, int64_t C, int64_t which, int64_t c) {
@@ -119,11 +190,12 @@ const void* optional_data(const c10::optional<torch::Tensor>& t, const torch::Te
 
 }  // namespace
 
-// Training-mode batch norm of x (rows x channels) into y (the same shape; a view of the caller's
-// output). Returns the mean and the biased variance (double, one per channel). weight and bias
-// may be absent (an affine-free norm).
+// Training-mode batch norm of x (rows x channels), then the activation (0 none, 1 ReLU,
+// 2 hardswish), into y (the same shape; a view of the caller's output). Returns the mean and the
+// biased variance (double, one per channel). weight and bias may be absent (no affine).
 std::vector<torch::Tensor> batch_norm_forward(torch::Tensor x, c10::optional<torch::Tensor> weight,
-                                              c10::optional<torch::Tensor> bias, double eps, torch::Tensor y) {
+                                              c10::optional<torch::Tensor> bias, double eps, int64_t activation,
+                                              torch::Tensor y) {
   check_rows(x, "x");
   check_rows(y, "y");
   TORCH_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type(), "y must match x");
@@ -134,29 +206,34 @@ std::vector<torch::Tensor> batch_norm_forward(torch::Tensor x, c10::optional<tor
   auto var = torch::empty({C}, acc.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    slice_sums<scalar_t>(xp, nullptr, xp, M, C, acc.data_ptr<double>());
-    auto wp = static_cast<const scalar_t*>(optional_data(weight, x, "weight"));
-    auto bp = static_cast<const scalar_t*>(optional_data(bias, x, "bias"));
-    std::vector<scalar_t> scale(C), shift(C), k1, k2;
+    slice_sums<scalar_t, NONE>(xp, nullptr, xp, nullptr, M, C, acc.data_ptr<double>());
     double* mu = mean.data_ptr<double>();
     double* vr = var.data_ptr<double>();
     for (int64_t c = 0; c < C; ++c) {
       const double d = slice_total(acc.data_ptr<double>(), C, 0, c) / M;
       mu[c] = xp[c] + d;
       vr[c] = std::max(slice_total(acc.data_ptr<double>(), C, 1, c) / M - d * d, 0.0);
-      scale[c] = scalar_t((wp ? double(wp[c]) : 1.0) / std::sqrt(vr[c] + eps));
-      shift[c] = bp ? bp[c] : scalar_t(0);
     }
-    split_mean(mu, C, k1, k2);
-    centred_affine_rows<scalar_t>(xp, k1.data(), k2.data(), scale.data(), shift.data(), y.data_ptr<scalar_t>(), M, C);
+    const Norm<scalar_t> norm(mu, vr, static_cast<const scalar_t*>(optional_data(weight, x, "weight")),
+                              static_cast<const scalar_t*>(optional_data(bias, x, "bias")), eps, C);
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    with_activation(activation, [&](auto act) {
+      constexpr int64_t ACT = decltype(act)::value;
+      at::parallel_for(0, M, 2048, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          norm_row<scalar_t, ACT>(xp + r * C, yp + r * C, norm.k1.data(), norm.k2.data(), norm.scale.data(),
+                                  norm.shift.data(), C);
+      });
+    });
   });
   return {mean, var};
 }
 
-// The gradients of batch_norm_forward: dx (rows x channels, written into the given tensor) and
-// returned, dweight and dbias (one per channel).
+// The gradients of batch_norm_forward (the same activation, weight and bias): dx (rows x
+// channels, written into the given tensor), and returned dweight and dbias (one per channel).
 std::vector<torch::Tensor> batch_norm_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor mean,
-                                               torch::Tensor var, c10::optional<torch::Tensor> weight, double eps,
+                                               torch::Tensor var, c10::optional<torch::Tensor> weight,
+                                               c10::optional<torch::Tensor> bias, double eps, int64_t activation,
                                                torch::Tensor dx) {
   check_rows(x, "x");
   check_rows(grad, "grad");
@@ -173,27 +250,34 @@ std::vector<torch::Tensor> batch_norm_backward(torch::Tensor grad, torch::Tensor
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_backward", [&] {
     const double* mu = mean.data_ptr<double>();
     const double* vr = var.data_ptr<double>();
-    std::vector<scalar_t> k1, k2, a(C), b(C), v(C);
-    split_mean(mu, C, k1, k2);
+    auto wp = static_cast<const scalar_t*>(optional_data(weight, x, "weight"));
+    const Norm<scalar_t> norm(mu, vr, wp, static_cast<const scalar_t*>(optional_data(bias, x, "bias")), eps, C);
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* gp = grad.data_ptr<scalar_t>();
-    slice_sums<scalar_t>(xp, gp, k1.data(), M, C, acc.data_ptr<double>());
-    auto wp = static_cast<const scalar_t*>(optional_data(weight, x, "weight"));
-    for (int64_t c = 0; c < C; ++c) {
-      const double sg = slice_total(acc.data_ptr<double>(), C, 0, c);
-      const double sgx = slice_total(acc.data_ptr<double>(), C, 1, c) - (mu[c] - double(k1[c])) * sg;
-      const double invstd = 1.0 / std::sqrt(vr[c] + eps);
-      const double sgxhat = sgx * invstd;  // sum of grad * normalised x
-      dweight.data_ptr<scalar_t>()[c] = scalar_t(sgxhat);
-      dbias.data_ptr<scalar_t>()[c] = scalar_t(sg);
-      // dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)) = (x - mean) * b + g * a + v
-      const double ac = (wp ? double(wp[c]) : 1.0) * invstd;
-      a[c] = scalar_t(ac);
-      b[c] = scalar_t(-ac * invstd * sgxhat / M);
-      v[c] = scalar_t(-ac * sg / M);
-    }
-    centred_affine_rows<scalar_t>(xp, k1.data(), k2.data(), b.data(), v.data(), dx.data_ptr<scalar_t>(), M, C, gp,
-                                  a.data());
+    scalar_t* dp = dx.data_ptr<scalar_t>();
+    with_activation(activation, [&](auto act) {
+      constexpr int64_t ACT = decltype(act)::value;
+      slice_sums<scalar_t, ACT>(xp, gp, nullptr, &norm, M, C, acc.data_ptr<double>());
+      std::vector<scalar_t> a(C), b(C), v(C);
+      for (int64_t c = 0; c < C; ++c) {
+        const double sg = slice_total(acc.data_ptr<double>(), C, 0, c);
+        const double sgx = slice_total(acc.data_ptr<double>(), C, 1, c) - (mu[c] - double(norm.k1[c])) * sg;
+        const double invstd = 1.0 / std::sqrt(vr[c] + eps);
+        const double sgxhat = sgx * invstd;  // sum of gz * normalised x
+        dweight.data_ptr<scalar_t>()[c] = scalar_t(sgxhat);
+        dbias.data_ptr<scalar_t>()[c] = scalar_t(sg);
+        // dx = w * invstd * (gz - mean(gz) - xhat * mean(gz * xhat)) = (x - mean) * b + gz * a + v
+        const double ac = (wp ? double(wp[c]) : 1.0) * invstd;
+        a[c] = scalar_t(ac);
+        b[c] = scalar_t(-ac * invstd * sgxhat / M);
+        v[c] = scalar_t(-ac * sg / M);
+      }
+      at::parallel_for(0, M, 2048, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          norm_grad_row<scalar_t, ACT>(xp + r * C, gp + r * C, dp + r * C, norm.k1.data(), norm.k2.data(),
+                                       norm.scale.data(), norm.shift.data(), a.data(), b.data(), v.data(), C);
+      });
+    });
   });
   return {dweight, dbias};
 }

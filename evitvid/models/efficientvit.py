@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .batchnorm import norm_act
 from .layers import (TIME_PADDINGS, ConvSpec, GELUTanh, TimePadding, channels_last_format, is_channels_last,
                      set_conv_layout)
 from .registry import register_model
@@ -69,7 +70,7 @@ class ConvNormAct(nn.Module):
         self.act = act_layer(inplace=True) if act_layer is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(self.dropout(x))))
+        return norm_act(self.norm, self.act, self.conv(self.dropout(x)))  # fused in C++ where it can be
 
 
 class DSConv(nn.Module):
