@@ -10,7 +10,9 @@ sees a channels-last tensor as rows of channels and normalises it with
 independent of the thread count). `layers.ConvSpec.batch_norm` builds `BatchNorm2d` and
 `BatchNorm3d`, which take this path only when training on a CPU with channels-last fp32/fp64
 input (unless `kernels.cpu_fast_paths(False)`); everywhere else they are PyTorch's, with PyTorch's
-parameters, buffers and `state_dict`.
+parameters, buffers and `state_dict`. `norm_act` (what `ConvNormAct` calls) fuses the ReLU or
+hardswish that follows a norm into the same kernels: the activation then costs no pass of its
+own, and its input is recomputed in the backward pass instead of kept.
 
 Outputs and gradients equal PyTorch's to rounding (`tests/test_batchnorm.py`: fp32
 comparisons, float64 gradcheck). Differentiable once (`create_graph=True` raises).
