@@ -74,6 +74,17 @@ def test_batch_norm_fused_with_its_activation_equals_the_two_apart(act, spy):
     torch.testing.assert_close(ours.running_var, ref.running_var)
 
 
+@pytest.mark.parametrize("act", [nn.Hardswish, nn.ReLU])
+def test_fused_batch_norm_lets_a_nan_through_as_pytorch_does(act):
+    """A NaN in a channel makes its statistics NaN; the fused activation must not turn them
+    into zeros (a diverged run has to show as one)."""
+    ours, ref = _pair(3, 4)
+    x = _input(3, 4).detach()
+    x[0, 1, 0, 0, 0] = float("nan")
+    y, y_ref = batchnorm.norm_act(ours, act(), x), act()(ref(x))
+    assert torch.equal(y.isnan(), y_ref.isnan()) and y[:, 1].isnan().all()
+
+
 @pytest.mark.parametrize("code", [1, 2])
 def test_fused_batch_norm_passes_gradcheck(code):
     torch.manual_seed(0)

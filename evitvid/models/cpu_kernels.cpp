@@ -29,7 +29,7 @@ enum Activation : int64_t { NONE = 0, RELU = 1, HARDSWISH = 2 };
 
 template <typename T, int64_t ACT>
 inline T activate(T z) {
-  if (ACT == RELU) return z > T(0) ? z : T(0);
+  if (ACT == RELU) return std::max(z, T(0));  // NaN stays NaN, as in PyTorch
   if (ACT == HARDSWISH) return z * std::min(std::max(z + T(3), T(0)), T(6)) * T(1.0 / 6.0);
   return z;
 }
@@ -39,7 +39,7 @@ inline T activate(T z) {
 // between, and g * 1 and g * 0 are g and 0.
 template <typename T, int64_t ACT>
 inline T activation_grad(T z, T g) {
-  if (ACT == RELU) return z > T(0) ? g : T(0);
+  if (ACT == RELU) return z <= T(0) ? T(0) : g;  // threshold_backward's test
   if (ACT == HARDSWISH) {
     T m = z * T(1.0 / 3.0) + T(0.5);
     m = z > T(3) ? T(1) : m;
