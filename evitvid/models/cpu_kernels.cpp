@@ -282,15 +282,31 @@ std::vector<torch::Tensor> batch_norm_backward(torch::Tensor grad, torch::Tensor
   return {dweight, dbias};
 }
 
+// Where the depthwise weight gradient sums rows in registers (measured against adding each
+// position into its taps, at the study's shapes: 0.28x the time with 8 channels on 32 x 32
+// maps, 0.95x with 32, 1.2-1.6x with 64 and 128 channels, whose many channel blocks each walk
+// the rows again).
+constexpr int64_t ROW_SUMS_MIN_WIDTH = 8;
+constexpr int64_t ROW_SUMS_MAX_CHANNELS = 32;
+
+// ceil(n / d) and floor(n / d) for d > 0 and n of either sign
+inline int64_t ceil_div(int64_t n, int64_t d) { return n >= 0 ? (n + d - 1) / d : -((-n) / d); }
+inline int64_t floor_div(int64_t n, int64_t d) { return n >= 0 ? n / d : -((-n + d - 1) / d); }
+
 // The weight gradient of a depthwise 3D convolution. x: B x T x H x W x C input, g: B x To x Ho x
 // Wo x C output gradient (both contiguous: channels-last clips seen channels innermost). Returns
 // KT x KH x KW x C. Slice s sums the output rows (b, t) numbered s, s + SLICES, ...; only the
-// taps that touch the input are visited.
+// taps that touch the input are visited. With few channels on wide maps (the stem's 8 channels
+// on 32 x 32), each tap sums a whole output row (the positions w) for 8 channels at a time in
+// registers before adding into the slice's accumulator, so the additions do not wait on each
+// other through memory; otherwise each position adds into every tap directly.
 torch::Tensor depthwise_weight_grad(torch::Tensor x, torch::Tensor g, std::vector<int64_t> kernel,
                                     std::vector<int64_t> stride, std::vector<int64_t> padding) {
   TORCH_CHECK(x.dim() == 5 && g.dim() == 5 && x.is_contiguous() && g.is_contiguous(),
               "x and g must be contiguous B x T x H x W x C tensors");
   TORCH_CHECK(kernel.size() == 3 && stride.size() == 3 && padding.size() == 3, "kernel, stride, padding: 3 each");
+  TORCH_CHECK(g.scalar_type() == x.scalar_type() && g.size(0) == x.size(0) && g.size(4) == x.size(4),
+              "g must be x's output gradient");
   const int64_t B = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3), C = x.size(4);
   const int64_t To = g.size(1), Ho = g.size(2), Wo = g.size(3);
   const int64_t KT = kernel[0], KH = kernel[1], KW = kernel[2];
@@ -310,15 +326,41 @@ torch::Tensor depthwise_weight_grad(torch::Tensor x, torch::Tensor g, std::vecto
             const int64_t ti = t * st + i - pt;
             if (ti < 0 || ti >= T) continue;
             for (int64_t h = 0; h < Ho; ++h) {
+              const scalar_t* grow = gp + ((b * To + t) * Ho + h) * Wo * C;
               for (int64_t j = 0; j < KH; ++j) {
                 const int64_t hi = h * sh + j - ph;
                 if (hi < 0 || hi >= H) continue;
-                for (int64_t w = 0; w < Wo; ++w) {
-                  const scalar_t* __restrict__ gv = gp + (((b * To + t) * Ho + h) * Wo + w) * C;
-                  for (int64_t kk = 0; kk < KW; ++kk) {
-                    const int64_t wi = w * sw + kk - pw;
-                    if (wi < 0 || wi >= W) continue;
-                    add_products(acc + ((i * KH + j) * KW + kk) * C, gv, xp + (((b * T + ti) * H + hi) * W + wi) * C, C);
+                const scalar_t* xrow = xp + ((b * T + ti) * H + hi) * W * C;
+                if (Wo < ROW_SUMS_MIN_WIDTH || C > ROW_SUMS_MAX_CHANNELS) {  // each position into its taps
+                  for (int64_t w = 0; w < Wo; ++w)
+                    for (int64_t kk = 0; kk < KW; ++kk) {
+                      const int64_t wi = w * sw + kk - pw;
+                      if (wi >= 0 && wi < W)
+                        add_products(acc + ((i * KH + j) * KW + kk) * C, grow + w * C, xrow + wi * C, C);
+                    }
+                  continue;
+                }
+                for (int64_t kk = 0; kk < KW; ++kk) {
+                  // the output positions w whose tap kk reads inside the input: 0 <= w * sw + kk - pw < W
+                  const int64_t w0 = std::max<int64_t>(0, ceil_div(pw - kk, sw));
+                  const int64_t w1 = std::min<int64_t>(Wo, floor_div(W - 1 + pw - kk, sw) + 1);
+                  if (w0 >= w1) continue;
+                  scalar_t* a = acc + ((i * KH + j) * KW + kk) * C;
+                  const scalar_t* xs = xrow + (kk - pw) * C;  // x at w = 0 (never read below w0)
+                  int64_t c = 0;
+                  for (; c + 8 <= C; c += 8) {
+                    scalar_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                    for (int64_t w = w0; w < w1; ++w) {
+                      const scalar_t* gw = grow + w * C + c;
+                      const scalar_t* xw = xs + w * sw * C + c;
+                      for (int64_t k = 0; k < 8; ++k) v[k] += gw[k] * xw[k];
+                    }
+                    for (int64_t k = 0; k < 8; ++k) a[c + k] += v[k];
+                  }
+                  for (; c < C; ++c) {
+                    scalar_t v = 0;
+                    for (int64_t w = w0; w < w1; ++w) v += grow[w * C + c] * xs[w * sw * C + c];
+                    a[c] += v;
                   }
                 }
               }
