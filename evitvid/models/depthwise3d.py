@@ -8,8 +8,8 @@ padding. `DepthwiseConv3dFunction` keeps PyTorch's forward and replaces the back
 - input gradient, stride 1: the output gradient correlated with the kernel flipped along
   all three axes (padded by kernel - 1 - padding), itself a depthwise forward convolution,
   which oneDNN runs much faster than its backward-data kernel. Strided (each stage's first
-  block): `input_grad`, a C++ kernel (`evitvid.models.kernels`) that gathers, for every input position, the output
-  positions and taps that read it (4-20x PyTorch's at the study's shapes).
+  block): `input_grad`, a C++ kernel (`evitvid.models.kernels`) that gathers, for every input
+  position, the output positions and taps that read it (4-20x PyTorch's at the study's shapes).
 - weight gradient: `weight_grad`, a C++ kernel over channels-last tensors that visits
   only the taps that touch the input and accumulates all channels of a tap at once
   (contiguous in memory). It splits the work into a fixed number of slices summed in a
@@ -19,8 +19,8 @@ padding. `DepthwiseConv3dFunction` keeps PyTorch's forward and replaces the back
 The C++ kernels need channels-last tensors (what the trainer uses on CPU); other layouts,
 and machines where the kernels cannot be built, use PyTorch's kernels.
 
-Gradients equal PyTorch's (`tests/test_depthwise3d.py`: fp32 comparisons, float64
-gradcheck). Differentiable once: a double backward (`create_graph=True`) raises.
+Gradients equal PyTorch's to rounding (`tests/test_depthwise3d.py`: fp32 results against
+PyTorch's and against the exact float64 sums, float64 gradcheck). Differentiable once: a double backward (`create_graph=True`) raises.
 `python -m evitvid bench --only depthwise` times one layer both ways.
 """
 from __future__ import annotations

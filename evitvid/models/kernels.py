@@ -7,7 +7,7 @@ machine can do at the study's shapes (`python -m evitvid bench --only depthwise,
   (`depthwise_weight_grad`, `depthwise_input_grad`, used by `evitvid.models.depthwise3d`);
 - batch norm in training over channels-last activations, forward and backward
   (`batch_norm_forward`, `batch_norm_backward`, used by `evitvid.models.batchnorm`): PyTorch's
-  channels-last backward runs 10-15x slower than its contiguous one with 8 channels.
+  channels-last backward ran 20-30x slower than its contiguous one with 8 channels.
 
 `cpu_kernels.cpp` does the same arithmetic with channels as the contiguous innermost axis, so
 every inner loop runs over adjacent values, on torch's own thread pool (`at::parallel_for`).
