@@ -220,6 +220,15 @@ def test_plateau_table_measures_the_change_over_the_last_epochs():
     assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
 
 
+def test_budget_sentence_never_reads_training_time_as_the_whole_study():
+    """Training is only part of make study: 36 minutes of training within a 45-minute budget
+    must not say the study fitted it (the whole run took 55)."""
+    under = study.budget_sentence(36.2, "every method with 3 seeds for 4 epochs")
+    assert under.startswith("36 of the 45 minutes") and "come on top" in under and "within" not in under
+    over = study.budget_sentence(47.0, "every method with 3 seeds for 4 epochs")
+    assert over.startswith("more than the 45 minutes") and "faster training step" in over
+
+
 def test_plateau_sentence_reads_the_same_changes_as_the_table():
     from types import SimpleNamespace
 

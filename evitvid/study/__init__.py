@@ -26,7 +26,8 @@ from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, 
 from .methods import Method, finished_methods, machine_spread, method_runs, study_data, study_methods, train_methods
 from .params import ParameterError, StudyParams, load_profile, notebook_parameters
 from .performance import benchmark_run
-from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, plateau_table, comparison_numbers, comparison_sentence, frames_numbers, glue,
+from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, plateau_table,
+                     comparison_numbers, comparison_sentence, frames_numbers, glue,
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_table, protocol_numbers, read_table, readable_baselines,
                      readable_summary, reversal_numbers, reversal_table, save_table, spread_numbers,
@@ -56,5 +57,5 @@ __all__ = [
     "comparison_sentence", "MAIN_COMPARISONS", "comparison_numbers", "frames_numbers",
     "time_inference_all", "timing_table", "pretraining_curves", "pretraining_table", "pretraining_numbers",
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
-    "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "plateau_table",
+    "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "budget_sentence", "plateau_table",
 ]

@@ -23,7 +23,7 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
            "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "plateau_sentence", "time_spent",
-           "budget_numbers", "plateau_table"]
+           "budget_numbers", "budget_sentence", "plateau_table"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -344,6 +344,23 @@ def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.Data
     return table.round(1)
 
 
+STUDY_BUDGET_MINUTES = 45  # what make study is meant to take on 2 cores (issue 9)
+
+
+def budget_sentence(train_minutes: float, trained: str, budget: float = STUDY_BUDGET_MINUTES) -> str:
+    """How the training time compares with the whole study's budget. Training is only part of
+    the study (set-up, data, evaluation and the book come on top, and only the README's
+    measured run knows their time), so training under the budget is never read as the study
+    fitting it."""
+    if train_minutes > budget:
+        return (f"more than the {budget:g} minutes the whole study was meant to take on 2 cores, for {trained}: "
+                "fitting the budget needs a faster training step or fewer runs, and more epochs would cost more "
+                "still (whether these reached a plateau is below)")
+    return (f"{train_minutes:.0f} of the {budget:g} minutes the whole study was meant to take on 2 cores, for "
+            f"{trained}; set-up, data generation, evaluation and the book come on top (the README gives a "
+            "whole run's time)")
+
+
 def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dict:
     table = time_spent(runs, methods, pretraining)
     any_run = next(iter(next(iter(runs.values()))))
@@ -351,13 +368,9 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dic
     seeds = {r.params["seed"] for g in runs.values() for r in g}
     data = table["waiting for data (%)"].dropna()
     minutes = table["minutes in all"].sum()
-    budget = 45
     epochs = sorted({r.params["epochs"] for g in runs.values() for r in g})
     trained = f"every method with {len(seeds)} seeds for {'/'.join(map(str, epochs))} epochs"
-    sentence = (f"more than the {budget} minutes the whole study was meant to take on 2 cores, for {trained}: "
-                "fitting the budget needs a faster training step or fewer runs, and more epochs would cost more "
-                "still (whether these reached a plateau is below)" if minutes > budget else
-                f"within the {budget} minutes the whole study was meant to take on 2 cores, for {trained}")
+    sentence = budget_sentence(minutes, trained)
     return {"train_minutes": f"{minutes:.0f}",
             "machine": f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads",
             "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
