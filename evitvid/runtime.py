@@ -143,7 +143,7 @@ def environment() -> dict:
     from importlib import metadata
 
     versions = {}
-    for name in ("evitvid", "torch", "torchvision", "numpy", "ninja", "timm", "av", "decord", "scipy"):
+    for name in ("evitvid", "torch", "torchvision", "numpy", "timm", "av", "decord", "scipy"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
