@@ -1,10 +1,11 @@
 """C++ kernels for training on a CPU over channels-last tensors, built on first use.
 
-PyTorch's CPU kernels for three of the 3D model's training operations are far from what the
+PyTorch's CPU kernels for three of the models' training operations are far from what the
 machine can do at the study's shapes (`python -m evitvid bench --only depthwise,train`):
 
-- the depthwise 3D convolution's weight gradient and its strided input gradient
-  (`depthwise_weight_grad`, `depthwise_input_grad`, used by `evitvid.models.depthwise3d`);
+- the depthwise convolution's weight gradient and its strided input gradient, in 3D and
+  (as clips of one frame) 2D (`depthwise_weight_grad`, `depthwise_input_grad`, used by
+  `evitvid.models.depthwise`);
 - batch norm in training over channels-last activations, forward and backward
   (`batch_norm_forward`, `batch_norm_backward`, used by `evitvid.models.batchnorm`): PyTorch's
   channels-last backward ran 20-30x slower than its contiguous one with 8 channels.

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import kernels
 from .batchnorm import BatchNorm2d, BatchNorm3d
-from .depthwise3d import DepthwiseConv3dFunction
+from .depthwise import DepthwiseConvFunction
 
 TimePadding = Literal["zeros", "replicate"]
 TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
@@ -66,20 +66,20 @@ class GELUTanh(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
-class Conv3d(nn.Conv3d):
-    """`nn.Conv3d` with two CPU fast paths for the 3D model's convolutions.
+class _FastConv:
+    """The CPU fast paths shared by `Conv2d` and `Conv3d`.
 
-    - Training a depthwise kernel: `DepthwiseConv3dFunction`'s gradients (input gradient by
-      a forward convolution, weight gradient by a C++ kernel; `evitvid.models.depthwise3d`);
-      these are the 3D model's most expensive layers to train.
-    - A dense convolution of a single clip: oneDNN directly. PyTorch's heuristic sends a
-      batch of one with few input channels (the stem's 3 colours) to its native
+    - Training a depthwise kernel: `DepthwiseConvFunction`'s gradients (input gradient by
+      a forward convolution, weight gradient by a C++ kernel; `evitvid.models.depthwise`);
+      these are among the models' most expensive layers to train.
+    - (3D only) A dense convolution of a single clip: oneDNN directly. PyTorch's heuristic
+      sends a batch of one with few input channels (the stem's 3 colours) to its native
       `slow_conv3d`, an order of magnitude slower (`python -m evitvid bench`, inference at
       batch 1).
 
     Both are taken only on CPU without autocast, tracing or compiling; everything else
-    (CUDA, autocast, export, torch.compile) takes `nn.Conv3d`'s own path. Parameters and
-    `state_dict` are `nn.Conv3d`'s.
+    (CUDA, autocast, export, torch.compile) takes PyTorch's own path. Parameters and
+    `state_dict` are `nn.Conv2d`'s / `nn.Conv3d`'s.
     """
 
     def _plain_cpu(self, x: torch.Tensor) -> bool:
@@ -90,8 +90,8 @@ class Conv3d(nn.Conv3d):
     def _fast_depthwise(self, x: torch.Tensor) -> bool:
         return (self._plain_cpu(x) and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
                 and (x.requires_grad or self.weight.requires_grad)
-                and self.groups == self.in_channels == self.out_channels > 1 and self.dilation == (1, 1, 1)
-                and (self.stride != (1, 1, 1) or all(p < k for p, k in zip(self.padding, self.kernel_size))))
+                and self.groups == self.in_channels == self.out_channels > 1 and all(d == 1 for d in self.dilation)
+                and (any(s != 1 for s in self.stride) or all(p < k for p, k in zip(self.padding, self.kernel_size))))
 
     def _single_clip_dense(self, x: torch.Tensor) -> bool:
         return (self._plain_cpu(x) and x.dtype == torch.float32 and x.ndim == 5 and x.shape[0] == 1
@@ -99,10 +99,19 @@ class Conv3d(nn.Conv3d):
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
         if self._fast_depthwise(x):
-            return DepthwiseConv3dFunction.apply(x, weight, bias, self.stride, self.padding)
+            return DepthwiseConvFunction.apply(x, weight, bias, self.stride, self.padding)
         if self._single_clip_dense(x):
             return torch.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation, self.groups)
         return super()._conv_forward(x, weight, bias)
+
+
+class Conv2d(_FastConv, nn.Conv2d):
+    """`nn.Conv2d` with the CPU fast path for training depthwise kernels (`_FastConv`)."""
+
+
+class Conv3d(_FastConv, nn.Conv3d):
+    """`nn.Conv3d` with the CPU fast paths of `_FastConv`: training depthwise kernels, and
+    dense convolutions of a single clip."""
 
 
 class TimeReplicateConv3d(Conv3d):
@@ -163,7 +172,7 @@ class ConvSpec:
             raise ValueError(f"kernel size must be odd, got {kernel_size}")
         pad = kernel_size // 2
         if self.dims == 2:
-            return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=pad, groups=groups, bias=bias)
+            return Conv2d(in_chs, out_chs, kernel_size, stride, padding=pad, groups=groups, bias=bias)
         kt = self.time_kernel if kernel_size > 1 else 1
         st = self.time_stride if stride > 1 else 1
         kernel, strides = (kt, kernel_size, kernel_size), (st, stride, stride)

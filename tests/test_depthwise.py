@@ -1,12 +1,12 @@
-"""Depthwise 3D convolutions with fast CPU gradients: equal to PyTorch's, in fp32 and float64."""
+"""Depthwise 2D and 3D convolutions with fast CPU gradients: equal to PyTorch's, in fp32 and float64."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from evitvid.models import depthwise3d, kernels, layers
-from evitvid.models.depthwise3d import DepthwiseConv3dFunction, weight_grad
+from evitvid.models import depthwise, kernels, layers
+from evitvid.models.depthwise import DepthwiseConvFunction, weight_grad
 
 
 @pytest.mark.parametrize("padding, time_pad, kernel", [((1, 1, 1), 0, 3), ((1, 2, 2), 0, 5), ((0, 1, 1), 1, 3)])
@@ -22,8 +22,8 @@ def test_depthwise_conv3d_fast_backward_matches_pytorch(padding, time_pad, kerne
         x = x.contiguous(memory_format=torch.channels_last_3d)
     x.requires_grad_()
     calls = []
-    apply = DepthwiseConv3dFunction.apply
-    monkeypatch.setattr(DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    apply = DepthwiseConvFunction.apply
+    monkeypatch.setattr(DepthwiseConvFunction, "apply", lambda *a: calls.append(1) or apply(*a))
     y = conv(x)
     grad = torch.randn_like(y)
     fast = torch.autograd.grad(y, [x, conv.weight] + ([conv.bias] if bias else []), grad)
@@ -41,14 +41,14 @@ def test_depthwise_conv3d_fast_backward_passes_gradcheck():
     conv = layers.Conv3d(3, 3, (3, 3, 3), padding=(1, 1, 1), groups=3, bias=True).double()
     x = torch.randn(1, 3, 3, 5, 5, dtype=torch.float64, requires_grad=True)
     assert conv._fast_depthwise(x)
-    assert torch.autograd.gradcheck(lambda x, w, b: DepthwiseConv3dFunction.apply(x, w, b, (1, 1, 1), (1, 1, 1)),
+    assert torch.autograd.gradcheck(lambda x, w, b: DepthwiseConvFunction.apply(x, w, b, (1, 1, 1), (1, 1, 1)),
                                     (x, conv.weight, conv.bias))
 
 
 def test_depthwise_conv3d_fast_path_only_where_it_applies(monkeypatch):
     calls = []
-    apply = DepthwiseConv3dFunction.apply
-    monkeypatch.setattr(DepthwiseConv3dFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    apply = DepthwiseConvFunction.apply
+    monkeypatch.setattr(DepthwiseConvFunction, "apply", lambda *a: calls.append(1) or apply(*a))
     x = torch.randn(1, 4, 3, 8, 8)
     layers.Conv3d(4, 8, 3, padding=1, groups=4)(x)  # grouped, not depthwise
     layers.Conv3d(4, 4, 1, groups=1)(x)  # dense
@@ -111,7 +111,7 @@ def test_cpu_kernel_weight_grad_equals_pytorchs(channels, frames, size, kernel, 
     (4, 5, 9, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
 ])
 def test_cpu_kernel_input_grad_equals_pytorchs(channels, frames, size, kernel, stride, padding):
-    from evitvid.models.depthwise3d import input_grad
+    from evitvid.models.depthwise import input_grad
     torch.manual_seed(0)
     x = torch.randn(3, channels, frames, size, size).contiguous(memory_format=torch.channels_last_3d)
     w = torch.randn(channels, 1, *kernel)
@@ -163,13 +163,73 @@ def test_fast_path_passes_gradcheck_channels_last(stride, monkeypatch):
     x = torch.randn(2, 3, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
     x.requires_grad_()
     calls = []
-    original = depthwise3d.weight_grad
+    original = depthwise.weight_grad
 
     def spy(*args):
         calls.append(kernels.rows_view(args[0]) is not None)
         return original(*args)
-    monkeypatch.setattr(depthwise3d, "weight_grad", spy)
+    monkeypatch.setattr(depthwise, "weight_grad", spy)
     assert torch.autograd.gradcheck(
-        lambda x, w, b: DepthwiseConv3dFunction.apply(x.contiguous(memory_format=torch.channels_last_3d), w, b,
+        lambda x, w, b: DepthwiseConvFunction.apply(x.contiguous(memory_format=torch.channels_last_3d), w, b,
                                                       stride, (1, 1, 1)), (x, w, b))
     assert calls and all(calls)  # the C++ path ran
+
+
+@pytest.mark.parametrize("channels, size, kernel, stride", [
+    (6, 9, 3, 1), (16, 8, 3, 2), (8, 20, 5, 1), (384, 2, 5, 1), (12, 11, 5, 2)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_depthwise_conv2d_fast_backward_matches_pytorch(channels, size, kernel, stride, bias, monkeypatch):
+    """A 2D depthwise layer goes through the 3D kernels as a clip of one frame: its gradients are
+    PyTorch's conv2d gradients, and the C++ weight gradient is within rounding of the exact sums."""
+    torch.manual_seed(0)
+    conv = layers.Conv2d(channels, channels, kernel, stride, padding=kernel // 2, groups=channels, bias=bias)
+    conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, channels, size, size).contiguous(memory_format=torch.channels_last).requires_grad_()
+    calls = []
+    apply = DepthwiseConvFunction.apply
+    monkeypatch.setattr(DepthwiseConvFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    params = [x, conv.weight] + ([conv.bias] if bias else [])
+    y = conv(x)
+    assert calls == [1] and y.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(y)
+    fast = torch.autograd.grad(y, params, grad)
+    assert fast[0].shape == x.shape and fast[1].shape == conv.weight.shape
+    y_ref = F.conv2d(x, conv.weight, conv.bias, stride, kernel // 2, 1, channels)
+    ref = torch.autograd.grad(y_ref, params, grad)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    w64 = conv.weight.detach().double().requires_grad_()
+    exact = torch.autograd.grad(F.conv2d(x.detach().double(), w64, None, stride, kernel // 2, 1, channels), w64,
+                                grad.double())[0]
+    torch.testing.assert_close(fast[0], ref[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast[1].double(), exact, rtol=1e-5, atol=2e-7 * exact.abs().max().item())
+    if bias:
+        torch.testing.assert_close(fast[2], ref[2])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_conv2d_fast_path_passes_gradcheck(stride, monkeypatch):
+    """float64 gradcheck of the 2D layer through the C++ kernels (channels-last input)."""
+    torch.manual_seed(0)
+    conv = layers.Conv2d(3, 3, 3, stride, padding=1, groups=3, bias=True).double()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    assert conv._fast_depthwise(x)
+    calls = []
+    original = depthwise.weight_grad
+
+    def spy(*args):
+        calls.append(kernels.rows_view(args[0].unsqueeze(2)) is not None)
+        return original(*args)
+    monkeypatch.setattr(depthwise, "weight_grad", spy)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: DepthwiseConvFunction.apply(x.contiguous(memory_format=torch.channels_last), w, b,
+                                                    (stride, stride), (1, 1)), (x, conv.weight, conv.bias))
+    assert calls and all(calls)
+
+
+def test_the_2d_model_is_built_from_the_fast_conv2d():
+    from evitvid.models import create_model
+    net = create_model("efficientvit_b0", num_classes=10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(isinstance(m, layers.Conv2d) for m in convs)
+    assert any(m.groups == m.in_channels > 1 for m in convs)  # it has depthwise layers to speed up
