@@ -43,3 +43,43 @@ def test_cached_views_are_the_per_epoch_drawings():
             assert torch.equal(cached[i]["image"], live[i]["image"])  # epoch 2 shows the first drawing again
     with pytest.raises(ValueError, match="views"):
         FashionImages("train", size=32, views=0)
+
+
+def test_a_smaller_window_keeps_the_videos_item_size():
+    """`scale`: a 48-pixel picture drawn at a 64-pixel frame's scale shows the item as large as the
+    64-pixel picture does (the same draws) on less background; default `scale` is `size`."""
+    item = np.zeros((28, 28), np.uint8)
+    item[2:26, 2:26] = 255  # a square filling the item's 28 pixels
+    blank = np.zeros((28, 28), np.uint8)
+
+    def covered(size, scale, seed):
+        a = render_still(item, np.random.default_rng(seed), size, scale).astype(int)
+        b = render_still(blank, np.random.default_rng(seed), size, scale).astype(int)
+        return (np.abs(a - b).sum(-1) > 30).sum()
+
+    for seed in range(8):
+        full, window, small = covered(64, 64, seed), covered(48, 64, seed), covered(48, 48, seed)
+        assert abs(window - full) <= 0.05 * full  # the same item area in pixels, not cut by the window
+        assert small < 0.75 * full  # where a 48-pixel frame's scale draws it smaller
+    assert np.array_equal(render_still(item, np.random.default_rng(1), 64),
+                          render_still(item, np.random.default_rng(1), 64, 64))
+    images = FashionImages("train", size=48, scale=64, train=False, indices=np.arange(3))
+    assert images[0]["image"].shape == (3, 48, 48)
+    with pytest.raises(ValueError, match="scale"):
+        FashionImages("train", size=48, scale=32)
+    with pytest.raises(ValueError, match="scale"):
+        render_still(item, np.random.default_rng(0), 64, 48)
+
+
+def test_rendering_in_worker_processes_gives_the_same_drawings():
+    indices = np.arange(20, 45)
+    serial = FashionImages("train", size=32, scale=40, train=True, seed=5, indices=indices, views=2)
+    serial.render(workers=1)
+    pooled = FashionImages("train", size=32, scale=40, train=True, seed=5, indices=indices, views=2)
+    pooled.render(workers=2)
+    assert serial._drawings.shape == (25, 2, 32, 32, 3)
+    assert np.array_equal(serial._drawings, pooled._drawings)
+    live = FashionImages("train", size=32, scale=40, train=True, seed=5, indices=indices)
+    live.set_epoch(1)
+    pooled.set_epoch(1)
+    assert torch.equal(pooled[7]["image"], live[7]["image"])  # view 1 is epoch 1's drawing

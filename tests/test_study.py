@@ -272,6 +272,9 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
         study.load_profile("nope")
     with pytest.raises(study.ParameterError, match=r"decoder='opencv': one of auto, decord, pyav"):
         study.load_profile("cpu", decoder="opencv")
+    with pytest.raises(study.ParameterError, match=r"pretrain_image_scale=32: must be null or an integer >= "
+                                                   r"pretrain_image_size \(48\)"):
+        study.load_profile("cpu", pretrain_image_size=48, pretrain_image_scale=32)
 
 
 def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):

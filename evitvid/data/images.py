@@ -7,6 +7,7 @@ while the videos use only **t10k** images: pretraining never sees a video's item
 """
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -21,27 +22,34 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD
 class FashionImages(EpochDataset):
     """Yields {"image": C x H x W float, "label": int, "narration_id": "fashion-<split>-<i>"}.
 
+    Pictures are `size` pixels square; `scale` (default `size`) is the video frame size whose
+    item and texture sizes they keep (`synth.render_still`): `size=48, scale=64` draws the
+    items as large as in the study's 64-pixel clips, on a smaller window of background.
+
     Each image is rendered from a generator seeded by (seed, epoch, index) in training (a
     new background and placement every epoch) and by (seed, index) in evaluation.
 
-    `views=N` renders N drawings of every image once, on first use, and training epoch e
-    shows drawing e mod N (evaluation: the first): rendering costs about 0.7 ms an image, as
-    much as a third of a 64 x 64 training step of the 2D B0, so re-rendering every epoch would
-    cost a third of the pretraining. The drawings are the same function of (seed, view, index)
-    as the per-epoch ones of epochs 0 .. N-1.
+    `views=N` renders N drawings of every image once, on first use (or in worker processes
+    with `render`), and training epoch e shows drawing e mod N (evaluation: the first):
+    rendering costs about 0.7 ms an image, as much as a third of a 64 x 64 training step of
+    the 2D B0, so re-rendering every epoch would cost a third of the pretraining. The drawings
+    are the same function of (seed, view, index) as the per-epoch ones of epochs 0 .. N-1,
+    whoever renders them.
     """
 
     classes = CLASSES
 
-    def __init__(self, split: str = "train", *, size: int = 64, train: bool = True, seed: int = 0,
-                 indices: Optional[Sequence[int]] = None, mean: Sequence[float] = IMAGENET_MEAN,
+    def __init__(self, split: str = "train", *, size: int = 64, scale: Optional[int] = None, train: bool = True,
+                 seed: int = 0, indices: Optional[Sequence[int]] = None, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, views: Optional[int] = None):
         if size < 8:
             raise ValueError(f"size must be at least 8 pixels, got {size}")
+        if scale is not None and scale < size:
+            raise ValueError(f"scale must be at least size ({size} pixels), got {scale}")
         self.images, self.labels = load_fashion_mnist(split)
         self.split = split
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices)
-        self.size, self.train, self.seed, self.epoch = size, train, seed, 0
+        self.size, self.scale, self.train, self.seed, self.epoch = size, scale or size, train, seed, 0
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
         if views is not None and views < 1:
@@ -53,8 +61,26 @@ class FashionImages(EpochDataset):
         return len(self.indices)
 
     def _draw(self, i: int, epoch: int) -> np.ndarray:
-        j = int(self.indices[i])
-        return render_still(self.images[j], np.random.default_rng([self.seed, epoch, j]), self.size)
+        return _drawing(self.images, int(self.indices[i]), self.seed, epoch, self.size, self.scale)
+
+    def render(self, workers: Optional[int] = None) -> None:
+        """Render the `views` drawings of every image now, in `workers` processes (default: one
+        per available core; 1: in this process). The same bytes for any number of workers. A
+        no-op without `views` or when they are rendered already."""
+        if self.views is None or self._drawings is not None:
+            return
+        workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        jobs = [(self.split, chunk, self.seed, self.views, self.size, self.scale)
+                for chunk in np.array_split(self.indices, max(1, min(len(self), 8 * workers)))]
+        if workers <= 1:
+            parts = [_render_views(job) for job in jobs]
+        else:
+            import multiprocessing
+
+            from ..workers import process_pool
+            with process_pool(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                parts = list(pool.map(_render_views, jobs))
+        self._drawings = np.concatenate(parts)
 
     def __getitem__(self, i: int) -> dict:
         j = int(self.indices[i])
@@ -63,8 +89,20 @@ class FashionImages(EpochDataset):
             picture = torch.from_numpy(self._draw(i, epoch))
         else:
             if self._drawings is None:
-                self._drawings = np.stack([np.stack([self._draw(k, v) for v in range(self.views)])
-                                           for k in range(len(self))])
+                self.render(workers=1)
             picture = torch.from_numpy(self._drawings[i, epoch % self.views if self.train else 0])
         image = (picture.permute(2, 0, 1).float() / 255 - self.mean) / self.std
         return {"image": image, "label": int(self.labels[j]), "narration_id": f"fashion-{self.split}-{j}"}
+
+
+def _drawing(images: np.ndarray, j: int, seed: int, epoch: int, size: int, scale: int) -> np.ndarray:
+    """Image `j` as drawn for `epoch` (or view) under `seed`."""
+    return render_still(images[j], np.random.default_rng([seed, epoch, j]), size, scale)
+
+
+def _render_views(job: tuple) -> np.ndarray:
+    """Every view of a chunk of images (a worker's share of `FashionImages.render`): len x views x H x W x 3."""
+    split, indices, seed, views, size, scale = job
+    images, _ = load_fashion_mnist(split)
+    return np.stack([np.stack([_drawing(images, int(j), seed, v, size, scale) for v in range(views)])
+                     for j in indices])

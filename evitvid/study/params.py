@@ -85,6 +85,8 @@ class StudyParams:
     parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)", default=1)
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size", default=64)
+    pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "
+                                               "(null: the image size)", default=None)
     pretrain_epochs: int = _doc("epochs", default=6)
     pretrain_batch_size: int = _doc("batch", default=128)
     pretrain_lr: float = _doc("peak learning rate", default=0.004)
@@ -148,6 +150,11 @@ class StudyParams:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 out.append(f"{name}={value!r}: must be a positive integer or null")
+        scale = self.pretrain_image_scale
+        if scale is not None and (not isinstance(scale, int) or isinstance(scale, bool)
+                                  or not isinstance(self.pretrain_image_size, int) or scale < self.pretrain_image_size):
+            out.append(f"pretrain_image_scale={scale!r}: must be null or an integer >= pretrain_image_size "
+                       f"({self.pretrain_image_size!r})")
         if not 0 < self.confidence < 1:
             out.append(f"confidence={self.confidence!r}: must be in (0, 1)")
         known_methods = ("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated")

@@ -204,12 +204,18 @@ def pretraining_table(pretraining: Mapping) -> pd.DataFrame:
 
 def pretraining_numbers(runs: Mapping) -> dict:
     if not runs:
-        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change")}
+        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change",
+                                   "pretrain_picture")}
     r = next(iter(runs.values()))
     tops = [m["val_top1"] for m in r.metrics if "val_top1" in m]
     change = 100 * (tops[-1] - tops[-2]) if len(tops) > 1 else float("nan")
+    size = r.params["image_size"]
+    scale = r.params.get("image_scale") or size
+    picture = (f"{size} x {size} pixels" if scale == size else
+               f"{size} x {size} pixels, with items and textures as large as in a {scale}-pixel frame")
     return {"pretrain_epochs": str(len(r.metrics)), "pretrain_images": f"{r.results['train_images']:,}",
-            "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points"}
+            "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points",
+            "pretrain_picture": picture}
 
 
 def reversal_table(at_init: pd.DataFrame) -> pd.DataFrame:

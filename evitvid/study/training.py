@@ -208,7 +208,8 @@ def pretraining_runs(params) -> dict[str, Optional[Run]]:
     return out
 
 
-def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: int = 64, epochs: int = 6,
+def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: int = 64,
+                    image_scale: Optional[int] = None, epochs: int = 6,
                     batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 0.05, warmup_epochs: float = 0.5,
                     label_smoothing: float = 0.1, held_out: int = 5000, max_train: Optional[int] = None,
                     views: Optional[int] = 2, precision: str = "auto", seed: int = 0,
@@ -216,6 +217,9 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
                     num_workers: int = 0, progress: Optional[bool] = None, threads: Optional[int] = None) -> Run:
     """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
     it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
+
+    Pictures are `image_size` pixels square with items and textures drawn as in an
+    `image_scale`-pixel video frame (default `image_size`; `FashionImages`).
 
     The last `held_out` images of the train split are held out for validation, the rest (or
     the first `max_train` of them) train; t10k, the videos' items, is never used. `views`
@@ -232,7 +236,8 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
                       num_workers=num_workers, seed=seed, progress=show_progress(progress))
-    params = dict(model=model, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
+    params = dict(model=model, image_size=image_size, image_scale=image_scale, epochs=epochs, batch_size=batch_size,
+                  lr=lr,
                   weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed)
     root = runs_root_of(runs_root)
@@ -242,15 +247,18 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
     if held_out >= n:
         raise ValueError(f"held_out={held_out}: the train split has only {n} images")
     train_idx = np.arange(n - held_out)[:max_train]
-    train_set = FashionImages("train", size=image_size, train=True, seed=seed, indices=train_idx, views=views)
-    val_set = FashionImages("train", size=image_size, train=False, seed=seed, indices=np.arange(n - held_out, n),
-                            views=1)
+    train_set = FashionImages("train", size=image_size, scale=image_scale, train=True, seed=seed, indices=train_idx,
+                              views=views)
+    val_set = FashionImages("train", size=image_size, scale=image_scale, train=False, seed=seed,
+                            indices=np.arange(n - held_out, n), views=1)
     torch.manual_seed(seed)
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
     check_batches(batch_size, len(train_set), world_size())
     run = open_run(root, name, params)
     if run.complete:
         return run
+    for images in (train_set, val_set):  # every drawing at once, on every core (nothing else runs yet)
+        images.render()
     trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=IMAGE)
     trainer.fit()
     result = trainer.evaluate(val_set, desc="validation")
@@ -265,7 +273,8 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
 
 def pretraining_params(params) -> dict:
     """`pretrain_images` keyword arguments from the study's parameters (`StudyParams`)."""
-    return dict(image_size=params.pretrain_image_size, epochs=params.pretrain_epochs,
+    return dict(image_size=params.pretrain_image_size, image_scale=params.pretrain_image_scale,
+                epochs=params.pretrain_epochs,
                 batch_size=params.pretrain_batch_size, lr=params.pretrain_lr, held_out=params.pretrain_held_out,
                 max_train=params.pretrain_max_train, views=params.pretrain_views)
 

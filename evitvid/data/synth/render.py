@@ -253,13 +253,27 @@ class _Renderer:
         return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), mask
 
 
-def render_still(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+def render_still(image: np.ndarray, rng: np.random.Generator, size: int, scale: int | None = None) -> np.ndarray:
     """One picture in the videos' style, for image pretraining: a 28x28 item, tinted, scaled and
     turned as the videos' items are, at a random place on a textured background of the
-    videos' kind. Returns H x W x 3 uint8."""
-    canvas = _background(_background_params(rng), size, size)
-    side = float(rng.uniform(0.42, 0.52)) * size
-    cx, cy = rng.uniform(0.3, 0.7, size=2) * size
+    videos' kind. Returns `size` x `size` x 3 uint8.
+
+    `scale` (default `size`) is the side of the video frame whose style the picture imitates:
+    the item and the background's texture have the sizes they have in a `scale`-pixel frame,
+    and a smaller `size` keeps a window around the item (the item keeps inside it as it does
+    in a full frame, where its centre lies in the middle 40 %).
+    """
+    scale = size if scale is None else int(scale)
+    if not 0 < size <= scale:
+        raise ValueError(f"render_still: size must be positive and at most scale, got size={size}, scale={scale}")
+    canvas = _background(_background_params(rng), scale, size)
+    side = float(rng.uniform(0.42, 0.52)) * scale
+    centre = rng.uniform(0.3, 0.7, size=2)
+    if scale == size:
+        cx, cy = centre * size
+    else:  # the same draw, its range narrowed so the largest item stays inside the window
+        reach = min(0.2 * size, max(0.0, (size - 0.52 * scale) / 2))
+        cx, cy = size / 2 + (centre - 0.5) / 0.2 * reach
     _paste(canvas, _rasterize(_item_maps(np.asarray(image)), cx, cy, side, float(rng.uniform(-15, 15)), size),
            _tint(rng, (0.0, 0.6), (0.75, 1.0)))
     canvas *= float(rng.uniform(0.85, 1.1))
