@@ -220,6 +220,13 @@ def test_plateau_table_measures_the_change_over_the_last_epochs():
     assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
 
 
+def test_pretraining_sentence_reads_the_target_and_the_last_epoch():
+    assert study.pretraining_sentence(0.912, 0.4).startswith("it reaches the 90 %")
+    levelled = study.pretraining_sentence(0.847, 0.3)
+    assert "5.3 points below the 90 %" in levelled and "run its course" in levelled
+    assert "still climbing" in study.pretraining_sentence(0.814, 2.7)
+
+
 def test_budget_sentence_never_reads_training_time_as_the_whole_study():
     """Training is only part of make study: 36 minutes of training within a 45-minute budget
     must not say the study fitted it (the whole run took 55)."""
