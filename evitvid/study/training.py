@@ -237,8 +237,7 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
                       num_workers=num_workers, seed=seed, progress=show_progress(progress))
     params = dict(model=model, image_size=image_size, image_scale=image_scale, epochs=epochs, batch_size=batch_size,
-                  lr=lr,
-                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+                  lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed)
     root = runs_root_of(runs_root)
     set_threads(threads)
@@ -274,9 +273,8 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
 def pretraining_params(params) -> dict:
     """`pretrain_images` keyword arguments from the study's parameters (`StudyParams`)."""
     return dict(image_size=params.pretrain_image_size, image_scale=params.pretrain_image_scale,
-                epochs=params.pretrain_epochs,
-                batch_size=params.pretrain_batch_size, lr=params.pretrain_lr, held_out=params.pretrain_held_out,
-                max_train=params.pretrain_max_train, views=params.pretrain_views)
+                epochs=params.pretrain_epochs, batch_size=params.pretrain_batch_size, lr=params.pretrain_lr,
+                held_out=params.pretrain_held_out, max_train=params.pretrain_max_train, views=params.pretrain_views)
 
 
 def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
