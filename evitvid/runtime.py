@@ -137,9 +137,28 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def lesser_instruction_set(capability: Optional[str] = None) -> str:
+    """The oneDNN instruction set (a `ONEDNN_MAX_CPU_ISA` value) one step below the best this CPU
+    runs (`capability`: PyTorch's `torch.backends.cpu.get_cpu_capability()`, e.g. "AVX512",
+    "AVX2"): what a run limited to it computes stands in for another machine's rounding.
+
+    Limiting oneDNN to the CPU's own best (AVX2 on an AVX2 machine) changes nothing, to the
+    last bit; one step below (AVX2 -> AVX) changes the convolution kernels. On CPUs oneDNN
+    does not limit this way (not x86) the result may still be the same bytes, so a caller
+    should check that the two runs differ before reading their difference as a spread.
+    """
+    cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
+    if cap.startswith("AVX512"):
+        return "AVX2"
+    if cap == "AVX2":
+        return "AVX"
+    return "SSE41"
+
+
 def environment() -> dict:
-    """Where this process runs: CPU model, cores, threads, the instruction set oneDNN may use,
-    device, Python and the versions of the libraries that change a result."""
+    """Where this process runs: CPU model, cores, threads, the best instruction set PyTorch
+    found and the one oneDNN may use, device, Python and the versions of the libraries that
+    change a result."""
     from importlib import metadata
 
     versions = {}
@@ -150,6 +169,7 @@ def environment() -> dict:
             continue
     return {"cpu": _cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count(), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
             "device": str(resolve_device()), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions}

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import evitvid
-from evitvid.runtime import autocast_dtype, compile_for_inference, resolve_device, set_memory_format
+from evitvid.runtime import (autocast_dtype, compile_for_inference, lesser_instruction_set, resolve_device,
+                             set_memory_format)
 
 
 def make_model(seed: int = 0):
@@ -69,3 +70,37 @@ def test_compile_for_inference_compiles_and_agrees():
     assert status == "compiled" and compiled is not model
     with torch.no_grad():
         torch.testing.assert_close(compiled(x).verb, model(x).verb, rtol=1e-4, atol=1e-4)
+
+
+def test_lesser_instruction_set_is_one_step_below_the_cpus_best():
+    assert lesser_instruction_set("AVX512") == "AVX2" and lesser_instruction_set("avx512_vnni") == "AVX2"
+    assert lesser_instruction_set("AVX2") == "AVX" and lesser_instruction_set("DEFAULT") == "SSE41"
+
+
+_CONV_BYTES = """
+import hashlib, torch
+torch.manual_seed(0)
+x = torch.randn(2, 16, 4, 12, 12).to(memory_format=torch.channels_last_3d)
+y = torch.nn.functional.conv3d(x, torch.randn(32, 16, 3, 3, 3), padding=1)
+print(hashlib.sha256(y.numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"), reason="an x86 CPU with AVX2")
+def test_the_lesser_instruction_set_changes_the_convolutions_and_the_cpus_own_does_not():
+    """What a spread between machines measured on one machine needs: oneDNN limited to the
+    CPU's own best instruction set computes the same bytes (so it stands in for no other
+    machine), limited to `lesser_instruction_set()` it does not."""
+    import os
+    import subprocess
+    import sys
+
+    def conv_bytes(isa=None):
+        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+        env.update({"ONEDNN_MAX_CPU_ISA": isa} if isa else {})
+        return subprocess.run([sys.executable, "-c", _CONV_BYTES], env=env, capture_output=True, text=True,
+                              check=True).stdout
+    default = conv_bytes()
+    if torch.backends.cpu.get_cpu_capability() == "AVX2":  # (AVX-512 CPUs have several "own bests")
+        assert conv_bytes("AVX2") == default
+    assert conv_bytes(lesser_instruction_set()) != default
