@@ -28,16 +28,17 @@ def test_depthwise_conv3d_fast_backward_matches_pytorch(padding, time_pad, kerne
     grad = torch.randn_like(y)
     fast = torch.autograd.grad(y, [x, conv.weight] + ([conv.bias] if bias else []), grad)
     assert calls == [1]
-    xp = torch.nn.functional.pad(x, (0, 0, 0, 0, time_pad, time_pad), mode="replicate") if time_pad else x
-    y_ref = torch.nn.functional.conv3d(xp, conv.weight, conv.bias, 1, padding, 1, 6)
-    torch.testing.assert_close(y, y_ref)
+
+    def reference(x, weight, bias):  # PyTorch's own convolution, time padding included
+        xp = F.pad(x, (0, 0, 0, 0, time_pad, time_pad), mode="replicate") if time_pad else x
+        return F.conv3d(xp, weight, bias, 1, padding, 1, 6)
+
+    torch.testing.assert_close(y, reference(x, conv.weight, conv.bias))
     # Gradients against the exact sums (PyTorch's, in float64), not PyTorch's fp32, whose own
     # rounding depends on the CPU's kernels (an 810-term weight sum differed by 2e-5 on an AMD EPYC).
     x64, w64 = x.detach().double().requires_grad_(), conv.weight.detach().double().requires_grad_()
     b64 = conv.bias.detach().double().requires_grad_() if bias else None
-    xp64 = torch.nn.functional.pad(x64, (0, 0, 0, 0, time_pad, time_pad), mode="replicate") if time_pad else x64
-    y64 = torch.nn.functional.conv3d(xp64, w64, b64, 1, padding, 1, 6)
-    exact = torch.autograd.grad(y64, [x64, w64] + ([b64] if bias else []), grad.double())
+    exact = torch.autograd.grad(reference(x64, w64, b64), [x64, w64] + ([b64] if bias else []), grad.double())
     for a, b in zip(fast, exact):
         torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=2e-7 * b.abs().max().item())
 
