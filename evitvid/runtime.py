@@ -143,9 +143,11 @@ def lesser_instruction_set(capability: Optional[str] = None) -> str:
     "AVX2"): what a run limited to it computes stands in for another machine's rounding.
 
     Limiting oneDNN to the CPU's own best (AVX2 on an AVX2 machine) changes nothing, to the
-    last bit; one step below (AVX2 -> AVX) changes the convolution kernels. On CPUs oneDNN
-    does not limit this way (not x86) the result may still be the same bytes, so a caller
-    should check that the two runs differ before reading their difference as a spread.
+    last bit; one step below changes the kernels and the model's bytes (AVX2 -> AVX: no fused
+    multiply-add; AVX-512 -> AVX2: other blockings, though a lone 3x3 convolution can still sum
+    in the same order). On CPUs oneDNN does not limit this way (not x86) the result may still be
+    the same bytes, so a caller should check that the two runs differ before reading their
+    difference as a spread (`study.same_computation`).
     """
     cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
     if cap.startswith("AVX512"):

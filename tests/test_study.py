@@ -255,6 +255,25 @@ def test_plateau_sentence_reads_the_same_changes_as_the_table():
     assert "too few validated epochs" in plateau_sentence({}, methods)  # nothing trained yet
 
 
+def test_machine_spread_says_when_the_two_runs_computed_the_same_numbers():
+    """Limiting oneDNN to the CPU's own best instruction set changes nothing: the book must not
+    read that +0.0 as the spread between machines."""
+    from types import SimpleNamespace
+
+    def run(losses, verb, isa=None):
+        return SimpleNamespace(params={"seed": 0, **({"environment": {"ONEDNN_MAX_CPU_ISA": isa}} if isa else {})},
+                               metrics=[{"epoch": e + 1, "train_loss": x} for e, x in enumerate(losses)],
+                               results={"val": {"verb_top1": verb}, "environment": {"cpu_capability": "AVX512"}})
+    here = run([2.5, 2.0], 0.40)
+    runs = {"a": [here, run([2.4, 2.1], 0.35)]}
+    same = study.spread_numbers(runs, {}, here, run([2.5, 2.0], 0.40, "AVX2"))
+    assert same["machine_change"].startswith("+0.0 points") and "measures nothing" in same["machine_change"]
+    assert (same["machine_isa"], same["machine_capability"], same["seed_range"]) == ("AVX2", "AVX512", "5.0 points")
+    moved = study.spread_numbers(runs, {}, here, run([2.5, 2.0000001], 0.42, "AVX2"))
+    assert moved["machine_change"] == "+2.0 points"
+    assert not study.same_computation(run([], 0.4), run([], 0.4))  # no epochs: nothing to compare
+
+
 def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_path):
     params = tiny_params(tiny_root, tmp_path, pretrained=None, methods=["3d_random"])
     with pytest.raises(FileNotFoundError, match="run notebook 03_3d_inflated first"):

@@ -30,8 +30,8 @@ from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_
                      comparison_numbers, comparison_sentence, frames_numbers, glue,
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
-                     readable_baselines, readable_summary, reversal_numbers, reversal_table, save_table, spread_numbers,
-                     time_inference_all, time_spent, timing_table, verdict_display)
+                     readable_baselines, readable_summary, reversal_numbers, reversal_table, same_computation, save_table,
+                     spread_numbers, time_inference_all, time_spent, timing_table, verdict_display)
 from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
                       pair_summary, seed_spread, segments_by_seed, summary)
 from .training import (DEFAULT_RUNS, RunSpec, initial_model, pretrain_images, pretrained_checkpoint,
@@ -58,5 +58,6 @@ __all__ = [
     "time_inference_all", "timing_table", "pretraining_curves", "pretraining_table", "pretraining_numbers",
     "pretraining_sentence",
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
-    "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "budget_sentence", "plateau_table",
+    "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "budget_sentence",
+    "plateau_table",
 ]

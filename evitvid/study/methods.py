@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .. import models as _models
+from .. import runtime
 from ..runs import Run, relative_to_root
 from .data import DataPaths, resolve_data
 from .params import StudyParams
@@ -122,11 +123,13 @@ def train_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
     return {key: [trained[s.name] for s in group] for key, group in specs.items()}
 
 
-def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, isa: str = "AVX2",
+def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, isa: Optional[str] = None,
                    data: Optional[DataPaths] = None) -> tuple[Run, Run]:
     """The same run (method `key`, `seed`) here and as another machine would compute it: oneDNN
-    limited to the `isa` instruction set (ONEDNN_MAX_CPU_ISA), which changes the kernels and so
-    the rounding of every convolution. Returns (the run as the study trained it, the other)."""
+    limited to the `isa` instruction set (ONEDNN_MAX_CPU_ISA; by default one step below this CPU's
+    best, `runtime.lesser_instruction_set`), which changes the kernels and so the rounding of
+    every convolution. Returns (the run as the study trained it, the other)."""
+    isa = isa or runtime.lesser_instruction_set()
     env = {"ONEDNN_MAX_CPU_ISA": isa}
     here = train_methods(params, [key], data)[key]
     other_spec = next(s for s in method_runs(params, [key], data, environment=env)[key] if s.kwargs["seed"] == seed)

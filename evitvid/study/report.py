@@ -22,8 +22,8 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "readable_summary", "readable_baselines", "comparison_sentence", "MAIN_COMPARISONS",
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
-           "verdict_display", "pair_numbers", "machine_table", "spread_numbers", "protocol_numbers", "plateau_sentence", "time_spent",
-           "budget_numbers", "budget_sentence", "plateau_table"]
+           "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
+           "protocol_numbers", "plateau_sentence", "time_spent", "budget_numbers", "budget_sentence", "plateau_table"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -308,11 +308,26 @@ def machine_table(here: Run, elsewhere: Run, methods: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
+def same_computation(a: Run, b: Run) -> bool:
+    """Whether two runs computed the same numbers: their per-epoch training losses are equal to
+    the last bit (two instruction sets that round alike leave every sum unchanged)."""
+    def losses(r: Run) -> list:
+        return [m["train_loss"] for m in r.metrics if "train_loss" in m]
+    return bool(losses(a)) and losses(a) == losses(b)
+
+
 def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -> dict:
+    """The book's sentence on how much numbers move: the largest range of verb top-1 over seeds
+    (any method), the change of one run on another instruction set, and which instruction sets."""
     ranges = [100 * (max(r.results["val"]["verb_top1"] for r in g) - min(r.results["val"]["verb_top1"] for r in g))
               for g in runs.values() if len(g) > 1]
-    change = 100 * (elsewhere.results["val"]["verb_top1"] - here.results["val"]["verb_top1"])
-    return {"seed_range": f"{max(ranges):.1f} points" if ranges else "n/a", "machine_change": f"{change:+.1f} points"}
+    change = f"{100 * (elsewhere.results['val']['verb_top1'] - here.results['val']['verb_top1']):+.1f} points"
+    if same_computation(here, elsewhere):
+        change += (" (the two runs computed the same numbers to the last bit, so this measures nothing about "
+                   "other machines)")
+    return {"seed_range": f"{max(ranges):.1f} points" if ranges else "n/a", "machine_change": change,
+            "machine_isa": elsewhere.params.get("environment", {}).get("ONEDNN_MAX_CPU_ISA", "default"),
+            "machine_capability": here.results.get("environment", {}).get("cpu_capability", "unknown")}
 
 
 PLATEAU_POINTS = 1.0  # a method still gaining this much verb top-1 over its last epochs has not reached a plateau
