@@ -356,8 +356,8 @@ def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
-    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
-            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
+    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}",
+            "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}", "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
 
 
 def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
