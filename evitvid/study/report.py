@@ -297,10 +297,15 @@ def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
     return {"pairs_sentence": "; ".join(f"{m} {v:.1f} %" for m, v in means.items())}
 
 
+def limited_isa(run: Run) -> str:
+    """The instruction set a run limited oneDNN to (`machine_spread`), or "default"."""
+    return run.params.get("environment", {}).get("ONEDNN_MAX_CPU_ISA", "default")
+
+
 def machine_table(here: Run, elsewhere: Run, methods: Mapping) -> pd.DataFrame:
     rows = []
     for label, r in (("this machine (default instruction set)", here),
-                     (f"oneDNN limited to {elsewhere.params['environment']['ONEDNN_MAX_CPU_ISA']}", elsewhere)):
+                     (f"oneDNN limited to {limited_isa(elsewhere)}", elsewhere)):
         val = r.results["val"]
         rows.append({"run": label, "verb top-1 (%)": f"{100 * val['verb_top1']:.1f}",
                      "noun top-1 (%)": f"{100 * val['noun_top1']:.1f}",
@@ -311,9 +316,8 @@ def machine_table(here: Run, elsewhere: Run, methods: Mapping) -> pd.DataFrame:
 def same_computation(a: Run, b: Run) -> bool:
     """Whether two runs computed the same numbers: their per-epoch training losses are equal to
     the last bit (two instruction sets that round alike leave every sum unchanged)."""
-    def losses(r: Run) -> list:
-        return [m["train_loss"] for m in r.metrics if "train_loss" in m]
-    return bool(losses(a)) and losses(a) == losses(b)
+    first, second = ([m["train_loss"] for m in r.metrics if "train_loss" in m] for r in (a, b))
+    return bool(first) and first == second
 
 
 def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -> dict:
@@ -326,7 +330,7 @@ def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -
         change += (" (the two runs computed the same numbers to the last bit, so this measures nothing about "
                    "other machines)")
     return {"seed_range": f"{max(ranges):.1f} points" if ranges else "n/a", "machine_change": change,
-            "machine_isa": elsewhere.params.get("environment", {}).get("ONEDNN_MAX_CPU_ISA", "default"),
+            "machine_isa": limited_isa(elsewhere),
             "machine_capability": here.results.get("environment", {}).get("cpu_capability", "unknown")}
 
 
@@ -357,7 +361,8 @@ def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
     return {"epochs": str(params.epochs), "lr": f"{params.lr:g}",
-            "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}", "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
+            "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
+            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
 
 
 def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
