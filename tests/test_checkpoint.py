@@ -105,7 +105,9 @@ def test_pretrained_3d_and_frameavg_from_a_2d_checkpoint(tmp_path, b1, caplog):
         got_fa = fa.forward_head(fa.forward_features(repeat_frames(image, 3)), pre_logits=True)
         got_3d = m3.forward_head(m3.forward_features(repeat_frames(image, 3)), pre_logits=True)
     torch.testing.assert_close(got_fa, want, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got_3d, want, atol=1e-3, rtol=1e-3)
+    # a boring clip through the inflated model with replicated time padding: the 2D output up to
+    # fp32 rounding (about 1e-6 here; the inflation divides by 3 in fp32), as in test_inflate
+    torch.testing.assert_close(got_3d, want, atol=1e-5, rtol=1e-5)
 
 
 def test_frameavg_checkpoint_inflates_into_3d_with_its_heads(tmp_path):

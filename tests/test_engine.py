@@ -42,7 +42,8 @@ def make_model(seed: int = 0, dtype: torch.dtype = torch.float32):
 
 
 def config(**kw) -> TrainConfig:
-    return TrainConfig(**{**dict(epochs=3, batch_size=4, lr=2e-3, warmup_epochs=1, progress=False, seed=0), **kw})
+    return TrainConfig(**{**dict(epochs=3, batch_size=4, lr=2e-3, weight_decay=0.05, warmup_epochs=1,
+                                 label_smoothing=0.1, progress=False, seed=0), **kw})
 
 
 def test_lr_warms_up_then_decays_to_min():
@@ -54,11 +55,11 @@ def test_lr_warms_up_then_decays_to_min():
 
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="epochs=0"):
-        TrainConfig(epochs=0)
+        config(epochs=0)
     with pytest.raises(ValueError, match="precision='fp8'"):
-        TrainConfig(precision="fp8")
+        config(precision="fp8")
     with pytest.raises(ValueError, match="memory_format='nhwc'"):
-        TrainConfig(memory_format="nhwc")
+        config(memory_format="nhwc")
 
 
 @pytest.mark.parametrize("memory_format, channels_last", [("auto", True), ("channels_last", True),

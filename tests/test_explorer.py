@@ -330,7 +330,7 @@ def tiny_study(tmp_path_factory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers share the base folder's parent only; be safe
         if not (base / "done").exists():
             root = synth.generate(base / "data", "tiny", seed=0, workers=1, progress=False)
-            profile.write_text(yaml.safe_dump(dict(
+            profile.write_text(yaml.safe_dump(dict(base="cpu",
                 dataset=str(root), runs_root=str(base / "runs"), methods=["frame_averaging_random", "3d_random"],
                 seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4, max_train=8, reversal_clips=4,
                 gallery_size=2)))
@@ -372,13 +372,13 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     data, _ = tiny_data
     profile = tmp_path / "p.yaml"
     runs_root = tmp_path / "runs"
-    profile.write_text(yaml.safe_dump(dict(dataset=str(data.videos.parent), runs_root=str(runs_root),
+    profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["frame_averaging", "3d_random"])))
     # the pretraining comes first: without it, the pretrained method's run names are unknown
     missing = missing_inputs(load_profile(profile))
     assert len(missing) == 1 and missing[0].startswith("image pretraining of efficientvit_b0: no finished run")
     assert not runs_root.exists() or not any(runs_root.iterdir())
-    profile.write_text(yaml.safe_dump(dict(dataset=str(data.videos.parent), runs_root=str(runs_root),
+    profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["3d_random"])))
     missing = missing_inputs(load_profile(profile))
     assert [m.split(":")[0] for m in missing] == ["3D, random init, seed 0", "3D, random init, seed 1"]
@@ -386,7 +386,7 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     out = capsys.readouterr().out
     assert "run `make study` first" in out and "3D, random init, seed 1" in out
     assert check_inputs(str(tmp_path / "nope.yaml")) == 2
-    profile.write_text(yaml.safe_dump(dict(dataset=str(tmp_path / "nowhere"))))
+    profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(tmp_path / "nowhere"))))
     assert missing_inputs(load_profile(profile)) == [f"dataset: {tmp_path / 'nowhere'} is not a folder"]
-    profile.write_text(yaml.safe_dump(dict(dataset="synth:no-such-preset")))
+    profile.write_text(yaml.safe_dump(dict(base="cpu", dataset="synth:no-such-preset")))
     assert "embedded dataset" in missing_inputs(load_profile(profile))[0]

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from evitvid import study
 from evitvid.data import synth
+from evitvid.study.params import PROFILES_DIR
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,9 @@ def runs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
-SMALL = dict(num_frames=4, crop_size=32, epochs=2, batch_size=4)
+# train_video's protocol from the cpu profile, made small (no reversal probe, no frame cache)
+SMALL = dict(seed=0, **study.training_params(study.load_profile(
+    "cpu", num_frames=4, crop_size=32, epochs=2, batch_size=4, reversal_clips=0, frame_cache=False)))
 
 
 def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
@@ -46,8 +50,8 @@ def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
 
 
 def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
-    pre = study.pretrain_images("pre", model="efficientvit_b0", image_size=32, epochs=1, batch_size=16,
-                                max_train=64, held_out=32, runs_root=runs)
+    pre = study.pretrain_images("pre", model="efficientvit_b0", image_size=32, image_scale=None, epochs=1,
+                                batch_size=16, lr=4e-3, max_train=64, held_out=32, views=2, runs_root=runs)
     assert pre.results["checkpoint"] == "pre/model.safetensors"  # relative to the runs root: a moved root works
     checkpoint = runs / pre.results["checkpoint"]
     assert checkpoint.exists() and 0 <= pre.results["val"]["top1"] <= 1 and pre.results["val_images"] == 32
@@ -328,6 +332,54 @@ def test_both_profiles_load():
     cpu, ek100 = study.load_profile("cpu"), study.load_profile("ek100")
     assert cpu.dataset == "synth:default" and ek100.annotations_dir and ek100.num_frames == 16
     assert list(study.study_methods(ek100)) == ["frame_averaging", "frame_averaging_l1", "3d_random", "3d_mean"]
+    # ek100.yaml starts from cpu.yaml: what it does not name keeps cpu's value
+    own = yaml.safe_load((PROFILES_DIR / "ek100.yaml").read_text())
+    assert own["base"] == "cpu" and "weight_decay" not in own and ek100.weight_decay == cpu.weight_decay
+    assert ek100.epochs == own["epochs"] != cpu.epochs
+
+
+def test_every_value_is_written_once_in_the_cpu_profile():
+    """Parameters, once: `StudyParams` has no defaults, cpu.yaml names every field, and the
+    training functions have no default for anything a profile sets (a second set of values
+    could drift from the profile's, as `train_video`'s epochs=12 once did from cpu.yaml's 4)."""
+    import dataclasses
+    import inspect
+
+    from evitvid.engine import TrainConfig
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(study.StudyParams))
+    assert set(yaml.safe_load((PROFILES_DIR / "cpu.yaml").read_text())) == set(study.StudyParams.names())
+
+    def defaulted(function, names):
+        signature = inspect.signature(function).parameters
+        assert set(names) <= set(signature)
+        return [n for n in names if signature[n].default is not inspect.Parameter.empty]
+
+    assert defaulted(study.train_video, [*study.PROTOCOL, "seed"]) == []
+    assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(study.load_profile("cpu"))]) == []
+    assert [f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING] == [
+        "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed"]
+    cpu = study.load_profile("cpu")
+    assert study.training_params(cpu) == {k: getattr(cpu, k) for k in study.PROTOCOL}
+
+
+def test_a_profile_starts_from_its_base_or_names_everything(tmp_path):
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("epochs: 2\n")
+    with pytest.raises(study.ParameterError, match=r"partial.yaml: a profile without a base must name every "
+                                                   r"parameter .*missing: dataset, annotations_dir"):
+        study.load_profile(partial)
+    partial.write_text("base: cpu\nepochs: 2\n")
+    assert study.load_profile(partial) == study.load_profile("cpu", epochs=2)
+    child = tmp_path / "child.yaml"
+    child.write_text("base: partial.yaml\nseeds: [5]\n")  # a base file next to the profile
+    assert study.load_profile(child) == study.load_profile("cpu", epochs=2, seeds=[5])
+    partial.write_text("base: child.yaml\n")
+    with pytest.raises(study.ParameterError, match=r"child.yaml: its bases form a loop"):
+        study.load_profile(child)
+    partial.write_text("base: nowhere\n")
+    with pytest.raises(study.ParameterError, match=r"profile 'nowhere' \(the base of .*partial.yaml\)"):
+        study.load_profile(partial)
 
 
 def test_reversal_probe_is_zero_for_frame_averaging_and_not_for_3d(data):

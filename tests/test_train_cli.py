@@ -18,7 +18,7 @@ def tiny(tmp_path_factory) -> str:
 
 def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
     profile = tmp_path / "profile.yaml"
-    profile.write_text("num_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
+    profile.write_text("base: cpu\nnum_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
     assert main(["train", "--name", "cli", "--model", "efficientvit_b0_3d", "--profile", str(profile), "--dataset",
                  tiny, "--batch-size", "4", "--max-val", "8", "--runs-root", str(tmp_path / "runs")]) == 0
     run_dir = tmp_path / "runs" / "cli"
@@ -50,6 +50,10 @@ def test_an_unknown_key_in_the_profile_is_refused_in_one_line(tmp_path, tiny, ca
     assert main(["train", "--name", "x", "--model", "efficientvit_b0_3d", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not valid YAML" in err and "line 2" in err
+    profile.write_text("epochs: 1\n")  # neither a base nor every parameter
+    assert main(["train", "--name", "x", "--model", "efficientvit_b0_3d", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing: dataset, annotations_dir" in err and "base: cpu" in err
 
 
 def test_eval_refuses_an_unfinished_run(tmp_path):

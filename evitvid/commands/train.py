@@ -14,7 +14,6 @@ parameters.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import typing
@@ -84,12 +83,10 @@ def run(args: argparse.Namespace) -> int:
         source = params.pretrained if args.pretrained == "profile" else args.pretrained
         pretrained = study.pretrained_checkpoint(source, args.model, runs_root=params.runs_root,
                                                  **study.pretraining_params(params))
-    kinds = {f.name for f in dataclasses.fields(params)}
-    protocol = {k: getattr(params, k) for k in TRAIN_FIELDS if k in kinds and k not in (
-        "dataset", "annotations_dir", "videos_dir", "decoder", "time_padding")}
     model_kwargs = {"time_padding": params.time_padding} if get_model_entry(args.model).kind == "3d" else {}
     result = study.train_video(args.name, model=args.model, data=data, pretrained=pretrained, inflation=inflation,
-                               seed=seed, **protocol, **model_kwargs)
+                               seed=seed, runs_root=params.runs_root, num_workers=params.num_workers,
+                               memory_format=params.memory_format, **study.training_params(params), **model_kwargs)
     if rank == 0 and result.complete:
         print(json.dumps(result.results["val"], indent=2))
     return 0

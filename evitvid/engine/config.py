@@ -9,15 +9,18 @@ from ..runtime import MEMORY_FORMATS, PRECISIONS
 __all__ = ["TrainConfig"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 8            # global: split over processes under torchrun
-    lr: float = 1e-3
+    """The hyper-parameters a profile sets have no default here (`evitvid.study.params`: their
+    values are written once, in `book/params/cpu.yaml`); the rest are the engine's own."""
+    epochs: int
+    batch_size: int                # global: split over processes under torchrun
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    label_smoothing: float
+    seed: int
     min_lr: float = 1e-6
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
     clip_grad_norm: Optional[float] = 1.0
     ema_decay: Optional[float] = None
     freeze_bn: bool = False        # keep batch-norm statistics fixed (small per-device batches)
@@ -26,7 +29,6 @@ class TrainConfig:
     memory_format: str = "auto"    # auto: channels-last on CPU (measured faster), as built on CUDA
     num_workers: int = 0
     val_every: int = 1             # validate every N epochs (and after the last); learning curves need 1
-    seed: int = 0
     device: str = "auto"
     progress: bool = True          # tqdm bars for epochs and batches
     log_epochs: bool = True        # one line of metrics per epoch (what a notebook keeps)

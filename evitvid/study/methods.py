@@ -21,7 +21,8 @@ from .. import runtime
 from ..runs import Run, relative_to_root
 from .data import DataPaths, resolve_data
 from .params import StudyParams
-from .training import RunSpec, pretrained_checkpoint, pretraining_params, run_name, runs_root_of, train_runs
+from .training import (RunSpec, pretrained_checkpoint, pretraining_params, run_name, runs_root_of, train_runs,
+                       training_params)
 
 __all__ = ["Method", "INFLATION_LABELS", "study_methods", "method_runs", "train_methods", "study_data"]
 
@@ -98,13 +99,8 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
         specs = []
         for seed in params.seeds:
             defining = dict(model=method.model, data=data.record, pretrained=relative_to_root(pretrained, root)
-                            if pretrained else None, inflation=method.inflation or "mean",
-                            inflation_noise=params.inflation_noise, num_frames=params.num_frames,
-                            crop_size=params.crop_size, epochs=params.epochs, batch_size=params.batch_size,
-                            lr=params.lr, weight_decay=params.weight_decay, warmup_epochs=params.warmup_epochs,
-                            label_smoothing=params.label_smoothing, precision=params.precision, seed=seed,
-                            max_train=params.max_train, max_val=params.max_val, val_every=params.val_every,
-                            reversal_clips=params.reversal_clips, frame_cache=params.frame_cache, **model_kwargs,
+                            if pretrained else None, inflation=method.inflation or "mean", seed=seed,
+                            **training_params(params), **model_kwargs,
                             **({"environment": dict(environment)} if environment else {}))
             name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
             kwargs = dict(defining, pretrained=pretrained, runs_root=params.runs_root, num_workers=params.num_workers,

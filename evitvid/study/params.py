@@ -2,10 +2,13 @@
 
 A profile is a YAML file in `book/params/` (`cpu.yaml`: the embedded dataset on a 2-core
 CPU, what `make study` runs; `ek100.yaml`: the paper's setting on a GPU with the real
-EPIC-KITCHENS-100) holding values for the fields of `StudyParams`. Everything else derives
-from it: a notebook's `parameters` cell lists the names it uses with `None` ("the profile's
-value") and passes them to `notebook_parameters`; `python -m evitvid train --profile NAME`
-takes its defaults from it; a run records the values it was trained with.
+EPIC-KITCHENS-100) holding values for the fields of `StudyParams`. `cpu.yaml` names every
+field and is the one place a value is written; another profile names `base: cpu` and the
+values it changes. The library's training functions (`train_video`, `pretrain_images`,
+`TrainConfig`) have no defaults for what a profile sets. Everything else derives from the
+profile: a notebook's `parameters` cell lists the names it uses with `None` ("the
+profile's value") and passes them to `notebook_parameters`; `python -m evitvid train
+--profile NAME` takes its defaults from it; a run records the values it was trained with.
 
 Unknown names are refused, naming the valid ones: in a profile, on the command line, and
 among a notebook's variables (papermill only warns about a misspelt `-p` name).
@@ -24,7 +27,7 @@ from .. import models as _models
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROFILES_DIR", "load_profile", "notebook_parameters", "ParameterError"]
+__all__ = ["StudyParams", "PROFILES_DIR", "load_profile", "profile_values", "notebook_parameters", "ParameterError"]
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "book" / "params"
 
@@ -33,86 +36,81 @@ class ParameterError(ValueError):
     """A parameter (or a profile) is wrong; the message names it and says what is valid."""
 
 
-def _doc(text: str, **kw: Any) -> Any:
-    return field(metadata={"doc": text}, **kw)
+def _doc(text: str) -> Any:
+    return field(metadata={"doc": text})
 
 
 @dataclass(frozen=True)
 class StudyParams:
-    """Every parameter of the study. The defaults are the `cpu` profile's."""
+    """Every parameter of the study. None has a default here: its value is written once, in
+    `book/params/cpu.yaml`, and other profiles change some of them (`load_profile`)."""
 
     # -- data ------------------------------------------------------------------------------
-    dataset: str = _doc("'synth:PRESET' (the embedded dataset) or a folder with annotations/ and videos/",
-                        default="synth:default")
-    annotations_dir: Optional[str] = _doc("real EK100: the epic-kitchens-100-annotations folder", default=None)
-    videos_dir: Optional[str] = _doc("real EK100: AVION's resized, chunked videos", default=None)
-    decoder: str = _doc("what decodes the videos: auto (decord, PyAV for files decord cannot open), decord or pyav",
-                        default="auto")
-    runs_root: Optional[str] = _doc("where run folders go; None: runs/ at the repository root", default=None)
-    frames_per_segment: int = _doc("frames a fixed-frames extraction takes per segment (the paper: 16)", default=16)
+    dataset: str = _doc("'synth:PRESET' (the embedded dataset) or a folder with annotations/ and videos/")
+    annotations_dir: Optional[str] = _doc("real EK100: the epic-kitchens-100-annotations folder")
+    videos_dir: Optional[str] = _doc("real EK100: AVION's resized, chunked videos")
+    decoder: str = _doc("what decodes the videos: auto (decord, PyAV for files decord cannot open), decord or pyav")
+    runs_root: Optional[str] = _doc("where run folders go; None: runs/ at the repository root")
+    frames_per_segment: int = _doc("frames a fixed-frames extraction takes per segment (the paper: 16)")
     # -- models and how they start -----------------------------------------------------------
-    frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models", default=("efficientvit_b0_frameavg",))
-    model_3d: str = _doc("the 3D model", default="efficientvit_b0_3d")
+    frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models")
+    model_3d: str = _doc("the 3D model")
     pretrained: Union[str, dict, None] = _doc(
         "image weights: 'auto' (notebook 02's pretraining of each model's 2D backbone), a path or 'timm:NAME', "
-        "or {model: checkpoint}", default="auto")
+        "or {model: checkpoint}")
     methods: tuple[str, ...] = _doc(
-        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation)",
-        default=("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated"))
-    inflations: tuple[str, ...] = _doc(f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})",
-                                       default=("mean", "mean_noise", "centre"))
-    inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations", default=0.5)
-    time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate", default="zeros")
+        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation)")
+    inflations: tuple[str, ...] = _doc(f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})")
+    inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations")
+    time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate")
     # -- one protocol for every method ---------------------------------------------------------
-    seeds: tuple[int, ...] = _doc("seeds: initialisation and data order", default=(0, 1, 2))
-    num_frames: int = _doc("frames per training clip", default=8)
-    crop_size: int = _doc("training and evaluation crop (pixels)", default=64)
-    epochs: int = _doc("epochs of every video model", default=12)
-    batch_size: int = _doc("global batch", default=16)
-    lr: float = _doc("peak learning rate (AdamW)", default=0.002)
-    weight_decay: float = _doc("AdamW weight decay", default=0.05)
-    warmup_epochs: float = _doc("linear warm-up before the cosine decay", default=1.0)
-    label_smoothing: float = _doc("label smoothing of both heads", default=0.1)
-    precision: str = _doc(f"{', '.join(PRECISIONS)}", default="auto")
-    memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}", default="auto")
-    val_every: int = _doc("validate every N epochs (learning curves need 1)", default=1)
-    reversal_clips: int = _doc("validation clips played backwards after every epoch (0: none)", default=128)
-    max_train: Optional[int] = _doc("first N training segments only (smoke runs)", default=None)
-    max_val: Optional[int] = _doc("first N validation segments only (smoke runs)", default=None)
-    num_workers: int = _doc("data-loader processes per run", default=0)
+    seeds: tuple[int, ...] = _doc("seeds: initialisation and data order")
+    num_frames: int = _doc("frames per training clip")
+    crop_size: int = _doc("training and evaluation crop (pixels)")
+    epochs: int = _doc("epochs of every video model")
+    batch_size: int = _doc("global batch")
+    lr: float = _doc("peak learning rate (AdamW)")
+    weight_decay: float = _doc("AdamW weight decay")
+    warmup_epochs: float = _doc("linear warm-up before the cosine decay")
+    label_smoothing: float = _doc("label smoothing of both heads")
+    precision: str = _doc(f"{', '.join(PRECISIONS)}")
+    memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}")
+    val_every: int = _doc("validate every N epochs (learning curves need 1)")
+    reversal_clips: int = _doc("validation clips played backwards after every epoch (0: none)")
+    max_train: Optional[int] = _doc("first N training segments only (smoke runs)")
+    max_val: Optional[int] = _doc("first N validation segments only (smoke runs)")
+    num_workers: int = _doc("data-loader processes per run")
     frame_cache: bool = _doc("decode every segment frame once into a memory-mapped cache (the embedded set; not "
-                             "for EK100's hundreds of GB)", default=True)
-    parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)", default=1)
+                             "for EK100's hundreds of GB)")
+    parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)")
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
-    pretrain_image_size: int = _doc("image size", default=64)
+    pretrain_image_size: int = _doc("image size")
     pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "
-                                               "(null: the image size)", default=None)
-    pretrain_epochs: int = _doc("epochs", default=6)
-    pretrain_batch_size: int = _doc("batch", default=128)
-    pretrain_lr: float = _doc("peak learning rate", default=0.004)
-    pretrain_held_out: int = _doc("Fashion-MNIST train images held out for validation", default=5000)
-    pretrain_max_train: Optional[int] = _doc("first N training images only (smoke runs)", default=None)
+                                               "(null: the image size)")
+    pretrain_epochs: int = _doc("epochs")
+    pretrain_batch_size: int = _doc("batch")
+    pretrain_lr: float = _doc("peak learning rate")
+    pretrain_held_out: int = _doc("Fashion-MNIST train images held out for validation")
+    pretrain_max_train: Optional[int] = _doc("first N training images only (smoke runs)")
     pretrain_views: Optional[int] = _doc("drawings of each image rendered once and shown in turn (null: a new "
-                                         "one every epoch)", default=2)
+                                         "one every epoch)")
     # -- evaluation -------------------------------------------------------------------------
-    eval_frames: tuple[int, ...] = _doc("frames per segment for accuracy against frames (Fig. 2)",
-                                        default=(1, 2, 4, 8, 16))
-    eval_positions: int = _doc("temporal positions averaged at each number of frames", default=4)
-    confidence: float = _doc("confidence level of every interval", default=0.95)
-    bootstrap_resamples: int = _doc("bootstrap resamples of each interval", default=4000)
+    eval_frames: tuple[int, ...] = _doc("frames per segment for accuracy against frames (Fig. 2)")
+    eval_positions: int = _doc("temporal positions averaged at each number of frames")
+    confidence: float = _doc("confidence level of every interval")
+    bootstrap_resamples: int = _doc("bootstrap resamples of each interval")
     # -- timing (Fig. 3) ---------------------------------------------------------------------
-    time_models: tuple[str, ...] = _doc("models timed against frames",
-                                        default=("efficientvit_b1_frameavg", "efficientvit_b1_3d"))
-    time_frames: tuple[int, ...] = _doc("frames per clip timed", default=(1, 2, 4, 8, 16))
-    time_crop_size: int = _doc("timing input size", default=224)
+    time_models: tuple[str, ...] = _doc("models timed against frames")
+    time_frames: tuple[int, ...] = _doc("frames per clip timed")
+    time_crop_size: int = _doc("timing input size")
     # -- performance chapter -----------------------------------------------------------------
-    bench_preset: str = _doc("smoke, light or full", default="light")
-    bench_threads: int = _doc("threads (0: PyTorch's default)", default=0)
-    bench_layout: str = _doc("channels_last or contiguous", default="channels_last")
-    bench_compile: bool = _doc("add the torch.compile section", default=True)
-    bench_rerun: bool = _doc("measure again even when a finished run exists", default=False)
+    bench_preset: str = _doc("smoke, light or full")
+    bench_threads: int = _doc("threads (0: PyTorch's default)")
+    bench_layout: str = _doc("channels_last or contiguous")
+    bench_compile: bool = _doc("add the torch.compile section")
+    bench_rerun: bool = _doc("measure again even when a finished run exists")
     # -- explorer ------------------------------------------------------------------------------
-    gallery_size: int = _doc("segments in the book's static gallery", default=4)
+    gallery_size: int = _doc("segments in the book's static gallery")
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lists from YAML or papermill become tuples
@@ -205,13 +203,8 @@ def _profile_path(profile: Union[str, Path]) -> Path:
     return PROFILES_DIR / f"{profile}.yaml"
 
 
-def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyParams:
-    """The parameters of a profile (a name in `book/params/` or a YAML path), with `overrides`
-    (None means "the profile's value") applied; every name and value is checked."""
-    path = _profile_path(profile)
-    if not path.is_file():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise ParameterError(f"profile {str(profile)!r}: {path} not found (profiles: {', '.join(known)}, or a YAML path)")
+def _read_profile(path: Path) -> dict[str, Any]:
+    """A profile file's own values, checked: a mapping of known names (and `base`)."""
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -221,9 +214,45 @@ def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyPa
         raise ParameterError(f"{path}:{where}: not valid YAML ({reason})") from None
     if not isinstance(values, Mapping):
         raise ParameterError(f"{path}: expected a mapping of parameter names to values, found {type(values).__name__}")
-    unknown = sorted(set(values) - set(StudyParams.names()))
+    unknown = sorted(set(values) - set(StudyParams.names()) - {"base"})
     if unknown:
         raise ParameterError(f"{path}: " + _unknown_message(unknown, "key"))
+    return dict(values)
+
+
+def profile_values(profile: Union[str, Path]) -> dict[str, Any]:
+    """Every value a profile gives: its own, over those of its `base` profile (and so on). A
+    profile without a base must name every parameter (as `cpu.yaml` does); the values are
+    not checked here (`load_profile` does)."""
+    chain: list[Path] = []
+    values: dict[str, Any] = {}
+    while profile is not None:
+        path = _profile_path(profile)
+        if not path.is_file():
+            known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+            where = f" (the base of {chain[-1]})" if chain else ""
+            raise ParameterError(f"profile {str(profile)!r}{where}: {path} not found (profiles: {', '.join(known)}, "
+                                 f"or a YAML path)")
+        if path.resolve() in [c.resolve() for c in chain]:
+            raise ParameterError(f"{chain[0]}: its bases form a loop ({' -> '.join(str(c) for c in chain + [path])})")
+        chain.append(path)
+        own = _read_profile(path)
+        profile = own.pop("base", None)
+        if profile is not None and Path(str(profile)).suffix in (".yaml", ".yml"):
+            profile = path.parent / str(profile)  # a base file next to the profile naming it
+        values = {**own, **values}
+    missing = [n for n in StudyParams.names() if n not in values]
+    if missing:
+        raise ParameterError(f"{chain[-1]}: a profile without a base must name every parameter (or start from "
+                             f"cpu.yaml's with `base: cpu`); missing: {', '.join(missing)}")
+    return values
+
+
+def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyParams:
+    """The parameters of a profile (a name in `book/params/` or a YAML path; `profile_values`),
+    with `overrides` (None means "the profile's value") applied; every name and value is checked."""
+    path = _profile_path(profile)
+    values = profile_values(profile)
     unknown = sorted(set(overrides) - set(StudyParams.names()))
     if unknown:
         raise ParameterError(_unknown_message(unknown, "parameter"))

@@ -40,6 +40,7 @@ from ..runtime import set_threads
 from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
 
 __all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
+           "PROTOCOL", "training_params", "pretraining_params",
            "RunSpec", "train_runs", "show_progress"]
 
 _log = logging.getLogger(__name__)
@@ -95,15 +96,17 @@ def _write_predictions(run: Run, result) -> None:
 
 
 def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[str] = None,
-                inflation: str = "mean", inflation_noise: float = 0.5, num_frames: int = 8, crop_size: int = 64,
-                epochs: int = 12, batch_size: int = 16, lr: float = 2e-3, weight_decay: float = 0.05,
-                warmup_epochs: float = 1.0, label_smoothing: float = 0.1, ema_decay: Optional[float] = None,
-                precision: str = "auto", seed: int = 0, max_train: Optional[int] = None,
-                max_val: Optional[int] = None, val_every: int = 1, reversal_clips: int = 0,
-                frame_cache: bool = False, environment: Optional[dict] = None, runs_root: Optional[Path | str] = None, num_workers: int = 0,
-                progress: Optional[bool] = None, memory_format: str = "auto", threads: Optional[int] = None,
-                **model_kwargs: Any) -> Run:
+                inflation: str = "mean", inflation_noise: float, num_frames: int, crop_size: int,
+                epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_epochs: float,
+                label_smoothing: float, precision: str, seed: int, max_train: Optional[int],
+                max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
+                ema_decay: Optional[float] = None, environment: Optional[dict] = None,
+                runs_root: Optional[Path | str] = None, num_workers: int = 0, progress: Optional[bool] = None,
+                memory_format: str = "auto", threads: Optional[int] = None, **model_kwargs: Any) -> Run:
     """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run.
+
+    The protocol's keywords have no defaults: the study's come from its profile
+    (`training_params(params)`, `evitvid.study.params`), so no second set can drift from them.
 
     `pretrained` (a path or `timm:NAME`) starts from image weights, inflated into a 3D model
     by `inflation` (`evitvid.models.inflate`); None starts from random initialisation.
@@ -208,12 +211,10 @@ def pretraining_runs(params) -> dict[str, Optional[Run]]:
     return out
 
 
-def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: int = 64,
-                    image_scale: Optional[int] = None, epochs: int = 6,
-                    batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 0.05, warmup_epochs: float = 0.5,
-                    label_smoothing: float = 0.1, held_out: int = 5000, max_train: Optional[int] = None,
-                    views: Optional[int] = 2, precision: str = "auto", seed: int = 0,
-                    runs_root: Optional[Path | str] = None,
+def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Optional[int], epochs: int,
+                    batch_size: int, lr: float, held_out: int, max_train: Optional[int], views: Optional[int],
+                    weight_decay: float = 0.05, warmup_epochs: float = 0.5, label_smoothing: float = 0.1,
+                    precision: str = "auto", seed: int = 0, runs_root: Optional[Path | str] = None,
                     num_workers: int = 0, progress: Optional[bool] = None, threads: Optional[int] = None) -> Run:
     """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
     it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
@@ -224,7 +225,7 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
     The last `held_out` images of the train split are held out for validation, the rest (or
     the first `max_train` of them) train; t10k, the videos' items, is never used. `views`
     drawings of each training image are rendered once and shown in turn (None: a new drawing
-    every epoch; `FashionImages`).
+    every epoch; `FashionImages`). What a profile sets has no default (`pretraining_params`).
     """
     from safetensors.torch import save_file
 
@@ -268,6 +269,18 @@ def pretrain_images(name: str, *, model: str = "efficientvit_b0", image_size: in
                        "val_images": len(val_set), "train_seconds": trainer.train_seconds, "val": result.metrics,
                        "environment": runtime.environment()})
     return run
+
+
+# `train_video`'s keywords that a profile sets: every method of a comparison trains with these
+PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
+            "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
+            "frame_cache")
+
+
+def training_params(params) -> dict:
+    """`train_video`'s protocol keywords (all but the model, its start and the seed) from the
+    study's parameters (`StudyParams`)."""
+    return {key: getattr(params, key) for key in PROTOCOL}
 
 
 def pretraining_params(params) -> dict:
