@@ -50,11 +50,25 @@ def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
 
 
 def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
-    pre = study.pretrain_images("pre", model="efficientvit_b0", image_size=32, image_scale=None, epochs=1,
+    """The study's path: pictures smaller than the clips (a 24-pixel window of a 32-pixel frame,
+    as the cpu profile's 48 of 64), then 32-pixel clips; every weight but the classifier carries
+    over whatever the two sizes (no layer depends on the input size)."""
+    pre = study.pretrain_images("pre", model="efficientvit_b0", image_size=24, image_scale=32, epochs=1,
                                 batch_size=16, lr=4e-3, max_train=64, held_out=32, views=2, runs_root=runs)
     assert pre.results["checkpoint"] == "pre/model.safetensors"  # relative to the runs root: a moved root works
     checkpoint = runs / pre.results["checkpoint"]
     assert checkpoint.exists() and 0 <= pre.results["val"]["top1"] <= 1 and pre.results["val_images"] == 32
+    from safetensors.torch import load_file
+
+    from evitvid.models.inflate import is_classifier_key
+    weights_2d = load_file(str(checkpoint))
+    start = study.initial_model("efficientvit_b0_3d", study.read_splits(data), seed=0, pretrained=str(checkpoint),
+                                inflation="mean", inflation_noise=0.5, runs_root=runs).state_dict()
+    carried = [k for k in weights_2d if not is_classifier_key(k)]
+    assert carried and set(carried) <= set(start)
+    for key in carried:  # mean inflation: the taps over time sum to the 2D kernel
+        got = start[key].sum(2) if start[key].ndim == 5 else start[key]
+        torch.testing.assert_close(got, weights_2d[key], atol=1e-6, rtol=1e-5, msg=key)
     run = study.train_video("3d", model="efficientvit_b0_3d", data=data, pretrained=str(checkpoint),
                             runs_root=runs, **SMALL)
     res = run.results
