@@ -220,10 +220,12 @@ def pretraining_sentence(top1: float, last_change: float, target: float = PRETRA
     return f"{where}, and it was still climbing when the schedule ended"
 
 
-def pretraining_numbers(runs: Mapping) -> dict:
+def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
+    """Notebook 02's numbers; with `clip_size` (the clips' crop), how the pictures' items
+    compare with the clips' (`pretrain_item_scale`)."""
     if not runs:
         return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change",
-                                   "pretrain_picture", "pretrain_target_sentence")}
+                                   "pretrain_picture", "pretrain_item_scale", "pretrain_target_sentence")}
     r = next(iter(runs.values()))
     tops = [m["val_top1"] for m in r.metrics if "val_top1" in m]
     change = 100 * (tops[-1] - tops[-2]) if len(tops) > 1 else float("nan")
@@ -231,7 +233,14 @@ def pretraining_numbers(runs: Mapping) -> dict:
     scale = r.params.get("image_scale") or size
     picture = (f"{size} x {size} pixels" if scale == size else
                f"{size} x {size} pixels, with items and textures as large as in a {scale}-pixel frame")
+    if clip_size is None:
+        items = "n/a"
+    elif scale == clip_size:
+        items = f"as large as in the {clip_size}-pixel clips"
+    else:
+        items = f"{scale / clip_size:.3g} times as large as in the {clip_size}-pixel clips"
     return {"pretrain_epochs": str(len(r.metrics)), "pretrain_images": f"{r.results['train_images']:,}",
+            "pretrain_item_scale": items,
             "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points",
             "pretrain_picture": picture, "pretrain_target_sentence": pretraining_sentence(r.results["val"]["top1"],
                                                                                           change)}

@@ -180,7 +180,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
 
 
 def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = None, inflation: str = "mean",
-                  inflation_noise: float = 0.5, runs_root: Optional[Path | str] = None, **model_kwargs: Any):
+                  inflation_noise: float, runs_root: Optional[Path | str] = None, **model_kwargs: Any):
     """A video model as a run starts it: seeded, with the splits' class counts, from `pretrained`
     (a path relative to the runs root, absolute, or timm:NAME), inflated by `inflation` for 3D."""
     root = runs_root_of(runs_root)
