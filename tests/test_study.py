@@ -436,3 +436,19 @@ def test_seed_difference_is_welchs_interval_and_needs_two_seeds():
     tight = study.Interval(3.9, 0.2, 7.8)  # over segments, above 0
     assert agreed_sign(tight, None) == 1 and agreed_sign(tight, d) == 0  # the seeds disagree: no finding
     assert agreed_sign(tight, seed_difference([50.0, 52.0, 51.0], [40.0, 41.0, 42.0])) == 1
+
+
+def test_pretraining_numbers_say_how_the_items_compare_with_the_clips():
+    from types import SimpleNamespace
+    run = SimpleNamespace(metrics=[{"val_top1": 0.80}, {"val_top1": 0.886}],
+                          params={"image_size": 64, "image_scale": 96},
+                          results={"train_images": 55000, "val": {"top1": 0.886}})
+    numbers = study.pretraining_numbers({"efficientvit_b0": run}, clip_size=64)
+    assert numbers["pretrain_item_scale"] == "1.5 times as large as in the 64-pixel clips"
+    assert numbers["pretrain_picture"] == "64 x 64 pixels, with items and textures as large as in a 96-pixel frame"
+    assert numbers["pretrain_last_change"] == "+8.6 points" and "1.4 points below the 90 %" in \
+        numbers["pretrain_target_sentence"]
+    same = SimpleNamespace(**{**vars(run), "params": {"image_size": 48, "image_scale": 64}})
+    assert study.pretraining_numbers({"m": same}, clip_size=64)["pretrain_item_scale"] == \
+        "as large as in the 64-pixel clips"
+    assert study.pretraining_numbers({"m": run})["pretrain_item_scale"] == "n/a"
