@@ -18,11 +18,12 @@ import json
 import os
 import typing
 
-# StudyParams fields a training run takes, as flags (their type and default come from the profile)
-TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "decoder", "runs_root", "num_frames", "crop_size", "epochs",
-                "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "precision", "memory_format",
-                "val_every", "reversal_clips", "max_train", "max_val", "num_workers", "time_padding",
-                "inflation_noise", "frame_cache")
+from ..study.params import PROTOCOL
+
+# StudyParams fields a training run takes, as flags (their type and default come from the profile):
+# where the data is and how a run is laid out, and the protocol
+TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "decoder", "runs_root", "memory_format", "num_workers",
+                "time_padding", *PROTOCOL)
 
 
 def _boolean(text: str) -> bool:

@@ -24,7 +24,7 @@ from .evaluation import (ReversalProbe, evaluate_frames, load_trained, positions
                          reversal_at_initialisation, segment_results, time_inference)
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .methods import Method, finished_methods, machine_spread, method_runs, study_data, study_methods, train_methods
-from .params import ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
+from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
 from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, plateau_table,
                      comparison_numbers, comparison_sentence, frames_numbers, glue,
@@ -34,7 +34,7 @@ from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_
                      spread_numbers, time_inference_all, time_spent, timing_table, verdict_display)
 from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
                       pair_summary, seed_spread, segments_by_seed, summary)
-from .training import (DEFAULT_RUNS, PROTOCOL, RunSpec, initial_model, pretrain_images, pretrained_checkpoint,
+from .training import (DEFAULT_RUNS, RunSpec, initial_model, pretrain_images, pretrained_checkpoint,
                        pretraining_params, pretraining_runs, run_name, runs_root_of, train_runs, train_video,
                        training_params)
 from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, verdict_table

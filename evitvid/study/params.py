@@ -27,9 +27,16 @@ from .. import models as _models
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROFILES_DIR", "load_profile", "profile_values", "notebook_parameters", "ParameterError"]
+__all__ = ["StudyParams", "PROFILES_DIR", "PROTOCOL", "load_profile", "profile_values", "notebook_parameters",
+           "ParameterError"]
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "book" / "params"
+
+# the parameters `train_video` takes as its protocol: every method of a comparison trains with
+# these (`training.training_params`), and `python -m evitvid train` has a flag for each
+PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
+            "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
+            "frame_cache")
 
 
 class ParameterError(ValueError):

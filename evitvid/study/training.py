@@ -38,9 +38,10 @@ from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from .. import runtime
 from ..runtime import set_threads
 from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
+from .params import PROTOCOL
 
 __all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
-           "PROTOCOL", "training_params", "pretraining_params",
+           "training_params", "pretraining_params",
            "RunSpec", "train_runs", "show_progress"]
 
 _log = logging.getLogger(__name__)
@@ -269,12 +270,6 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
                        "val_images": len(val_set), "train_seconds": trainer.train_seconds, "val": result.metrics,
                        "environment": runtime.environment()})
     return run
-
-
-# `train_video`'s keywords that a profile sets: every method of a comparison trains with these
-PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
-            "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
-            "frame_cache")
 
 
 def training_params(params) -> dict:
