@@ -66,9 +66,10 @@ def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
                                 inflation="mean", inflation_noise=0.5, runs_root=runs).state_dict()
     carried = [k for k in weights_2d if not is_classifier_key(k)]
     assert carried and set(carried) <= set(start)
-    for key in carried:  # mean inflation: the taps over time sum to the 2D kernel
+    for key in carried:  # mean inflation: the taps over time sum to the 2D kernel, up to the fp32
+        # rounding of w / 3 summed three times (at most 8e-8 relative, measured; exact in float64)
         got = start[key].sum(2) if start[key].ndim == 5 else start[key]
-        torch.testing.assert_close(got, weights_2d[key], atol=1e-6, rtol=1e-5, msg=key)
+        torch.testing.assert_close(got, weights_2d[key], atol=1e-8, rtol=1e-6, msg=key)
     run = study.train_video("3d", model="efficientvit_b0_3d", data=data, pretrained=str(checkpoint),
                             runs_root=runs, **SMALL)
     res = run.results
