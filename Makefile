@@ -50,10 +50,14 @@ chromium:
 book: setup
 	$(VENV)/bin/jb build book --warningiserror --keep-going
 
-# Each notebook runs in place: its committed outputs are those of this command's last run.
-# Finished runs in runs/ are reused (nothing trained twice); `rm -rf runs` to start over.
+# Every run of the study trains first (`python -m evitvid study`: the pretraining, each method
+# and seed, parallel_runs at a time); each notebook then runs in place and reads them: its
+# committed outputs are those of this command's last run. Finished runs in runs/ are reused
+# (nothing trained twice); `rm -rf runs` to start over.
 notebooks: setup
 	$(PY) -m evitvid synth --preset default
+	@echo "== training every run of the study ($$(date +%H:%M:%S))"
+	$(PY) -m evitvid study --profile cpu
 	@for nb in $(NOTEBOOKS); do \
 		echo "== $$nb ($$(date +%H:%M:%S))"; \
 		$(VENV)/bin/papermill book/$$nb.ipynb book/$$nb.ipynb --cwd book --kernel python3 --log-output \

@@ -15,6 +15,7 @@ from typing import Sequence
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("evitvid.commands.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
+    "study": ("evitvid.commands.study", "train every run a profile's book reads (pretraining, methods, seeds), N at a time"),
     "train": ("evitvid.commands.train", "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
     "eval": ("evitvid.commands.eval", "evaluate a finished training run with each number of frames per segment"),
     "stats": ("evitvid.commands.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),

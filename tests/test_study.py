@@ -255,6 +255,26 @@ def test_budget_sentence_never_reads_training_time_as_the_whole_study():
     assert over.startswith("more than the 45 minutes") and "faster training step" in over
 
 
+def test_the_training_time_is_the_span_of_runs_side_by_side_not_their_sum():
+    """Two runs of 10 minutes each, side by side, then one of 5: 15 minutes passed, 25 of runs."""
+    from types import SimpleNamespace
+
+    def run(started, minutes, key="a", seed=0):
+        return SimpleNamespace(params={"seed": seed, "epochs": 8}, metrics=[{"epoch": 1, "epoch_seconds": 60 * minutes,
+                               "step_seconds": 50 * minutes, "data_seconds": 10 * minutes}],
+                               results={"train_seconds": 60 * minutes, "environment": {"threads": 1, "cores": 2},
+                                        "wall_clock": {"started": started, "finished": started + 60 * minutes}})
+    first, beside, last = run(1000.0, 10), run(1000.0, 10, seed=1), run(1600.0, 5, seed=2)
+    assert study.training_span([first, beside, last]) == pytest.approx(15.0)
+    numbers = study.budget_numbers({"a": [first, beside, last]}, {"a": SimpleNamespace(label="A")}, {})
+    assert (numbers["train_minutes"], numbers["run_minutes"]) == ("15", "25")
+    assert numbers["side_by_side"] == "3 runs side by side on 1 thread(s) each"
+    assert numbers["budget_sentence"].startswith("15 of the 45 minutes")
+    last.results.pop("wall_clock")  # a run trained before the clock was kept: the sum, said as such
+    assert study.training_span([first, last]) is None
+    assert study.budget_numbers({"a": [first, last]}, {"a": SimpleNamespace(label="A")}, {})["train_minutes"] == "15"
+
+
 def test_plateau_sentence_reads_the_same_changes_as_the_table():
     from types import SimpleNamespace
 

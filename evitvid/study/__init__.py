@@ -7,7 +7,8 @@ resumes.
 
 - `params`: the parameters, written once (`StudyParams`, `load_profile`, `notebook_parameters`).
 - `data`: where the data is, its splits read once, their statistics, clip datasets.
-- `training`: video runs, the image pretraining, many runs at once.
+- `training`: video runs and the image pretraining.
+- `jobs`: many runs at once, in parallel, each after the runs it needs.
 - `methods`: the methods compared, defined once, and their runs per seed.
 - `evaluation`: predictions per segment, accuracy against frames and positions, reversal, timing.
 - `baselines`: chance, majority and the order-blind ceiling, computed from the data.
@@ -23,7 +24,9 @@ from .data import (DataPaths, Splits, class_counts, class_names, clip_dataset, d
 from .evaluation import (ReversalProbe, evaluate_frames, load_trained, positions, predictions_frame,
                          reversal_at_initialisation, segment_results, time_inference)
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
-from .methods import Method, finished_methods, machine_spread, method_runs, study_data, study_methods, train_methods
+from .jobs import RunSpec, train_runs
+from .methods import (Method, finished_methods, machine_spread, method_runs, pretraining_specs, spread_run, study_data,
+                      study_methods, study_runs, train_methods, train_study)
 from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
 from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, plateau_table,
@@ -31,12 +34,11 @@ from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
                      readable_baselines, readable_summary, reversal_numbers, reversal_table, same_computation, save_table,
-                     spread_numbers, time_inference_all, time_spent, timing_table, verdict_display)
+                     spread_numbers, time_inference_all, time_spent, timing_table, training_span, verdict_display)
 from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
                       pair_summary, seed_spread, segments_by_seed, summary)
-from .training import (DEFAULT_RUNS, RunSpec, initial_model, pretrain_images, pretrained_checkpoint,
-                       pretraining_params, pretraining_runs, run_name, runs_root_of, train_runs, train_video,
-                       training_params)
+from .training import (DEFAULT_RUNS, initial_model, pretrain_images, pretrained_checkpoint, pretraining_params,
+                       pretraining_runs, run_name, runs_root_of, train_video, training_params)
 from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, verdict_table
 
 __all__ = [
@@ -45,7 +47,8 @@ __all__ = [
     "dataset_summary", "class_counts", "segment_lengths",
     "DEFAULT_RUNS", "RunSpec", "run_name", "runs_root_of", "train_video", "initial_model", "pretrain_images",
     "pretrained_checkpoint", "PROTOCOL", "training_params", "pretraining_params", "pretraining_runs", "train_runs",
-    "Method", "study_methods", "study_data", "method_runs", "train_methods", "finished_methods", "machine_spread",
+    "Method", "study_methods", "study_data", "method_runs", "pretraining_specs", "train_methods", "finished_methods",
+    "spread_run", "machine_spread", "study_runs", "train_study",
     "load_trained", "segment_results", "predictions_frame", "positions", "evaluate_frames", "ReversalProbe",
     "reversal_at_initialisation", "time_inference",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",
@@ -59,6 +62,7 @@ __all__ = [
     "time_inference_all", "timing_table", "pretraining_curves", "pretraining_table", "pretraining_numbers",
     "pretraining_sentence",
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
-    "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "budget_numbers", "budget_sentence",
+    "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "training_span", "budget_numbers",
+    "budget_sentence",
     "plateau_table",
 ]

@@ -8,8 +8,11 @@ the 3D model inflated from image-pretrained weights, once per inflation of
 ablation). Every method trains with the same protocol (epochs, schedule, batch,
 augmentation) and the same seeds.
 
-`method_runs` turns them into `RunSpec`s named by their parameters; `train_methods`
-trains what is missing (in parallel) and returns {method key: [Run per seed]}.
+`method_runs` turns them into `RunSpec`s named by their parameters, each needing the image
+pretraining it starts from (`pretraining_specs`); `train_methods` trains what is missing and
+returns {method key: [Run per seed]}. `study_runs` lists every run the book reads (the
+pretraining, every method and seed, the run that measures the spread between machines) in
+the order that keeps the workers busy, and `train_study` trains them (`python -m evitvid study`).
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ from typing import Optional, Sequence
 from .. import models as _models
 from .. import runtime
 from ..runs import Run, relative_to_root
-from .data import DataPaths, resolve_data
+from .data import DataPaths, clip_dataset, resolve_data
 from .params import StudyParams
-from .training import (RunSpec, pretrained_checkpoint, pretraining_params, run_name, runs_root_of, train_runs,
+from .jobs import RunSpec, train_runs
+from .training import (WEIGHTS_FILE, checkpoint_source, pretraining_params, pretraining_run, run_name, runs_root_of,
                        training_params)
 
-__all__ = ["Method", "INFLATION_LABELS", "study_methods", "method_runs", "train_methods", "study_data"]
+__all__ = ["Method", "INFLATION_LABELS", "study_methods", "method_runs", "pretraining_specs", "train_methods",
+           "study_data", "spread_run", "machine_spread", "study_runs", "train_study", "finished_methods"]
 
 INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps"}
 
@@ -68,32 +73,52 @@ def study_data(params: StudyParams) -> DataPaths:
                         decoder=params.decoder)
 
 
-def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,
-                environment: Optional[dict] = None, train_pretraining: bool = True) -> dict[str, list[RunSpec]]:
-    """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile);
-    `environment`: variables set before torch starts, part of each run's parameters.
-
-    Image-pretrained methods need their checkpoint: with `pretrained="auto"` its pretraining
-    run is trained here if missing (it is shared by every run that inflates or loads it), unless
-    `train_pretraining=False` (then a missing one raises, naming notebook 02).
-    """
+def _keys(params: StudyParams, keys: Optional[Sequence[str]]) -> list[str]:
     methods = study_methods(params)
     keys = list(methods) if keys is None else list(keys)
     unknown = [k for k in keys if k not in methods]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; this profile has: {', '.join(methods)}")
+    return keys
+
+
+def pretraining_specs(params: StudyParams, keys: Optional[Sequence[str]] = None) -> list[RunSpec]:
+    """The image pretraining runs the methods `keys` start from (default: every method): one per
+    2D backbone, none where `pretrained` names a real checkpoint."""
+    methods = study_methods(params)
+    out: dict[str, RunSpec] = {}
+    for key in _keys(params, keys):
+        method = methods[key]
+        if method.pretrained and checkpoint_source(params.pretrained, method.model) == "auto":
+            name, kwargs = pretraining_run(method.model, **pretraining_params(params))
+            out[name] = RunSpec(name, dict(kwargs, runs_root=params.runs_root),
+                                f"image pretraining ({kwargs['model']})", kind="pretraining")
+    return list(out.values())
+
+
+def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,
+                environment: Optional[dict] = None) -> dict[str, list[RunSpec]]:
+    """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile);
+    `environment`: variables set before torch starts, part of each run's parameters.
+
+    Nothing trains here. An image-pretrained method with `pretrained="auto"` starts from its
+    pretraining run's checkpoint, which its runs `need` (`pretraining_specs` lists them).
+    """
+    methods = study_methods(params)
     data = data or study_data(params)
     root = runs_root_of(params.runs_root)
     out: dict[str, list[RunSpec]] = {}
-    for key in keys:
+    for key in _keys(params, keys):
         method = methods[key]
-        pretrained = None
+        pretrained, needs = None, ()
         if method.pretrained:
-            pretrained = pretrained_checkpoint(params.pretrained, method.model, runs_root=params.runs_root,
-                                               train=train_pretraining, **pretraining_params(params))
+            pretrained = checkpoint_source(params.pretrained, method.model)
             if pretrained is None:
                 raise ValueError(f"{method.label} starts from image weights: pretrained must name them "
                                  f"(auto, a checkpoint or timm:NAME), got None")
+            if pretrained == "auto":  # the pretraining run's checkpoint, once that run is finished
+                needs = (pretraining_run(method.model, **pretraining_params(params))[0],)
+                pretrained = str(root / needs[0] / WEIGHTS_FILE)
         model_kwargs = {"time_padding": params.time_padding} if _models.get_model_entry(method.model).kind == "3d" \
             else {}
         specs = []
@@ -105,39 +130,82 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
             name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
             kwargs = dict(defining, pretrained=pretrained, runs_root=params.runs_root, num_workers=params.num_workers,
                           memory_format=params.memory_format)
-            specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}"))
+            specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}", needs=needs))
         out[key] = specs
     return out
 
 
 def train_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
                   data: Optional[DataPaths] = None) -> dict[str, list[Run]]:
-    """Train (or reuse) every seed of every method in `keys`; {method key: [Run per seed]}."""
+    """Train (or reuse) every seed of every method in `keys`, and the pretraining they start
+    from; {method key: [Run per seed]}."""
     specs = method_runs(params, keys, data)
     flat = [s for group in specs.values() for s in group]
-    trained = train_runs(flat, parallel=params.parallel_runs)
+    trained = _train(params, pretraining_specs(params, keys) + flat, data)
     return {key: [trained[s.name] for s in group] for key, group in specs.items()}
+
+
+def _train(params: StudyParams, specs: Sequence[RunSpec], data: Optional[DataPaths], log=print) -> dict[str, Run]:
+    """`train_runs` in `_busy_order`, after building the frame caches the runs read (on every
+    core, once, rather than in each worker at the same time)."""
+    if params.frame_cache and any(s.kind == "video" and not s.complete for s in specs):
+        data = data or study_data(params)
+        for split, train in (("train", True), ("val", False)):
+            clip_dataset(data, split, num_frames=params.num_frames, crop_size=params.crop_size, train=train,
+                         frame_cache=True)
+    return train_runs(_busy_order(specs), parallel=params.parallel_runs, log=log)
+
+
+def _busy_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """Runs that others need first, then the runs that need nothing, then the rest, each group in
+    its own order: while the first ones train, the other workers have work that needs nothing."""
+    needed = {n for s in specs for n in s.needs}
+    return ([s for s in specs if s.name in needed] + [s for s in specs if s.name not in needed and not s.needs]
+            + [s for s in specs if s.name not in needed and s.needs])
+
+
+def spread_run(params: StudyParams, key: str = "3d_random", seed: int = 0, isa: Optional[str] = None,
+               data: Optional[DataPaths] = None) -> tuple[RunSpec, RunSpec]:
+    """(the run of method `key` and `seed` as the study trains it, the same run as another machine
+    would compute it): oneDNN limited to the `isa` instruction set (ONEDNN_MAX_CPU_ISA; by default
+    one step below this CPU's best, `runtime.lesser_instruction_set`), which changes the kernels
+    and so the rounding of every convolution."""
+    isa = isa or runtime.lesser_instruction_set()
+    env = {"ONEDNN_MAX_CPU_ISA": isa}
+    here = next(s for s in method_runs(params, [key], data)[key] if s.kwargs["seed"] == seed)
+    other = next(s for s in method_runs(params, [key], data, environment=env)[key] if s.kwargs["seed"] == seed)
+    return here, RunSpec(other.name, other.kwargs, f"{other.label}, oneDNN {isa}", needs=other.needs)
 
 
 def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, isa: Optional[str] = None,
                    data: Optional[DataPaths] = None) -> tuple[Run, Run]:
-    """The same run (method `key`, `seed`) here and as another machine would compute it: oneDNN
-    limited to the `isa` instruction set (ONEDNN_MAX_CPU_ISA; by default one step below this CPU's
-    best, `runtime.lesser_instruction_set`), which changes the kernels and so the rounding of
-    every convolution. Returns (the run as the study trained it, the other)."""
-    isa = isa or runtime.lesser_instruction_set()
-    env = {"ONEDNN_MAX_CPU_ISA": isa}
-    here = train_methods(params, [key], data)[key]
-    other_spec = next(s for s in method_runs(params, [key], data, environment=env)[key] if s.kwargs["seed"] == seed)
-    other = train_runs([RunSpec(other_spec.name, other_spec.kwargs, f"{other_spec.label}, oneDNN {isa}")],
-                       environment=env)[other_spec.name]
-    return next(r for r in here if r.params["seed"] == seed), other
+    """Train (or reuse) both runs of `spread_run`; returns (the run as the study trained it, the other)."""
+    here, other = spread_run(params, key, seed, isa, data)
+    trained = _train(params, pretraining_specs(params, [key]) + [here, other], data)
+    return trained[here.name], trained[other.name]
+
+
+def study_runs(params: StudyParams, data: Optional[DataPaths] = None) -> list[RunSpec]:
+    """Every run the book's notebooks read, in the order `train_runs` keeps the workers busy with:
+    the pretraining, the runs that need nothing (random initialisation, the spread between
+    machines), then the runs that start from the pretraining."""
+    data = data or study_data(params)
+    flat = [s for group in method_runs(params, data=data).values() for s in group]
+    if "3d_random" in study_methods(params):
+        flat.append(spread_run(params, data=data)[1])
+    return _busy_order(pretraining_specs(params) + flat)
+
+
+def train_study(params: StudyParams, log=print) -> dict[str, Run]:
+    """Train (or reuse) every run of `study_runs`, `params.parallel_runs` at a time: what `make
+    study` does before the notebooks, which then read the runs; {name: Run}."""
+    return _train(params, study_runs(params), None, log)
 
 
 def finished_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
                      data: Optional[DataPaths] = None) -> dict[str, list[Run]]:
     """Like `train_methods`, but only reads: a missing run raises, naming the notebook that trains it."""
-    specs = method_runs(params, keys, data, train_pretraining=False)
+    specs = method_runs(params, keys, data)
     out = {}
     for key, group in specs.items():
         runs = []

@@ -7,7 +7,7 @@ lives here.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,8 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
            "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
-           "protocol_numbers", "plateau_sentence", "time_spent", "budget_numbers", "budget_sentence", "plateau_table"]
+           "protocol_numbers", "plateau_sentence", "time_spent", "training_span", "budget_numbers", "budget_sentence",
+           "plateau_table"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -415,20 +416,37 @@ def budget_sentence(train_minutes: float, trained: str, budget: float = STUDY_BU
             "whole run's time)")
 
 
-def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping) -> dict:
+def training_span(runs: Iterable[Run]) -> Optional[float]:
+    """Minutes from the first of `runs` starting to the last one finishing (the `wall_clock` each
+    records): the study's training time when runs train side by side, which the sum of their
+    times overstates. None when a run has no such record (trained before it was kept)."""
+    clocks = [r.results.get("wall_clock") for r in runs]
+    if not clocks or any(c is None for c in clocks):
+        return None
+    return (max(c["finished"] for c in clocks) - min(c["started"] for c in clocks)) / 60
+
+
+def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra: Sequence[Run] = ()) -> dict:
+    """What the budget paragraph quotes: the training's wall-clock span over every run (`runs`,
+    the `pretraining` runs and `extra` ones such as the spread between machines), the sum of the
+    runs' own times, how many trained at once, and the share spent waiting for data."""
     table = time_spent(runs, methods, pretraining)
-    any_run = next(iter(next(iter(runs.values()))))
-    env = any_run.results.get("environment", {})
+    every = [r for g in runs.values() for r in g] + [r for r in pretraining.values() if r is not None] + list(extra)
+    env = every[0].results.get("environment", {})
     seeds = {r.params["seed"] for g in runs.values() for r in g}
     data = table["waiting for data (%)"].dropna()
-    minutes = table["minutes in all"].sum()
+    run_minutes = sum(r.results["train_seconds"] for r in every) / 60
+    span = training_span(every)
+    minutes = span if span is not None else run_minutes
     epochs = sorted({r.params["epochs"] for g in runs.values() for r in g})
     trained = f"every method with {len(seeds)} seeds for {'/'.join(map(str, epochs))} epochs"
-    sentence = budget_sentence(minutes, trained)
-    return {"train_minutes": f"{minutes:.0f}",
-            "machine": f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads",
+    threads = sorted({r.results.get("environment", {}).get("threads") for r in every} - {None})
+    return {"train_minutes": f"{minutes:.0f}", "run_minutes": f"{run_minutes:.0f}",
+            "side_by_side": f"{len(every)} runs side by side on {'/'.join(map(str, threads))} thread(s) each"
+                            if span is not None else f"{len(every)} runs",
+            "machine": f"{env.get('cpu', '?')}, {env.get('cores', '?')} cores",
             "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
-            "budget_sentence": sentence}
+            "budget_sentence": budget_sentence(minutes, trained)}
 
 
 def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:

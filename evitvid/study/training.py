@@ -1,4 +1,4 @@
-"""Training the study's models: video runs, the image pretraining, and many runs at once.
+"""Training the study's models: video runs and the image pretraining.
 
 - `train_video`: a frame-averaged or 3D model on verbs and nouns, then its predictions on
   the validation split. Everything that could fail (parameters, the pretrained checkpoint,
@@ -8,9 +8,9 @@
   the embedded study's stand-in for ImageNet; saved in timm's format, loaded and inflated
   exactly as an ImageNet checkpoint would be.
 - `pretrained_checkpoint`: what `pretrained="auto"` means for a model: its 2D backbone's
-  pretraining run, trained on first use.
-- `train_runs`: a list of runs trained `parallel` at a time in worker processes, each on its
-  share of the cores; finished runs are skipped.
+  pretraining run (`pretraining_run`), trained on first use.
+
+Many runs at once, in parallel and in the order their dependencies allow: `evitvid.study.jobs`.
 
 Runs are named by what determines them: `run_name(prefix, params)` appends a short hash of
 the parameters, so a run is reused only when every parameter matches, and another setting
@@ -23,9 +23,8 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -40,12 +39,13 @@ from ..runtime import set_threads
 from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
 from .params import PROTOCOL
 
-__all__ = ["DEFAULT_RUNS", "runs_root_of", "run_name", "train_video", "pretrain_images", "pretrained_checkpoint",
-           "training_params", "pretraining_params",
-           "RunSpec", "train_runs", "show_progress"]
+__all__ = ["DEFAULT_RUNS", "WEIGHTS_FILE", "runs_root_of", "run_name", "train_video", "pretrain_images",
+           "pretrained_checkpoint", "checkpoint_source", "pretraining_run", "pretraining_runs", "training_params",
+           "pretraining_params", "show_progress"]
 
 _log = logging.getLogger(__name__)
 DEFAULT_RUNS = Path(__file__).resolve().parents[2] / "runs"
+WEIGHTS_FILE = "model.safetensors"  # a pretraining run's checkpoint, in timm's format
 
 
 def runs_root_of(runs_root: Optional[Path | str]) -> Path:
@@ -80,6 +80,13 @@ def _positive(**values: Any) -> None:
     bad = [f"{k}={v!r}" for k, v in values.items() if v is None or v <= 0]
     if bad:
         raise ValueError(f"must be positive: {', '.join(bad)}")
+
+
+def wall_clock(started: float) -> dict:
+    """When this process started training a run and when it finished (Unix seconds): runs
+    trained side by side overlap, so the study's training time is the span of these, not the
+    sum of the runs' `train_seconds` (`study.report.training_span`)."""
+    return {"started": round(started, 1), "finished": round(time.time(), 1)}
 
 
 def _write_predictions(run: Run, result) -> None:
@@ -164,6 +171,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     run = open_run(root, name, params, lock=_rank() == 0)
     if run.complete:
         return run
+    started = time.time()
     from .evaluation import ReversalProbe
     probes = [ReversalProbe(val_set, reversal_clips)] if reversal_clips else []
     trainer = Trainer(net, train_set, val_set, cfg, run.dir, probes=probes)
@@ -176,7 +184,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                        "num_frames": num_frames, "seed": seed, "train_clips": len(train_set),
                        "val_clips": len(val_set), "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
                        "train_seconds": trainer.train_seconds, "epochs": len(history), "val": result.metrics,
-                       "environment": runtime.environment()})
+                       "wall_clock": wall_clock(started), "environment": runtime.environment()})
     return run
 
 
@@ -194,21 +202,20 @@ def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = 
 
 
 def pretraining_runs(params) -> dict[str, Optional[Run]]:
-    """{2D image model: its pretraining run} for every image-pretrained method of the profile;
-    None where `pretrained` names a real checkpoint instead (nothing is pretrained here)."""
+    """{2D image model: its pretraining run} for every image-pretrained method of the profile,
+    trained here if missing; None where `pretrained` names a real checkpoint instead (nothing is
+    pretrained here)."""
     from .methods import study_methods
     out: dict[str, Optional[Run]] = {}
     for method in study_methods(params).values():
         if not method.pretrained:
             continue
         image_model = _models.get_model_entry(method.model).image_model
-        source = params.pretrained.get(method.model) if isinstance(params.pretrained, dict) else params.pretrained
-        if source != "auto":
+        if checkpoint_source(params.pretrained, method.model) != "auto":
             out.setdefault(image_model, None)
             continue
-        kwargs = {"model": image_model, **pretraining_params(params)}
-        out[image_model] = pretrain_images(run_name(f"02_pretrain_{image_model}", kwargs), runs_root=params.runs_root,
-                                           **kwargs)
+        name, kwargs = pretraining_run(method.model, **pretraining_params(params))
+        out[image_model] = pretrain_images(name, runs_root=params.runs_root, **kwargs)
     return out
 
 
@@ -258,17 +265,18 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     run = open_run(root, name, params)
     if run.complete:
         return run
-    for images in (train_set, val_set):  # every drawing at once, on every core (nothing else runs yet)
-        images.render()
+    started = time.time()
+    for images in (train_set, val_set):  # every drawing at once, on as many processes as the run has threads
+        images.render(workers=torch.get_num_threads())
     trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=IMAGE)
     trainer.fit()
     result = trainer.evaluate(val_set, desc="validation")
-    weights = run.dir / "model.safetensors"
+    weights = run.dir / WEIGHTS_FILE
     with atomic_path(weights) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in trainer.eval_model.state_dict().items()}, str(tmp))
     run.write_results({"model": model, "checkpoint": relative_to_root(weights, root), "train_images": len(train_set),
                        "val_images": len(val_set), "train_seconds": trainer.train_seconds, "val": result.metrics,
-                       "environment": runtime.environment()})
+                       "wall_clock": wall_clock(started), "environment": runtime.environment()})
     return run
 
 
@@ -285,95 +293,34 @@ def pretraining_params(params) -> dict:
                 held_out=params.pretrain_held_out, max_train=params.pretrain_max_train, views=params.pretrain_views)
 
 
-def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
-                          threads: Optional[int] = None, train: bool = True, **pretraining: Any) -> Optional[str]:
-    """`pretrained` as `train_video` takes it. A dict maps each model to its own checkpoint.
-    "auto" means the embedded study's stand-in for ImageNet: the pretraining run of `model`'s
-    2D backbone with `pretraining` arguments, trained now if it is not in `runs_root` yet,
-    reused otherwise (its folder is named by its parameters); with `train=False` a missing one
-    raises instead, naming the notebook that trains it. None means random init."""
-    if isinstance(pretrained, dict):  # one checkpoint per model, e.g. B1 and L1 in one notebook
+def checkpoint_source(pretrained: Optional[str | dict], model: str) -> Optional[str]:
+    """What `pretrained` says `model` starts from: a path, `timm:NAME`, "auto" (the embedded
+    study's image pretraining) or None (random init). A dict maps each model to its own
+    source (e.g. B1 and L1 in one notebook)."""
+    if isinstance(pretrained, dict):
         if model not in pretrained:
             raise ValueError(f"pretrained: no checkpoint given for {model!r} (given for {', '.join(pretrained)})")
-        pretrained = pretrained[model]
-    if pretrained != "auto":
-        return pretrained
+        return pretrained[model]
+    return pretrained
+
+
+def pretraining_run(model: str, **pretraining: Any) -> tuple[str, dict]:
+    """(run name, `pretrain_images` arguments) of the image pretraining of `model`'s 2D backbone
+    with the `pretraining` arguments (`pretraining_params`): the folder is named by them."""
     image_model = _models.get_model_entry(model).image_model
     kwargs = {"model": image_model, **pretraining}
-    name = run_name(f"02_pretrain_{image_model}", kwargs)
-    if not train and not (runs_root_of(runs_root) / name / "results.json").exists():
-        raise FileNotFoundError(f"image pretraining of {image_model}: no finished run {runs_root_of(runs_root) / name} "
-                                f"for these parameters; run notebook 02_image_pretraining first")
-    run = pretrain_images(name, runs_root=runs_root, threads=threads, **kwargs)
-    return str(resolve_from_root(run.results["checkpoint"], runs_root_of(runs_root)))
+    return run_name(f"02_pretrain_{image_model}", kwargs), kwargs
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of a list `train_runs` trains: a name and `train_video`'s arguments (data as its record)."""
-    name: str
-    kwargs: dict = field(hash=False)
-    label: str = ""
-
-
-def _set_environment(variables: dict) -> None:
-    """A worker's initializer: environment variables that must be set before torch starts."""
-    os.environ.update(variables)
-
-
-def _train_spec(spec: RunSpec, threads: Optional[int]) -> str:
-    """`train_runs`' unit of work, in a worker process: returns the run folder."""
-    kwargs = dict(spec.kwargs)
-    kwargs["data"] = DataPaths.from_record(kwargs["data"])
-    return str(train_video(spec.name, threads=threads, **kwargs).dir)
-
-
-def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, environment: Optional[dict] = None,
-               log: Callable[[str], None] = print) -> dict[str, Run]:
-    """Train every run of `specs` that is not finished, `parallel` at a time; returns {name: Run}.
-
-    With `parallel > 1`, or an `environment` to set before torch starts, each run trains in a
-    worker process on cores / `parallel` threads (`evitvid.workers.process_pool`: workers die
-    with this process). A run's result depends on its parameters and its thread count, not on
-    which worker ran it or when.
-    """
-    todo = []
-    for spec in specs:
-        root = runs_root_of(spec.kwargs.get("runs_root"))
-        if not (root / spec.name / "results.json").exists():
-            todo.append(spec)
-    done: dict[str, Run] = {}
-    if todo:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        parallel = max(1, min(parallel, len(todo)))
-        threads = max(1, cores // parallel)
-        log(f"training {len(todo)} of {len(specs)} runs, {parallel} at a time on {threads} thread(s) each")
-        started = time.perf_counter()
-        if parallel == 1 and not environment:
-            for i, spec in enumerate(todo, 1):
-                done[spec.name] = Run(Path(_train_spec(spec, threads)))
-                log(_finished_line(i, len(todo), spec, done[spec.name], started))
-        else:
-            import multiprocessing
-            from concurrent.futures import as_completed
-
-            from ..workers import process_pool
-            with process_pool(parallel, mp_context=multiprocessing.get_context("spawn"),
-                              initializer=_set_environment, initargs=(dict(environment or {}),)) as pool:
-                futures = {pool.submit(_train_spec, spec, threads): spec for spec in todo}
-                for i, future in enumerate(as_completed(futures), 1):
-                    spec = futures[future]
-                    try:
-                        done[spec.name] = Run(Path(future.result()))
-                    except Exception as exc:
-                        raise RuntimeError(f"run {spec.name} ({spec.label}): {exc}") from exc
-                    log(_finished_line(i, len(todo), spec, done[spec.name], started))
-    return {spec.name: done.get(spec.name) or Run(runs_root_of(spec.kwargs.get("runs_root")) / spec.name)
-            for spec in specs}
-
-
-def _finished_line(i: int, n: int, spec: RunSpec, run: Run, started: float) -> str:
-    val = run.results["val"]
-    return (f"[{i}/{n}] {spec.label or spec.name}: verb top-1 {100 * val['verb_top1']:.1f}%, noun top-1 "
-            f"{100 * val['noun_top1']:.1f}% ({run.results['train_seconds'] / 60:.1f} min; "
-            f"{(time.perf_counter() - started) / 60:.1f} min elapsed)")
+def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
+                          threads: Optional[int] = None, **pretraining: Any) -> Optional[str]:
+    """`pretrained` as `train_video` takes it (`checkpoint_source`). "auto" means the embedded
+    study's stand-in for ImageNet, the checkpoint of `pretraining_run`: trained now if it is not
+    in `runs_root` yet, reused otherwise. (The study's lists of runs train it as a run of their
+    own, before the runs that need it: `study.methods`.)"""
+    source = checkpoint_source(pretrained, model)
+    if source != "auto":
+        return source
+    name, kwargs = pretraining_run(model, **pretraining)
+    pretrain_images(name, runs_root=runs_root, threads=threads, **kwargs)
+    return str(runs_root_of(runs_root) / name / WEIGHTS_FILE)

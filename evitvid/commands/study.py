@@ -1,0 +1,36 @@
+"""`python -m evitvid study`: train every run a profile's book reads, before the notebooks.
+
+`make study` runs it first: the image pretraining, every method and seed and the run that
+measures the spread between machines train `parallel_runs` at a time (`evitvid.study.jobs`),
+each printing a line per epoch and one when it finishes; the notebooks then find every run
+finished and read it. A finished run is never trained again and a killed study resumes where
+its runs stopped. `--list` prints the runs and whether each is finished, and trains nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", "--params", dest="profile", default="cpu",
+                        help="parameter profile: cpu, ek100 (book/params/NAME.yaml) or a YAML path")
+    parser.add_argument("--parallel-runs", type=int, default=None,
+                        help="runs trained at once, each on its share of the cores (default: the profile's)")
+    parser.add_argument("--list", action="store_true", help="list the runs and whether each is finished; train nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import study
+    params = study.load_profile(args.profile, parallel_runs=args.parallel_runs)
+    specs = study.study_runs(params)
+    if args.list:
+        for spec in specs:
+            needs = f" (after {', '.join(spec.needs)})" if spec.needs else ""
+            print(f"{'done' if spec.complete else 'todo'}  {spec.name}  {spec.label}{needs}")
+        return 0
+    started = time.perf_counter()
+    study.train_study(params)
+    print(f"study: {len(specs)} runs finished under {study.runs_root_of(params.runs_root)} "
+          f"({(time.perf_counter() - started) / 60:.1f} min)")
+    return 0

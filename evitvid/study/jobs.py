@@ -1,0 +1,196 @@
+"""Many runs at once: `RunSpec` (one run to train) and `train_runs` (a list of them, in parallel).
+
+A study is a few dozen runs of two kinds: the image pretraining (`pretrain_images`) and
+video runs (`train_video`), some of which start from the pretraining's checkpoint and so
+`need` it. `train_runs` trains the unfinished runs of a list `parallel` at a time, each in a
+worker process on `cores // parallel` threads. A run starts once every run it needs is
+finished; among the runs that may start, list order decides. A list that puts the
+pretraining first and the runs that do not need it next keeps every worker busy while the
+pretraining trains (`study_runs` builds the study's list that way).
+
+Why single-threaded workers rather than one run on every core: at the study's shapes a
+training step is a few hundred small operators, and two runs of one thread each do more
+steps per second than one run on two threads (1.29x on 2 cores: 2 epochs in 25 s against 1
+in 16 s, the 3D B0 at 8 x 64 x 64, batch 16; `python -m evitvid bench --only train` times
+the step alone).
+
+A run's result depends on its parameters and its thread count, never on which worker ran it,
+when or beside what: every run seeds itself and draws its data from (seed, epoch, index), and
+the thread count is fixed by `parallel` and the cores alone (a last run left alone on the
+machine does not take the idle core, which would change its rounding). A run whose arguments
+name an `environment` (variables set before torch starts, e.g. `ONEDNN_MAX_CPU_ISA`) trains
+in a worker started with them.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from ..runs import Run
+from .data import DataPaths
+from .training import pretrain_images, runs_root_of, train_video
+
+__all__ = ["RunSpec", "KINDS", "train_runs", "available_cores", "threads_per_run"]
+
+KINDS = ("video", "pretraining")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a list `train_runs` trains: its folder's name, the training function's
+    arguments (`train_video`'s, data as its record, for kind "video"; `pretrain_images`' for
+    "pretraining"), a label for people, and the names of the runs it `needs` finished first."""
+    name: str
+    kwargs: dict = field(hash=False)
+    label: str = ""
+    kind: str = "video"
+    needs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"RunSpec {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def root(self) -> Path:
+        return runs_root_of(self.kwargs.get("runs_root"))
+
+    @property
+    def environment(self) -> dict:
+        """Variables this run needs set before torch starts (empty for most runs)."""
+        return dict(self.kwargs.get("environment") or {})
+
+    @property
+    def complete(self) -> bool:
+        return (self.root / self.name / "results.json").exists()
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_per_run(parallel: int, cores: Optional[int] = None) -> int:
+    """The threads each of `parallel` runs trains on: the cores shared out, at least one."""
+    return max(1, (cores or available_cores()) // max(1, parallel))
+
+
+def _start_worker(variables: dict) -> None:
+    """A worker's initializer: its environment (before the first convolution reads it) and the
+    allocator settings every evitvid process starts with."""
+    os.environ.update(variables)
+    from ..allocator import tune_malloc
+    tune_malloc()
+
+
+def _train(spec: RunSpec, threads: Optional[int], progress: Optional[bool]) -> str:
+    """`train_runs`' unit of work, in this process or a worker: returns the run folder."""
+    kwargs = dict(spec.kwargs)
+    if spec.kind == "pretraining":
+        return str(pretrain_images(spec.name, threads=threads, progress=progress, **kwargs).dir)
+    kwargs["data"] = DataPaths.from_record(kwargs["data"])
+    return str(train_video(spec.name, threads=threads, progress=progress, **kwargs).dir)
+
+
+def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Run]:
+    """Train every run of `specs` that is not finished, `parallel` at a time; returns {name: Run}.
+
+    With `parallel` 1 and no run naming an environment, runs train one after the other in this
+    process, on every core. Otherwise each trains in a worker process (`evitvid.workers`: the
+    workers die with this process) on `threads_per_run(parallel)` threads, printing a line per
+    epoch. A run whose `needs` are neither in `specs` nor finished is refused before anything
+    trains. When a run fails, no other starts; the ones in progress finish (every epoch is
+    checkpointed, so nothing is lost either way), then the error is raised naming the run.
+    """
+    by_name = {spec.name: spec for spec in specs}
+    for spec in specs:
+        missing = [n for n in spec.needs if n not in by_name and not (spec.root / n / "results.json").exists()]
+        if missing:
+            raise ValueError(f"run {spec.name} ({spec.label}) needs {', '.join(missing)}, which is neither finished "
+                             f"nor in the list to train")
+    todo = [spec for spec in specs if not spec.complete]
+    if todo:
+        threads = threads_per_run(parallel)
+        workers = max(1, min(parallel, len(todo)))
+        log(f"training {len(todo)} of {len(specs)} runs, {workers} at a time on {threads} thread(s) each")
+        if parallel == 1 and not any(spec.environment for spec in todo):
+            _train_here(todo, threads, log)
+        else:
+            _train_in_workers(todo, parallel, threads, log)
+    return {spec.name: Run(spec.root / spec.name) for spec in specs}
+
+
+def _ready(spec: RunSpec, done: set[str]) -> bool:
+    return all(n in done or (spec.root / n / "results.json").exists() for n in spec.needs)
+
+
+def _next_ready(waiting: list[RunSpec], done: set[str], running: int = 0) -> Optional[RunSpec]:
+    """The first waiting run whose needs are finished; None while runs in progress may still
+    finish them; an error when nothing runs and nothing can start (runs that need each other)."""
+    spec = next((s for s in waiting if _ready(s, done)), None)
+    if spec is None and not running:
+        raise ValueError(f"runs that can never start (each needs an unfinished one): "
+                         f"{', '.join(s.name for s in waiting)}")
+    return spec
+
+
+def _train_here(todo: list[RunSpec], threads: int, log: Callable[[str], None]) -> None:
+    started, done, waiting = time.perf_counter(), set(), list(todo)
+    while waiting:  # list order, each run after the ones it needs
+        spec = _next_ready(waiting, done)
+        waiting.remove(spec)
+        run = Run(Path(_train(spec, threads, None)))
+        done.add(spec.name)
+        log(finished_line(len(done), len(todo), spec, run, started))
+
+
+def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Callable[[str], None]) -> None:
+    from ..workers import process_pool
+    context = multiprocessing.get_context("spawn")
+    pools: dict[tuple, object] = {}  # one pool per environment, started when first needed
+    running: dict[Future, RunSpec] = {}
+    started, done, waiting, failures = time.perf_counter(), set(), list(todo), []
+    try:
+        while waiting or running:
+            while waiting and not failures and len(running) < parallel:
+                spec = _next_ready(waiting, done, len(running))
+                if spec is None:
+                    break
+                waiting.remove(spec)
+                key = tuple(sorted(spec.environment.items()))
+                if key not in pools:
+                    pools[key] = process_pool(parallel, mp_context=context, initializer=_start_worker,
+                                              initargs=(spec.environment,))
+                running[pools[key].submit(_train, spec, threads, False)] = spec
+                log(f"started {spec.label or spec.name}")
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                spec = running.pop(future)
+                try:
+                    run = Run(Path(future.result()))
+                except Exception as exc:  # reported once the runs in progress are done
+                    failures.append((spec, exc))
+                    log(f"run {spec.name} ({spec.label}) failed: {exc}")
+                    continue
+                done.add(spec.name)
+                log(finished_line(len(done), len(todo), spec, run, started))
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+    if failures:
+        spec, exc = failures[0]
+        raise RuntimeError(f"run {spec.name} ({spec.label}): {exc}") from exc
+
+
+def finished_line(i: int, n: int, spec: RunSpec, run: Run, started: float) -> str:
+    """`[i/n] label: its accuracy (its training time; time since the list started)`."""
+    val = run.results["val"]
+    score = (f"held-out top-1 {100 * val['top1']:.1f}%" if spec.kind == "pretraining" else
+             f"verb top-1 {100 * val['verb_top1']:.1f}%, noun top-1 {100 * val['noun_top1']:.1f}%")
+    return (f"[{i}/{n}] {spec.label or spec.name}: {score} ({run.results['train_seconds'] / 60:.1f} min; "
+            f"{(time.perf_counter() - started) / 60:.1f} min elapsed)")
