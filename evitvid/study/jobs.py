@@ -9,10 +9,10 @@ pretraining first and the runs that do not need it next keeps every worker busy 
 pretraining trains (`study_runs` builds the study's list that way).
 
 Why single-threaded workers rather than one run on every core: at the study's shapes a
-training step is a few hundred small operators, and two runs of one thread each do more
-steps per second than one run on two threads (1.29x on 2 cores: 2 epochs in 25 s against 1
-in 16 s, the 3D B0 at 8 x 64 x 64, batch 16; `python -m evitvid bench --only train` times
-the step alone).
+training step is a few hundred small operators, and two runs of one thread each side by side
+take 0.70x the time of the same two runs one after the other on two threads (1-epoch runs of
+the study's 3D B0 at 4 x 64 x 64, batch 16, whole processes, median of 4 pairs on a 2-core
+Intel Xeon: 22.1 s against 31.8 s).
 
 A run's result depends on its parameters and its thread count, never on which worker ran it,
 when or beside what: every run seeds itself and draws its data from (seed, epoch, index), and
