@@ -11,7 +11,7 @@ the process keeps its peak heap until it exits.
 Measured (`python -m evitvid bench --preset full --only backends`, 2 cores, two runs
 in a row on one machine, with and without `EVITVID_TUNE_MALLOC=0`): PyTorch eager 3D B1 at
 3 x 16 x 224 x 224, batch 1, 279 -> 172 ms; timm's B1 on the same 16 frames 255 -> 155 ms;
-at the study's 3 x 8 x 64 x 64 the activations are below the default threshold and the
+at 3 x 8 x 64 x 64 (the study's clips then) the activations are below the default threshold and the
 figures move within noise (43 -> 39 ms). OpenVINO manages its own memory (186 -> 170 ms).
 
 Linux with glibc only; a no-op elsewhere (macOS, musl, Windows), and a no-op when the

@@ -195,6 +195,11 @@ def test_presets_cover_the_brief():
     assert any({"evitvid:efficientvit_b1_3d", "timm-frames:efficientvit_b1"} <= set(models) and
                shape == bench.PAPER_SHAPE and batch == 1 for models, shape, batch in full.backends)
     assert all(shape == bench.STUDY_SHAPE for _, shape, _ in light.backends)
+    # the study's training step is what the light preset times first: its model, clip and batch
+    from evitvid.study import load_profile
+    cpu = load_profile("cpu")
+    assert light.train[0] == (f"evitvid:{cpu.model_3d}", (3, cpu.num_frames, cpu.crop_size, cpu.crop_size),
+                              cpu.batch_size) == ("evitvid:efficientvit_b0_3d", bench.STUDY_SHAPE, bench.STUDY_BATCH)
 
 
 def test_command_writes_results_json(tmp_path, monkeypatch, capsys):
@@ -344,7 +349,7 @@ def test_headline_quotes_the_backend_goals():
     assert h["ms_per_frame"] == ("8.0 ms per frame in fp32 (openvino fp32), 4.5 ms per frame in bf16 (openvino bf16), "
                                  "against the paper's 11 ms")
     assert h["eager_over_timm"] == "1.47x (440 ms against timm's 300 ms, PyTorch eager, channels-last)"
-    assert bench.backend_figures({"backends": rows[-1:]})["backends_shape"] == "3x8x64x64, batch 1"
+    assert bench.backend_figures({"backends": rows[-1:]})["backends_shape"] == "3x4x64x64, batch 1"
 
 
 def test_malloc_tuning_is_recorded_idempotent_and_can_be_turned_off(micro_results, monkeypatch):

@@ -12,7 +12,7 @@ The sections, in the order they run (every model and input in the config's `layo
 where a section compares layouts):
 
 - inference: latency (median ms) and throughput (clips/s) at the paper's shape
-  (3 x 16 x 224 x 224) and the embedded study's (3 x 8 x 64 x 64) for evitvid's 3D and
+  (3 x 16 x 224 x 224) and the embedded study's (3 x 4 x 64 x 64) for evitvid's 3D and
   frame-averaged B1/L1, timm's own 2D EfficientViT run on every frame (T folded into the
   batch, the reference doing the frame-averaged model's work) and torchvision's video models
   at their documented inputs (weights=None); with params, GMACs (`evitvid.models.flops.count_gmacs`,

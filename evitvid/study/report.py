@@ -144,6 +144,7 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
     label = methods[key].label
     rows = frames[frames["method"] == label].sort_values("frames")
     out = {f"{prefix}_label": label, f"{prefix}_positions": str(params.eval_positions),
+           f"{prefix}_train_frames": str(params.num_frames),
            f"{prefix}_frames_first": f"{rows['accuracy'].iloc[0]:.1f} %",
            f"{prefix}_frames_last": f"{rows['accuracy'].iloc[-1]:.1f} %",
            f"{prefix}_frames_max": str(int(rows["frames"].iloc[-1]))}
@@ -160,8 +161,8 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
     where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
              "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
              "still get more right (undertrained, or not enough capacity)")
-    out[f"{prefix}_ceiling_sentence"] = (f"at 8 frames it is {points(gap)} from the ceiling ({pct(ceiling)}); "
-                                         f"{where}")
+    out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on it is {points(gap)} from "
+                                         f"the ceiling ({pct(ceiling)}); {where}")
     return out
 
 
@@ -370,7 +371,7 @@ def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
-    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}",
+    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
 

@@ -185,11 +185,14 @@ def learning_curves(runs: dict[str, list[Run]], methods: dict[str, Method]) -> p
 
 def frames_curve(runs: dict[str, list[Run]], methods: dict[str, Method], frames: Sequence[int], positions: int, *,
                  head: str = "verb", confidence: float = 0.95, resamples: int = 4000,
-                 max_val: Optional[int] = None) -> pd.DataFrame:
-    """Top-1 (%) against frames per segment for each method: averaged over `positions` temporal
+                 max_val: Optional[int] = None, pretrained_only: bool = False) -> pd.DataFrame:
+    """Top-1 (%) against frames per segment for each method (with `pretrained_only`, each method
+    that starts from image weights, as the paper's do): averaged over `positions` temporal
     positions and the seeds, with the 95 % interval over segments (the paper's Fig. 2)."""
     rows = []
     for key, group in runs.items():
+        if pretrained_only and not methods[key].pretrained:
+            continue
         tables = [evaluate_frames(run, frames, positions_per_clip=positions, per_segment=True, max_val=max_val)
                   .assign(seed=run.params["seed"]) for run in group]
         table = pd.concat(tables, ignore_index=True)
