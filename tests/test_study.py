@@ -239,6 +239,25 @@ def test_plateau_table_measures_the_change_over_the_last_epochs():
     assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
 
 
+def test_difference_drift_follows_each_comparison_over_the_last_epochs():
+    """A learns faster than B until the end (their difference still moving); C and B gain alike
+    (theirs fixed): the table pairs seeds and says which difference moved, and by how much."""
+    from types import SimpleNamespace
+    curves = [{"method": method, "seed": seed, "epoch": epoch, "val_verb_top1": base + rate * epoch + 0.01 * seed}
+              for method, base, rate in (("A", 0.2, 0.04), ("B", 0.1, 0.02), ("C", 0.3, 0.02))
+              for seed in (0, 1) for epoch in (1, 2, 3, 4)]
+    methods = {k: SimpleNamespace(label=k) for k in "ABC"}
+    drift = study.difference_drift(pd.DataFrame(curves), methods, [("a", "b")], last=2)
+    assert drift.empty  # keys, not labels: no such methods
+    methods = {"a": methods["A"], "b": methods["B"], "c": methods["C"]}
+    drift = study.difference_drift(pd.DataFrame(curves), methods, [("a", "b"), ("c", "b")], last=2)
+    assert list(drift.columns) == ["epoch 2", "epoch 3", "epoch 4", "moved over the last 2 epochs (points)"]
+    assert drift.loc["A − B"].tolist() == pytest.approx([14.0, 16.0, 18.0, 4.0])
+    assert drift.loc["C − B", "moved over the last 2 epochs (points)"] == pytest.approx(0.0)
+    assert study.drift_sentence(drift) == ("over the same epochs the differences behind the verdicts moved by at "
+                                           "most 4.0 points (A − B: +4.0)")
+
+
 def test_pretraining_sentence_reads_the_target_and_the_last_epoch():
     assert study.pretraining_sentence(0.912, 0.4).startswith("it reaches the 90 %")
     levelled = study.pretraining_sentence(0.847, 0.3)

@@ -29,7 +29,8 @@ from .methods import (Method, finished_methods, machine_spread, method_runs, pre
                       study_methods, study_runs, train_methods, train_study)
 from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
-from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, plateau_table,
+from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, difference_drift,
+                     drift_sentence, plateau_table,
                      comparison_numbers, comparison_sentence, frames_numbers, glue,
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
@@ -64,5 +65,5 @@ __all__ = [
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
     "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "training_span", "budget_numbers",
     "budget_sentence",
-    "plateau_table",
+    "plateau_table", "difference_drift", "drift_sentence",
 ]

@@ -23,7 +23,7 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
            "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
-           "protocol_numbers", "plateau_sentence", "time_spent", "training_span", "budget_numbers", "budget_sentence",
+           "protocol_numbers", "plateau_sentence", "difference_drift", "drift_sentence", "time_spent", "training_span", "budget_numbers", "budget_sentence",
            "plateau_table"]
 
 
@@ -366,14 +366,54 @@ def plateau_sentence(runs: Mapping, methods: Mapping, last: int = 2) -> str:
             "these models are not trained to a plateau and the verdicts describe them at this budget")
 
 
+def difference_drift(curves: pd.DataFrame, methods: Mapping, comparisons, last: int = 2,
+                     head: str = "verb") -> pd.DataFrame:
+    """How each difference between two methods moved over the last `last` validated epochs: per
+    comparison (a, b), validation top-1 of a minus b at each of those epochs (per seed, the seeds
+    paired, then the mean over seeds, in points) and the change from the first of them to the
+    last. A method still learning faster than another shows as a difference still moving; near 0,
+    the comparison no longer depends on how long the two trained."""
+    column = f"val_{head}_top1"
+    validated = curves[curves[column].notna()] if column in curves else curves.iloc[0:0]
+    rows = []
+    for a, b in comparisons:
+        if a not in methods or b not in methods:
+            continue
+        la, lb = methods[a].label, methods[b].label
+        per = {label: validated[validated["method"] == label].pivot_table(index="seed", columns="epoch",
+                                                                           values=column)
+               for label in (la, lb)}
+        epochs = sorted(set(per[la].columns) & set(per[lb].columns))[-(last + 1):]
+        seeds = sorted(set(per[la].index) & set(per[lb].index))
+        if len(epochs) < 2 or not seeds:
+            continue
+        diff = 100 * (per[la].loc[seeds, epochs] - per[lb].loc[seeds, epochs]).mean()
+        rows.append({"comparison": f"{la} − {lb}", **{f"epoch {int(e)}": diff[e] for e in epochs},
+                     f"moved over the last {len(epochs) - 1} epochs (points)": diff[epochs[-1]] - diff[epochs[0]]})
+    return pd.DataFrame(rows).set_index("comparison").round(1) if rows else pd.DataFrame()
+
+
+def drift_sentence(drift: pd.DataFrame) -> str:
+    """The largest movement of `difference_drift`, in words."""
+    if drift.empty:
+        return "no difference between methods could be followed over the last epochs"
+    moved = drift.iloc[:, -1]
+    top = moved.abs().idxmax()
+    return (f"over the same epochs the differences behind the verdicts moved by at most {abs(moved[top]):.1f} "
+            f"points ({top}: {moved[top]:+.1f})")
+
+
 def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     from .methods import study_methods
+    from .results import learning_curves
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
     return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
-            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params))}
+            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params)),
+            "drift_sentence": drift_sentence(difference_drift(learning_curves(runs, study_methods(params)),
+                                                              study_methods(params), MAIN_COMPARISONS))}
 
 
 def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
