@@ -287,7 +287,7 @@ def test_the_training_time_is_the_span_of_runs_side_by_side_not_their_sum():
     assert study.training_span([first, beside, last]) == pytest.approx(15.0)
     numbers = study.budget_numbers({"a": [first, beside, last]}, {"a": SimpleNamespace(label="A")}, {})
     assert (numbers["train_minutes"], numbers["run_minutes"]) == ("15", "25")
-    assert numbers["side_by_side"] == "3 runs side by side on 1 thread(s) each"
+    assert numbers["side_by_side"] == "3 runs, at most 2 at a time, on 1 thread(s) each"
     assert numbers["budget_sentence"].startswith("15 of the 45 minutes")
     last.results.pop("wall_clock")  # a run trained before the clock was kept: the sum, said as such
     assert study.training_span([first, last]) is None

@@ -467,6 +467,18 @@ def training_span(runs: Iterable[Run]) -> Optional[float]:
     return (max(c["finished"] for c in clocks) - min(c["started"] for c in clocks)) / 60
 
 
+def most_at_once(runs: Iterable[Run]) -> int:
+    """The largest number of `runs` that were training at the same moment (their `wall_clock`s)."""
+    # (time, +1 start / -1 end), an end before a start at the same time: a run ending as another starts is not at once
+    events = sorted((c[k], +1 if k == "started" else -1) for c in (r.results.get("wall_clock") for r in runs) if c
+                    for k in ("started", "finished"))
+    most = running = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
 def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra: Sequence[Run] = ()) -> dict:
     """What the budget paragraph quotes: the training's wall-clock span over every run (`runs`,
     the `pretraining` runs and `extra` ones such as the spread between machines), the sum of the
@@ -483,8 +495,8 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra:
     trained = f"every method with {len(seeds)} seeds for {'/'.join(map(str, epochs))} epochs"
     threads = sorted({r.results.get("environment", {}).get("threads") for r in every} - {None})
     return {"train_minutes": f"{minutes:.0f}", "run_minutes": f"{run_minutes:.0f}",
-            "side_by_side": f"{len(every)} runs side by side on {'/'.join(map(str, threads))} thread(s) each"
-                            if span is not None else f"{len(every)} runs",
+            "side_by_side": f"{len(every)} runs, at most {most_at_once(every)} at a time, on "
+                            f"{'/'.join(map(str, threads))} thread(s) each" if span is not None else f"{len(every)} runs",
             "machine": f"{env.get('cpu', '?')}, {env.get('cores', '?')} cores",
             "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
             "budget_sentence": budget_sentence(minutes, trained)}
