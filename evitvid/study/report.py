@@ -23,7 +23,8 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "comparison_numbers", "frames_numbers", "time_inference_all", "timing_table", "pretraining_curves",
            "pretraining_table", "pretraining_numbers", "reversal_table", "reversal_numbers", "ablation_numbers",
            "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
-           "protocol_numbers", "plateau_sentence", "difference_drift", "drift_sentence", "time_spent", "training_span", "budget_numbers", "budget_sentence",
+           "protocol_numbers", "plateau_sentence", "difference_drift", "drift_sentence", "time_spent", "training_span",
+           "most_at_once", "budget_numbers", "budget_sentence",
            "plateau_table"]
 
 
@@ -495,8 +496,9 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra:
     trained = f"every method with {len(seeds)} seeds for {'/'.join(map(str, epochs))} epochs"
     threads = sorted({r.results.get("environment", {}).get("threads") for r in every} - {None})
     return {"train_minutes": f"{minutes:.0f}", "run_minutes": f"{run_minutes:.0f}",
-            "side_by_side": f"{len(every)} runs, at most {most_at_once(every)} at a time, on "
-                            f"{'/'.join(map(str, threads))} thread(s) each" if span is not None else f"{len(every)} runs",
+            "side_by_side": (f"{len(every)} runs, at most {most_at_once(every)} at a time, on "
+                             f"{'/'.join(map(str, threads))} thread(s) each") if span is not None
+            else f"{len(every)} runs",
             "machine": f"{env.get('cpu', '?')}, {env.get('cores', '?')} cores",
             "data_share": f"{data.mean():.1f} % of the video runs' time" if len(data) else "n/a",
             "budget_sentence": budget_sentence(minutes, trained)}
