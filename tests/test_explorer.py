@@ -374,9 +374,12 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     runs_root = tmp_path / "runs"
     profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["frame_averaging", "3d_random"])))
-    # the pretraining comes first: without it, the pretrained method's run names are unknown
+    # the pretraining first, then every run of every method (named by their parameters, the pretraining's too)
     missing = missing_inputs(load_profile(profile))
-    assert len(missing) == 1 and missing[0].startswith("image pretraining of efficientvit_b0: no finished run")
+    assert [m.split(":")[0] for m in missing] == ["image pretraining (efficientvit_b0)", "frame averaging, seed 0",
+                                                  "frame averaging, seed 1", "3D, random init, seed 0",
+                                                  "3D, random init, seed 1"]
+    assert missing[0].startswith(f"image pretraining (efficientvit_b0): no finished run {runs_root}")
     assert not runs_root.exists() or not any(runs_root.iterdir())
     profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["3d_random"])))

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from ..runs import Run
-from ..study import (DataPaths, StudyParams, load_profile, method_runs, read_splits, runs_root_of, study_data,
+from ..study import (DataPaths, StudyParams, load_profile, method_runs, pretraining_specs, read_splits, study_data,
                      study_methods)
 from .predictions import Predictions
 
@@ -59,13 +58,8 @@ def missing_inputs(params: StudyParams) -> list[str]:
     problem = _missing_dataset(params)
     if problem:
         return [problem]
-    root = runs_root_of(params.runs_root)
-    try:
-        specs = method_runs(params, train_pretraining=False)  # names the missing pretraining, trains nothing
-    except FileNotFoundError as exc:
-        return [str(exc)]
-    return [f"{spec.label}: no finished run {root / spec.name}" for group in specs.values() for spec in group
-            if not Run(root / spec.name).complete]
+    specs = pretraining_specs(params) + [spec for group in method_runs(params).values() for spec in group]
+    return [f"{spec.label}: no finished run {spec.root / spec.name}" for spec in specs if not spec.complete]
 
 
 def check_inputs(profile: Union[str, Path] = "cpu") -> int:
