@@ -23,7 +23,7 @@ def test_replicate_padding_uses_replicate_only_in_time():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("batch", [1, 8])
-def test_dense_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(batch, channels_last, monkeypatch):
+def test_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(batch, channels_last, monkeypatch):
     torch.manual_seed(0)
     conv = layers.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1, bias=True)  # the 3D stem
     calls = []
@@ -35,7 +35,7 @@ def test_dense_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(batch, c
     x.requires_grad_()
     y = conv(x)
     assert calls == [1]
-    y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+    y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
     grad = torch.randn_like(y)
     got = torch.autograd.grad(y, (x, conv.weight, conv.bias), grad)
     want = torch.autograd.grad(y_ref, (x, conv.weight, conv.bias), grad)
@@ -43,27 +43,30 @@ def test_dense_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(batch, c
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     depthwise = layers.Conv3d(8, 8, 3, padding=1, groups=8)
-    with torch.no_grad():
-        depthwise(torch.randn(batch, 8, 4, 8, 8))  # not dense: PyTorch's own choice
+    depthwise(torch.randn(batch, 8, 4, 8, 8, requires_grad=True))  # training a depthwise kernel: its own path
     assert calls == [1]
+    with torch.no_grad():
+        depthwise(torch.randn(batch, 8, 4, 8, 8))
+    assert calls == [1, 1]
 
 
-@pytest.mark.parametrize("kernel", [1, 3])
-def test_dense_conv3d_on_one_thread_keeps_channels_last_and_pytorchs_bits_at_batch_16(kernel):
-    """PyTorch sends a 1 x 1 x 1 convolution of a batch under 16 on one thread to `slow_conv3d`,
-    whose output is contiguous; at 16 it picks oneDNN itself, and the fast path then computes
-    exactly what PyTorch does."""
+@pytest.mark.parametrize("kernel, groups", [(1, 1), (3, 1), (1, 4)])
+def test_conv3d_on_one_thread_keeps_channels_last_and_pytorchs_bits_at_batch_16(kernel, groups):
+    """PyTorch sends a 1 x 1 x 1 convolution (dense, or grouped as LiteMLA's aggregation) of a
+    batch under 16 on one thread to `slow_conv3d`, whose output is contiguous; at 16 it picks
+    oneDNN itself, and the fast path then computes exactly what PyTorch does."""
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        conv = layers.set_conv_layout(layers.Conv3d(16, 32, kernel, padding=kernel // 2), channels_last=True)
+        conv = layers.set_conv_layout(layers.Conv3d(16, 32, kernel, padding=kernel // 2, groups=groups),
+                                      channels_last=True)
         for batch in (8, 16):
             x = torch.randn(batch, 16, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
             y = conv(x)
             assert layers.is_channels_last(y), batch
             if batch == 16:
-                y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+                y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
                 grad = torch.randn_like(y)
                 got = torch.autograd.grad(y, (x, conv.weight, conv.bias), grad)
                 want = torch.autograd.grad(y_ref, (x, conv.weight, conv.bias), grad)

@@ -54,7 +54,7 @@ _fast_paths = True  # off only inside `cpu_fast_paths(False)`
 @contextlib.contextmanager
 def cpu_fast_paths(enabled: bool) -> Iterator[None]:
     """Within the block, evitvid's CPU fast paths (these kernels, and `layers.Conv3d`'s direct
-    oneDNN call for dense 3D convolutions) are taken (`enabled`, the default everywhere) or PyTorch's
+    oneDNN call for 3D convolutions) are taken (`enabled`, the default everywhere) or PyTorch's
     own kernels only: how the bench measures what the fast paths bring, on the same model in
     the same process. Not thread-safe (one module-level switch)."""
     global _fast_paths

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from . import kernels
 from .batchnorm import BatchNorm2d, BatchNorm3d
 from .depthwise import DepthwiseConvFunction
+from .pointwise import PointwiseConvFunction, takes_slow_path
 
 TimePadding = Literal["zeros", "replicate"]
 TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate")
@@ -72,14 +73,17 @@ class _FastConv:
     - Training a depthwise kernel: `DepthwiseConvFunction`'s gradients (input gradient by
       a forward convolution, weight gradient by a C++ kernel; `evitvid.models.depthwise`);
       these are among the models' most expensive layers to train.
-    - (3D only) A dense convolution: oneDNN directly, at any batch size. PyTorch's heuristic
-      sends to its native `slow_conv3d` a batch of one with few input channels (the stem's 3
-      colours), and, on one thread, every 1 x 1 x 1 convolution of a batch under 16. That
-      path is an order of magnitude slower (inference at batch 1, `python -m evitvid bench`),
-      its backward more so, and its output is contiguous, so every layer after it leaves
-      channels-last: a training step of the 3D B0 at 4 x 64 x 64 on one thread took 219 ms
-      at batch 8 against 156 ms at batch 16. Where the heuristic already picks oneDNN (a
-      batch of 16 or more, or more than one thread) nothing changes, values included.
+    - (3D only) Every other convolution: oneDNN directly, at any batch size. PyTorch's
+      heuristic sends to its native `slow_conv3d` a batch of one with few input channels (the
+      stem's 3 colours), and, on one thread, every 1 x 1 x 1 convolution (dense, or grouped
+      as in LiteMLA's aggregation) of a batch under 16. That path is an order of magnitude
+      slower (inference at batch 1, `python -m evitvid bench`), its backward more so, and its
+      output is contiguous, so every layer after it leaves channels-last: a training step of
+      the 3D B0 at 4 x 64 x 64 on one thread took 219 ms at batch 8 against 156 ms at batch 16.
+      Autograd's backward chooses by the same rule, so training such a convolution takes
+      `PointwiseConvFunction`'s backward (`evitvid.models.pointwise`). Where the heuristic
+      already picks oneDNN (a batch of 16 or more, or more than one thread) nothing changes,
+      values included.
 
     Both are taken only on CPU without autocast, tracing or compiling; everything else
     (CUDA, autocast, export, torch.compile) takes PyTorch's own path. Parameters and
@@ -97,14 +101,16 @@ class _FastConv:
                 and self.groups == self.in_channels == self.out_channels > 1 and all(d == 1 for d in self.dilation)
                 and (any(s != 1 for s in self.stride) or all(p < k for p, k in zip(self.padding, self.kernel_size))))
 
-    def _dense_onednn(self, x: torch.Tensor) -> bool:
-        return (self._plain_cpu(x) and x.dtype == torch.float32 and x.ndim == 5 and self.groups == 1
+    def _onednn(self, x: torch.Tensor) -> bool:
+        return (self._plain_cpu(x) and x.dtype == torch.float32 and x.ndim == 5
                 and torch.backends.mkldnn.is_available())
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
         if self._fast_depthwise(x):
             return DepthwiseConvFunction.apply(x, weight, bias, self.stride, self.padding)
-        if self._dense_onednn(x):
+        if self._onednn(x):
+            if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad) and takes_slow_path(x, self):
+                return PointwiseConvFunction.apply(x, weight, bias, self.groups)
             return torch.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation, self.groups)
         return super()._conv_forward(x, weight, bias)
 
@@ -115,7 +121,7 @@ class Conv2d(_FastConv, nn.Conv2d):
 
 class Conv3d(_FastConv, nn.Conv3d):
     """`nn.Conv3d` with the CPU fast paths of `_FastConv`: training depthwise kernels, and
-    dense convolutions on oneDNN."""
+    the others on oneDNN."""
 
 
 class TimeReplicateConv3d(Conv3d):
