@@ -35,7 +35,7 @@ def test_conv3d_goes_to_onednn_with_pytorchs_values_and_gradients(batch, channel
     x.requires_grad_()
     y = conv(x)
     assert calls == [1]
-    y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
+    y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding)
     grad = torch.randn_like(y)
     got = torch.autograd.grad(y, (x, conv.weight, conv.bias), grad)
     want = torch.autograd.grad(y_ref, (x, conv.weight, conv.bias), grad)
@@ -66,7 +66,8 @@ def test_conv3d_on_one_thread_keeps_channels_last_and_pytorchs_bits_at_batch_16(
             y = conv(x)
             assert layers.is_channels_last(y), batch
             if batch == 16:
-                y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
+                y_ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                                   groups=conv.groups)
                 grad = torch.randn_like(y)
                 got = torch.autograd.grad(y, (x, conv.weight, conv.bias), grad)
                 want = torch.autograd.grad(y_ref, (x, conv.weight, conv.bias), grad)
