@@ -9,6 +9,8 @@ import torch
 
 from evitvid import study
 from evitvid.data import synth
+from evitvid.runs import Run
+from evitvid.study import jobs
 from evitvid.study.jobs import RunSpec, threads_per_run
 
 
@@ -75,12 +77,7 @@ def test_workers_train_each_run_after_what_it_needs_and_as_this_process_would(ti
     try:
         torch.set_num_threads(1)
         for spec in [s for s in study.study_runs(alone) if not s.environment]:
-            kwargs = dict(spec.kwargs)
-            if spec.kind == "pretraining":
-                here = study.pretrain_images(spec.name, threads=1, progress=False, **kwargs)
-            else:
-                kwargs["data"] = study.DataPaths.from_record(kwargs["data"])
-                here = study.train_video(spec.name, threads=1, progress=False, **kwargs)
+            here = Run(Path(jobs._train(spec, 1, False)))  # the workers' unit of work, here
             there = trained[spec.name]
             assert [m["train_loss"] for m in here.metrics] == [m["train_loss"] for m in there.metrics], spec.label
     finally:

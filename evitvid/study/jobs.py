@@ -66,7 +66,11 @@ class RunSpec:
 
     @property
     def complete(self) -> bool:
-        return (self.root / self.name / "results.json").exists()
+        return _finished(self.root, self.name)
+
+
+def _finished(root: Path, name: str) -> bool:
+    return Run(root / name).complete
 
 
 def available_cores() -> int:
@@ -107,7 +111,7 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
     """
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
-        missing = [n for n in spec.needs if n not in by_name and not (spec.root / n / "results.json").exists()]
+        missing = [n for n in spec.needs if n not in by_name and not _finished(spec.root, n)]
         if missing:
             raise ValueError(f"run {spec.name} ({spec.label}) needs {', '.join(missing)}, which is neither finished "
                              f"nor in the list to train")
@@ -124,7 +128,7 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
 
 
 def _ready(spec: RunSpec, done: set[str]) -> bool:
-    return all(n in done or (spec.root / n / "results.json").exists() for n in spec.needs)
+    return all(n in done or _finished(spec.root, n) for n in spec.needs)
 
 
 def _next_ready(waiting: list[RunSpec], done: set[str], running: int = 0) -> Optional[RunSpec]:

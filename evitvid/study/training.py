@@ -205,17 +205,11 @@ def pretraining_runs(params) -> dict[str, Optional[Run]]:
     """{2D image model: its pretraining run} for every image-pretrained method of the profile,
     trained here if missing; None where `pretrained` names a real checkpoint instead (nothing is
     pretrained here)."""
-    from .methods import study_methods
-    out: dict[str, Optional[Run]] = {}
-    for method in study_methods(params).values():
-        if not method.pretrained:
-            continue
-        image_model = _models.get_model_entry(method.model).image_model
-        if checkpoint_source(params.pretrained, method.model) != "auto":
-            out.setdefault(image_model, None)
-            continue
-        name, kwargs = pretraining_run(method.model, **pretraining_params(params))
-        out[image_model] = pretrain_images(name, runs_root=params.runs_root, **kwargs)
+    from .methods import pretraining_specs, study_methods
+    out: dict[str, Optional[Run]] = {_models.get_model_entry(method.model).image_model: None
+                                     for method in study_methods(params).values() if method.pretrained}
+    for spec in pretraining_specs(params):
+        out[spec.kwargs["model"]] = pretrain_images(spec.name, **spec.kwargs)
     return out
 
 
