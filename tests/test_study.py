@@ -305,12 +305,12 @@ def test_plateau_sentence_reads_the_same_changes_as_the_table():
     methods = {"a": SimpleNamespace(label="A"), "b": SimpleNamespace(label="B")}
     runs = {"a": [run(0, [0.1, 0.2, 0.3, 0.35]), run(1, [0.1, 0.2, 0.3, 0.33])],  # +15 and +13 points
             "b": [run(0, [0.2, 0.3, 0.301, 0.302])]}                                 # +0.2 points
-    sentence = plateau_sentence(runs, methods)
+    sentence = plateau_sentence(study.learning_curves(runs, methods))
     assert sentence.startswith("1 of 2 methods were still gaining at least 1 point") and "most: A, +14.0 points" in sentence
-    flat = {"b": runs["b"]}
-    assert "every method moved by less than 1 point" in plateau_sentence(flat, methods)
-    assert "too few validated epochs" in plateau_sentence(flat, methods, last=4)
-    assert "too few validated epochs" in plateau_sentence({}, methods)  # nothing trained yet
+    flat = study.learning_curves({"b": runs["b"]}, methods)
+    assert "every method moved by less than 1 point" in plateau_sentence(flat)
+    assert "too few validated epochs" in plateau_sentence(flat, last=4)
+    assert "too few validated epochs" in plateau_sentence(study.learning_curves({}, methods))  # nothing trained yet
 
 
 def test_machine_spread_says_when_the_two_runs_computed_the_same_numbers():

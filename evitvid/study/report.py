@@ -349,11 +349,10 @@ def spread_numbers(runs: Mapping, methods: Mapping, here: Run, elsewhere: Run) -
 PLATEAU_POINTS = 1.0  # a method still gaining this much verb top-1 over its last epochs has not reached a plateau
 
 
-def plateau_sentence(runs: Mapping, methods: Mapping, last: int = 2) -> str:
+def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
     """Whether the methods reached a plateau, in words: `plateau_changes` of validation verb top-1
-    over each method's `last` validated epochs (mean over seeds)."""
-    from .results import learning_curves
-    changes = plateau_changes(learning_curves(runs, methods), last)
+    (`curves`: `learning_curves`) over each method's `last` validated epochs (mean over seeds)."""
+    changes = plateau_changes(curves, last)
     gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict()
     if not gains:
         return f"too few validated epochs to tell whether the methods reached a plateau (fewer than {last + 1})"
@@ -410,11 +409,12 @@ def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
+    methods = study_methods(params)
+    curves = learning_curves(runs, methods)
     return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
-            "data_used": str(used), "plateau_sentence": plateau_sentence(runs, study_methods(params)),
-            "drift_sentence": drift_sentence(difference_drift(learning_curves(runs, study_methods(params)),
-                                                              study_methods(params), MAIN_COMPARISONS))}
+            "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
+            "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}
 
 
 def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.DataFrame:
