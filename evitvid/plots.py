@@ -46,6 +46,25 @@ def learning_curves(curves: pd.DataFrame, save_to: Optional[Run] = None, name: s
     return _save(fig, save_to, name)
 
 
+def budget_curves(budgets: Sequence[tuple[str, pd.DataFrame]], save_to: Optional[Run] = None,
+                  name: str = "budget_curves", heads: Sequence[str] = ("verb", "noun")) -> plt.Figure:
+    """Validation top-1 per epoch at several budgets (`budgets`: [(name, learning curves)]): one
+    colour per method, one line style per budget, the mean over seeds with the seeds' range as a
+    band. Only the methods every budget has are drawn: what the shorter budget stopped short of."""
+    shared = set.intersection(*(set(c["method"]) for _, c in budgets))
+    data = pd.concat([c[c["method"].isin(shared)].assign(budget=b) for b, c in budgets], ignore_index=True)
+    order = [m for m in budgets[0][1]["method"].unique() if m in shared]
+    fig, axes = plt.subplots(1, len(heads), figsize=(5.5 * len(heads), 3.8), squeeze=False)
+    for i, (ax, head) in enumerate(zip(axes[0], heads)):
+        sns.lineplot(data=data.assign(top1=100 * data[f"val_{head}_top1"]), x="epoch", y="top1", hue="method",
+                     hue_order=order, style="budget", errorbar=("pi", 100), ax=ax, legend=i == len(heads) - 1)
+        ax.set(title=f"validation {head} top-1", ylabel="% (mean and range over seeds)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if axes[0][-1].get_legend():
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _save(fig, save_to, name)
+
+
 def _baseline_lines(ax, baselines: Optional[pd.DataFrame], head: str) -> None:
     if baselines is None:
         return

@@ -73,6 +73,7 @@ CALLS = {  # name of the PNG -> draw(save_to)
     "method_comparison": lambda run: plots.method_comparison(ACCURACY, BASELINES, save_to=run),
     "pair_accuracy": lambda run: plots.pair_accuracy(PAIRS, save_to=run),
     "reversal_change": lambda run: plots.reversal_change(curves(), save_to=run),
+    "budget_curves": lambda run: plots.budget_curves([("3 epochs", curves()), ("3 again", curves())], save_to=run),
     "latency_vs_frames": lambda run: plots.latency_vs_frames(LATENCY, save_to=run),
     "attention_scaling": lambda run: plots.attention_scaling(ATTENTION, save_to=run),
     "achieved_gflops": lambda run: plots.achieved_gflops(INFERENCE, 100.0, save_to=run),
@@ -115,6 +116,18 @@ def test_learning_curves_one_line_per_method_and_seed_percent_scaled_custom_name
         np.testing.assert_allclose(line.get_ydata(), [2, 1, 2 / 3])
     assert loss.get_legend() is None
     assert sorted(t.get_text() for t in top1.get_legend().get_texts()) == ["3D", "frame-averaged"]
+
+
+def test_budget_curves_mean_over_seeds_per_method_and_budget_shared_methods_only():
+    longer = pd.DataFrame([{"method": "3D", "seed": s, "epoch": e, "val_verb_top1": 0.05 * e + 0.02 * s,
+                            "val_noun_top1": 0.3} for s in (0, 1) for e in range(1, 7)])  # no frame-averaged
+    fig = plots.budget_curves([("3 epochs", curves()), ("6 epochs", longer)])
+    verb, noun = fig.axes[:2]
+    assert [ax.get_title() for ax in (verb, noun)] == ["validation verb top-1", "validation noun top-1"]
+    means = sorted(tuple(np.round(line.get_ydata(), 6)) for line in drawn(verb))
+    assert means == [(6, 11, 16, 21, 26, 31), (10.5, 20.5, 30.5)]  # 3D only, mean of the two seeds, in %
+    texts = [t.get_text() for t in noun.get_legend().get_texts()]
+    assert "frame-averaged" not in texts and {"3D", "3 epochs", "6 epochs"} <= set(texts)
 
 
 @pytest.mark.parametrize("head, expected", [("verb", {"chance (uniform)": 10, "majority class": 30,

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from scipy import stats
 
 from evitvid import study
 from evitvid.data import synth
@@ -227,6 +228,84 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     html = study.verdict_display(verdicts).to_html()
     assert all(why in html for why in verdicts["why"])  # every reason shown whole, not cut at 50 characters
     assert study.seed_spread(trained, methods).shape[0] == 5
+
+
+def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp_path):
+    """`study --record`: the learning curves and provenance of finished runs, written to a folder
+    and read back; a record stops matching its profile when the protocol changes."""
+    params = tiny_params(tiny_root, runs)
+    trained = study.train_methods(params)  # the runs of the test above (nothing trains twice)
+    recorded = study.record_study(params, tmp_path / "rec", "tiny")
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["learning_curves.csv", "record.json"]
+    assert len(recorded.curves) == sum(len(r.metrics) for group in trained.values() for r in group)
+    assert recorded.epochs == params.epochs and recorded.about["profile"] == "tiny"
+    assert recorded.about["runs"] == {k: [r.name for r in group] for k, group in trained.items()}
+    assert recorded.about["environment"]["threads"] >= 1 and recorded.about["training_minutes"] >= 0
+    again = study.read_recorded(tmp_path / "rec")
+    pd.testing.assert_frame_equal(again.curves, recorded.curves)
+    assert study.recorded_runs_match(again, params)
+    assert not study.recorded_runs_match(again, tiny_params(tiny_root, runs, lr=0.004))
+    assert not study.recorded_runs_match(again, tiny_params(tiny_root, runs, seeds=[0]))
+    (tmp_path / "rec" / "learning_curves.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"rec/learning_curves.csv: no recorded study here"):
+        study.read_recorded(tmp_path / "rec")
+
+
+def _curves(finals: dict, epochs: int) -> pd.DataFrame:
+    """Learning curves rising linearly to each (method, seed)'s final verb top-1 (a fraction)."""
+    return pd.DataFrame([{"method": m, "seed": seed, "epoch": e, "val_verb_top1": end * e / epochs,
+                          "val_noun_top1": 0.5}
+                         for m, ends in finals.items() for seed, end in enumerate(ends) for e in range(1, epochs + 1)])
+
+
+def test_budget_comparison_says_which_differences_cross_zero_with_more_epochs():
+    from types import SimpleNamespace
+    methods = {"a": SimpleNamespace(label="A"), "b": SimpleNamespace(label="B"), "c": SimpleNamespace(label="C")}
+    short = _curves({"A": [0.50, 0.52, 0.54], "B": [0.40, 0.42, 0.44], "C": [0.30, 0.50, 0.40]}, 8)
+    long = _curves({"A": [0.60, 0.62, 0.64], "B": [0.70, 0.72, 0.74]}, 16)  # no C at 16 epochs
+    table = study.budget_comparison([("8 epochs", short), ("16 epochs", long)], methods,
+                                    [("a", "b"), ("c", "b"), ("a", "x")])
+    assert list(table.index) == ["A − B"]  # C is missing from one budget, x from the methods
+    row = table.loc["A − B"]
+    assert (row["8 epochs (points)"], row["16 epochs (points)"]) == (10.0, -10.0)
+    assert (row["8 epochs: interval"], row["16 epochs: interval"]) == ("above 0", "below 0")
+    welch = stats.ttest_ind([50, 52, 54], [40, 42, 44], equal_var=False).confidence_interval(0.95)
+    assert row["8 epochs: 95% over seeds"] == f"[{welch.low:+.1f}, {welch.high:+.1f}]"  # seeds unpaired
+
+    recorded = SimpleNamespace(epochs=16, curves=long, location="book/recorded/x", about={
+        "environment": {"cpu": "Some CPU", "cores": 2}, "commit": "0123456789abcdef+changes", "recorded":
+        "2026-12-06T05:00:00+00:00", "training_minutes": 24.6, "profile": "cpu_long"})
+    numbers = study.longer_budget_numbers(recorded, short, methods, 8, comparisons=[("a", "b")])
+    assert "on Some CPU (2 cores, 25 minutes of training) and recorded at commit 0123456+changes on 2026-12-06" \
+        in numbers["long_intro"]
+    assert "2 methods (A; B) with 3 seeds" in numbers["long_intro"]
+    assert numbers["long_findings"].startswith("At 16 epochs 2 of 2 methods were still gaining")
+    assert "1 of 1 differences stand elsewhere against 0 with more epochs (A − B: above 0 at 8 epochs, below 0 " \
+           "at 16 epochs)" in numbers["long_findings"]
+    recorded.curves = _curves({"A": [0.60, 0.62, 0.64], "B": [0.50, 0.52, 0.54]}, 16)
+    steady = study.longer_budget_numbers(recorded, short, methods, 8, comparisons=[("a", "b")])
+    assert "lies on the same side of 0 at 16 epochs as at 8 epochs" in steady["long_findings"]
+    assert study.longer_budget_numbers(None, short, methods, 8)["long_findings"] == "Not measured for this profile."
+
+
+def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monkeypatch, tmp_path):
+    """book/recorded/cpu_long (what the results chapter sets beside make study's runs) was trained
+    under cpu_long.yaml's protocol: a change to the protocol (cpu.yaml or cpu_long.yaml) renames
+    the runs and fails here until `make study-long` records again. cpu_long changes nothing of cpu's
+    protocol but the epochs."""
+    cpu, long = study.load_profile("cpu"), study.load_profile("cpu_long")
+    assert {k: v for k, v in study.training_params(long).items() if study.training_params(cpu)[k] != v} == {
+        "epochs": long.epochs} and long.epochs > cpu.epochs and long.seeds == cpu.seeds
+    recorded = study.read_recorded(cpu.longer_budget)
+    assert recorded.epochs == long.epochs
+    # a run's name hashes what names its data (preset, generator version, seed), not the files:
+    # the tiny preset stands in for generating the default one here
+    tiny = synth.generate(tmp_path / "tiny", "tiny", seed=0, workers=1, progress=False)
+    monkeypatch.setattr(synth, "generate", lambda *args, **kwargs: tiny)
+    assert study.recorded_runs_match(recorded, long), "the recorded runs are not cpu_long's: run make study-long"
+    curves = recorded.curves
+    assert set(curves.groupby(["method", "seed"]).size()) == {long.epochs}
+    assert curves["method"].nunique() == len(recorded.about["runs"]) and curves["seed"].nunique() == len(long.seeds)
 
 
 def test_plateau_table_measures_the_change_over_the_last_epochs():

@@ -5,6 +5,8 @@ measures the spread between machines train `parallel_runs` at a time (`evitvid.s
 each printing a line per epoch and one when it finishes; the notebooks then find every run
 finished and read it. A finished run is never trained again and a killed study resumes where
 its runs stopped. `--list` prints the runs and whether each is finished, and trains nothing.
+`--record DIR` then writes the method runs' learning curves and provenance to DIR, for the
+results chapter to set beside another budget's (`evitvid.study.recorded`; `make study-long`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel-runs", type=int, default=None,
                         help="runs trained at once, each on its share of the cores (default: the profile's)")
     parser.add_argument("--list", action="store_true", help="list the runs and whether each is finished; train nothing")
+    parser.add_argument("--record", metavar="DIR", default=None,
+                        help="after training, write the runs' learning curves and where they come from to DIR "
+                             "(book/recorded/NAME: what a profile's longer_budget names)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,4 +38,8 @@ def run(args: argparse.Namespace) -> int:
     study.train_study(params)
     print(f"study: {len(specs)} runs finished under {study.runs_root_of(params.runs_root)} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")
+    if args.record:
+        recorded = study.record_study(params, args.record, args.profile)
+        print(f"study: {len(recorded.curves)} epochs of {sum(map(len, recorded.about['runs'].values()))} runs "
+              f"recorded in {recorded.path}")
     return 0

@@ -16,6 +16,7 @@ resumes.
 - `results`: the tables (mean ± sd over seeds, intervals, differences, pairs, curves).
 - `verdicts`: each of the paper's findings tested.
 - `performance`: the bench as a study step.
+- `recorded`: a study at a longer budget, recorded in the repository, beside this one.
 - `report`: a notebook's run folder, glued numbers, readable tables, result-dependent sentences.
 """
 from .baselines import REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
@@ -30,12 +31,13 @@ from .methods import (Method, finished_methods, machine_spread, method_runs, pre
 from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
 from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, difference_drift,
-                     drift_sentence, plateau_table,
+                     drift_sentence, longer_budget_numbers, plateau_table,
                      comparison_numbers, comparison_sentence, frames_numbers, glue,
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
                      readable_baselines, readable_summary, reversal_numbers, reversal_table, same_computation, save_table,
                      spread_numbers, time_inference_all, time_spent, timing_table, training_span, verdict_display)
+from .recorded import RecordedStudy, budget_comparison, read_recorded, record_study, recorded_runs_match
 from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
                       pair_summary, seed_spread, segments_by_seed, summary)
 from .training import (DEFAULT_RUNS, initial_model, pretrain_images, pretrained_checkpoint, pretraining_params,
@@ -57,6 +59,7 @@ __all__ = [
     "segments_by_seed", "main_metrics", "accuracy", "summary", "difference", "differences", "pair_accuracy",
     "pair_summary", "learning_curves", "frames_curve", "seed_spread",
     "PAPER_VERB_TOP1", "VERDICT_COLUMNS", "verdict_table",
+    "RecordedStudy", "record_study", "read_recorded", "recorded_runs_match", "budget_comparison",
     "benchmark_run",
     "notebook_run", "save_table", "read_table", "glue", "pct", "points", "readable_summary", "readable_baselines",
     "comparison_sentence", "MAIN_COMPARISONS", "comparison_numbers", "frames_numbers",
@@ -65,5 +68,5 @@ __all__ = [
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
     "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "training_span", "budget_numbers",
     "budget_sentence",
-    "plateau_table", "difference_drift", "drift_sentence",
+    "plateau_table", "difference_drift", "drift_sentence", "longer_budget_numbers",
 ]

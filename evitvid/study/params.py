@@ -90,6 +90,9 @@ class StudyParams:
     frame_cache: bool = _doc("decode every segment frame once into a memory-mapped cache (the embedded set; not "
                              "for EK100's hundreds of GB)")
     parallel_runs: int = _doc("runs trained at once, each on its share of the cores (1: one at a time)")
+    longer_budget: Optional[str] = _doc("a study of this profile's protocol at more epochs, recorded in the repository "
+                                        "(`evitvid.study.recorded`), which the results chapter sets beside this one; "
+                                        "null: none")
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size")
     pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "

@@ -25,7 +25,7 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
            "protocol_numbers", "plateau_sentence", "difference_drift", "drift_sentence", "time_spent", "training_span",
            "most_at_once", "budget_numbers", "budget_sentence",
-           "plateau_table"]
+           "plateau_table", "longer_budget_numbers"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -533,3 +533,48 @@ def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
         table[f"{head} top-1 at the end (%)"] = changes[f"{head}_end"].round(1)
         table[f"{head}: change over the last {last} epochs (points)"] = changes[f"{head}_change"].round(1)
     return table
+
+
+def _shift_sentence(comparison: pd.DataFrame, short: str, long: str) -> str:
+    """Whether each difference's interval over seeds (`recorded.budget_comparison`) sits on the
+    same side of 0 at the budgets named `short` and `long`."""
+    where = {c: (row[f"{short}: interval"], row[f"{long}: interval"]) for c, row in comparison.iterrows()}
+    moved = {c: pair for c, pair in where.items() if pair[0] != pair[1]}
+    if not moved:
+        return (f"Over seeds, each of these differences lies on the same side of 0 at {long} as at {short}, or "
+                f"includes 0 at both: more epochs did not change what the seeds allow")
+    changes = "; ".join(f"{c}: {a} at {short}, {b} at {long}" for c, (a, b) in moved.items())
+    return (f"Over seeds, {len(moved)} of {len(where)} differences stand elsewhere against 0 with more epochs "
+            f"({changes}): the verdicts on them at {short} describe that budget only")
+
+
+def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epochs: int,
+                          comparisons=MAIN_COMPARISONS) -> dict:
+    """The longer-budget section's sentences: where the record comes from (`recorded`: a
+    `recorded.RecordedStudy`, or None when the profile names none), whether its methods reached a
+    plateau, and whether the differences at `epochs` (this study's `curves`) hold at its budget."""
+    if recorded is None:
+        return {"long_intro": "No study at a longer budget is recorded for this profile (its `longer_budget` is "
+                              "null), so what more epochs would change is not measured here.",
+                "long_findings": "Not measured for this profile."}
+    from .recorded import budget_comparison
+    about, env = recorded.about, recorded.about["environment"]
+    minutes = about.get("training_minutes")
+    commit = about.get("commit") or "an unknown commit"
+    commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
+    labels = list(recorded.curves["method"].unique())
+    intro = (f"The runs above stop at {epochs} epochs, what fits the study's budget. The same protocol at "
+             f"{recorded.epochs} epochs, for {len(labels)} methods ({'; '.join(labels)}) with "
+             f"{recorded.curves['seed'].nunique()} seeds, was trained by `make study-long` on {env.get('cpu', '?')} "
+             f"({env.get('cores', '?')} cores"
+             + (f", {minutes:.0f} minutes of training" if minutes is not None else "")
+             + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}"
+             + f"; its learning curves are recorded in the repository (`{recorded.location}`). The record keeps each "
+               "run's accuracy per epoch, not its predictions per segment, so the differences below have intervals "
+               "over seeds only.")
+    short, long = f"{epochs} epochs", f"{recorded.epochs} epochs"
+    comparison = budget_comparison([(short, curves), (long, recorded.curves)], methods, comparisons)
+    findings = (f"At {recorded.epochs} epochs {plateau_sentence(recorded.curves)}; "
+                f"{drift_sentence(difference_drift(recorded.curves, methods, comparisons))}."
+                + (f" {_shift_sentence(comparison, short, long)}." if not comparison.empty else ""))
+    return {"long_intro": intro, "long_findings": findings}
