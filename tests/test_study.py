@@ -188,6 +188,8 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     methods = study.study_methods(params)
     assert list(methods) == ["frame_averaging", "frame_averaging_random", "3d_random", "3d_mean", "3d_centre"]
     assert [m.ablation for m in methods.values()] == [False, False, False, False, True]
+    assert study.inflation_comparisons(methods) == [("3d_mean", "3d_random"), ("3d_centre", "3d_random")]
+    assert study.every_comparison(methods) == [*study.MAIN_COMPARISONS, ("3d_centre", "3d_random")]
     trained = study.train_methods(params)
     assert {k: len(v) for k, v in trained.items()} == {k: 2 for k in methods}
     assert all(r.complete for group in trained.values() for r in group)

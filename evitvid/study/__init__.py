@@ -26,12 +26,12 @@ from .evaluation import (ReversalProbe, evaluate_frames, load_trained, positions
                          reversal_at_initialisation, segment_results, time_inference)
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .jobs import RunSpec, train_runs
-from .methods import (Method, finished_methods, machine_spread, method_runs, pretraining_specs, spread_run, study_data,
-                      study_methods, study_runs, train_methods, train_study)
+from .methods import (Method, finished_methods, inflation_comparisons, machine_spread, method_runs, pretraining_specs,
+                      spread_run, study_data, study_methods, study_runs, train_methods, train_study)
 from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
 from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, difference_drift,
-                     drift_sentence, longer_budget_numbers, plateau_table,
+                     drift_sentence, every_comparison, longer_budget_numbers, plateau_table,
                      comparison_numbers, comparison_sentence, frames_numbers, glue,
                      machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
                      pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
@@ -51,7 +51,7 @@ __all__ = [
     "DEFAULT_RUNS", "RunSpec", "run_name", "runs_root_of", "train_video", "initial_model", "pretrain_images",
     "pretrained_checkpoint", "PROTOCOL", "training_params", "pretraining_params", "pretraining_runs", "train_runs",
     "Method", "study_methods", "study_data", "method_runs", "pretraining_specs", "train_methods", "finished_methods",
-    "spread_run", "machine_spread", "study_runs", "train_study",
+    "spread_run", "machine_spread", "study_runs", "train_study", "inflation_comparisons",
     "load_trained", "segment_results", "predictions_frame", "positions", "evaluate_frames", "ReversalProbe",
     "reversal_at_initialisation", "time_inference",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",
@@ -68,5 +68,5 @@ __all__ = [
     "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
     "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "training_span", "budget_numbers",
     "budget_sentence",
-    "plateau_table", "difference_drift", "drift_sentence", "longer_budget_numbers",
+    "plateau_table", "difference_drift", "drift_sentence", "longer_budget_numbers", "every_comparison",
 ]

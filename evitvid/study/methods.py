@@ -68,6 +68,12 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
     return out
 
 
+def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:
+    """Each inflated 3D method against the 3D model from random initialisation, as (key a, key b)
+    pairs (notebook 03's ablation); none without a random-init 3D method."""
+    return [(key, "3d_random") for key, m in methods.items() if m.inflation is not None and "3d_random" in methods]
+
+
 def study_data(params: StudyParams) -> DataPaths:
     return resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir,
                         decoder=params.decoder)

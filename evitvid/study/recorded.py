@@ -1,8 +1,8 @@
 """The study at a longer budget, recorded in the repository: what `make study`'s budget trades.
 
 `make study` trains every method for the epochs that fit its 45 minutes on 2 cores, which is
-short of a plateau. The profile `cpu_long` (`book/params/cpu_long.yaml`: the paper's three
-methods, the same seeds and protocol, twice the epochs) is trained by `make study-long`, whose
+short of a plateau. The profile `cpu_long` (`book/params/cpu_long.yaml`: every method, the
+same seeds and protocol, twice the epochs) is trained by `make study-long`, whose
 last step, `python -m evitvid study --profile cpu_long --record book/recorded/cpu_long`,
 writes what the results chapter needs from those runs into the repository:
 
@@ -103,7 +103,7 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str) -> Re
     with atomic_path(out / CURVES_FILE) as tmp:
         curves.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(out / RECORD_FILE, about)
-    return read_recorded(out)
+    return read_recorded(out.resolve())  # `out` is relative to the working directory, not the repository
 
 
 def read_recorded(path: Union[str, Path]) -> RecordedStudy:

@@ -25,7 +25,7 @@ __all__ = ["notebook_run", "save_table", "read_table", "glue", "pct", "points", 
            "verdict_display", "pair_numbers", "machine_table", "same_computation", "spread_numbers",
            "protocol_numbers", "plateau_sentence", "difference_drift", "drift_sentence", "time_spent", "training_span",
            "most_at_once", "budget_numbers", "budget_sentence",
-           "plateau_table", "longer_budget_numbers"]
+           "plateau_table", "longer_budget_numbers", "every_comparison"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -110,6 +110,13 @@ def comparison_sentence(a: str, b: str, d: Interval, what: str = "verb top-1",
 # The comparisons behind the paper's findings (method key A, method key B): A - B.
 MAIN_COMPARISONS = (("3d_random", "frame_averaging"), ("3d_mean", "3d_random"), ("3d_mean", "frame_averaging"),
                     ("3d_random", "frame_averaging_random"), ("frame_averaging", "frame_averaging_random"))
+
+
+def every_comparison(methods: Mapping) -> list[tuple[str, str]]:
+    """`MAIN_COMPARISONS`, then each inflation against random initialisation (notebook 03's
+    ablation, `methods.inflation_comparisons`) that is not among them."""
+    from .methods import inflation_comparisons
+    return list(MAIN_COMPARISONS) + [c for c in inflation_comparisons(methods) if c not in MAIN_COMPARISONS]
 
 
 def read_table(params: StudyParams, notebook: str, name: str) -> pd.DataFrame:
@@ -549,10 +556,11 @@ def _shift_sentence(comparison: pd.DataFrame, short: str, long: str) -> str:
 
 
 def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epochs: int,
-                          comparisons=MAIN_COMPARISONS) -> dict:
+                          comparisons: Optional[Sequence[tuple[str, str]]] = None) -> dict:
     """The longer-budget section's sentences: where the record comes from (`recorded`: a
     `recorded.RecordedStudy`, or None when the profile names none), whether its methods reached a
-    plateau, and whether the differences at `epochs` (this study's `curves`) hold at its budget."""
+    plateau, and whether the differences at `epochs` (this study's `curves`; `comparisons`, by
+    default `every_comparison`) hold at its budget."""
     if recorded is None:
         return {"long_intro": "No study at a longer budget is recorded for this profile (its `longer_budget` is "
                               "null), so what more epochs would change is not measured here.",
@@ -572,6 +580,7 @@ def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epoc
              + f"; its learning curves are recorded in the repository (`{recorded.location}`). The record keeps each "
                "run's accuracy per epoch, not its predictions per segment, so the differences below have intervals "
                "over seeds only.")
+    comparisons = every_comparison(methods) if comparisons is None else comparisons
     short, long = f"{epochs} epochs", f"{recorded.epochs} epochs"
     comparison = budget_comparison([(short, curves), (long, recorded.curves)], methods, comparisons)
     findings = (f"At {recorded.epochs} epochs {plateau_sentence(recorded.curves)}; "
