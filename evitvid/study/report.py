@@ -562,7 +562,7 @@ def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epoc
     plateau, and whether the differences at `epochs` (this study's `curves`; `comparisons`, by
     default `every_comparison`) hold at its budget."""
     if recorded is None:
-        return {"long_intro": "No study at a longer budget is recorded for this profile (its `longer_budget` is "
+        return {"long_intro": "No study at a longer budget is recorded for this profile (its longer_budget is "
                               "null), so what more epochs would change is not measured here.",
                 "long_findings": "Not measured for this profile."}
     from .recorded import budget_comparison
@@ -573,11 +573,11 @@ def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epoc
     labels = list(recorded.curves["method"].unique())
     intro = (f"The runs above stop at {epochs} epochs, what fits the study's budget. The same protocol at "
              f"{recorded.epochs} epochs, for {len(labels)} methods ({'; '.join(labels)}) with "
-             f"{recorded.curves['seed'].nunique()} seeds, was trained by `make study-long` on {env.get('cpu', '?')} "
+             f"{recorded.curves['seed'].nunique()} seeds, was trained by make study-long on {env.get('cpu', '?')} "
              f"({env.get('cores', '?')} cores"
              + (f", {minutes:.0f} minutes of training" if minutes is not None else "")
              + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}"
-             + f"; its learning curves are recorded in the repository (`{recorded.location}`). The record keeps each "
+             + f"; its learning curves are recorded in the repository ({recorded.location}). The record keeps each "
                "run's accuracy per epoch, not its predictions per segment, so the differences below have intervals "
                "over seeds only.")
     comparisons = every_comparison(methods) if comparisons is None else comparisons
