@@ -53,10 +53,8 @@ class BatchNormFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad, _grad_mean, _grad_var):
         x, weight, bias, mean, var = ctx.saved_tensors
-        grad_rows = kernels.channels_last_rows(grad)
-        if grad_rows is None:  # a gradient in another layout: copied into the input's
-            grad_rows = kernels.channels_last_rows(torch.empty_like(x).copy_(grad))
         dx = torch.empty_like(x)
+        grad_rows = kernels.rows_of(grad)  # a gradient in another layout: copied to channels-last
         dweight, dbias = kernels.get().batch_norm_backward(grad_rows, kernels.channels_last_rows(x), mean, var,
                                                            weight, bias, ctx.eps, ctx.activation,
                                                            kernels.channels_last_rows(dx))

@@ -133,3 +133,14 @@ def channels_last_rows(t: torch.Tensor) -> Optional[torch.Tensor]:
     """`rows_view` flattened to rows x channels (a view), else None."""
     v = rows_view(t)
     return None if v is None else v.reshape(-1, t.shape[1])
+
+
+def rows_of(t: torch.Tensor) -> torch.Tensor:
+    """A 4D or 5D CPU tensor in any layout as rows x channels: `channels_last_rows` when it is
+    channels-last, else that of a channels-last copy (a gradient that arrives contiguous, or as
+    a channel slice of a wider one)."""
+    rows = channels_last_rows(t)
+    if rows is None:
+        fmt = torch.channels_last if t.ndim == 4 else torch.channels_last_3d
+        rows = channels_last_rows(t.contiguous(memory_format=fmt))
+    return rows

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import channels_last_rows
+from .kernels import rows_of
 
 __all__ = ["PointwiseConvFunction", "takes_slow_path"]
 
@@ -33,14 +33,6 @@ def takes_slow_path(x: torch.Tensor, conv: torch.nn.Conv3d) -> bool:
     return (all(k == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride)
             and all(p == 0 for p in conv.padding) and x.shape[0] < SLOW_BELOW_BATCH
             and torch.get_num_threads() == 1)
-
-
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """A 5D tensor as rows x channels, copied to channels-last first if it is not."""
-    rows = channels_last_rows(t)
-    if rows is None:
-        rows = channels_last_rows(t.contiguous(memory_format=torch.channels_last_3d))
-    return rows
 
 
 class PointwiseConvFunction(torch.autograd.Function):
@@ -59,14 +51,14 @@ class PointwiseConvFunction(torch.autograd.Function):
         g = ctx.groups
         c_out, c_in_group = weight.shape[:2]
         w = weight.reshape(g, c_out // g, c_in_group)                     # groups x out x in
-        dy = _rows(grad).reshape(-1, g, c_out // g).transpose(0, 1)     # groups x rows x out
+        dy = rows_of(grad).reshape(-1, g, c_out // g).transpose(0, 1)     # groups x rows x out
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             dx = torch.bmm(dy, w).transpose(0, 1).reshape(-1, g * c_in_group)  # rows x in
             B, _, T, H, W = x.shape
             grad_x = dx.reshape(B, T, H, W, -1).permute(0, 4, 1, 2, 3)     # channels-last
         if ctx.needs_input_grad[1]:
-            xr = _rows(x.detach()).reshape(-1, g, c_in_group).transpose(0, 1)  # groups x rows x in
+            xr = rows_of(x.detach()).reshape(-1, g, c_in_group).transpose(0, 1)  # groups x rows x in
             grad_w = torch.bmm(dy.transpose(1, 2), xr).reshape(weight.shape)
             grad_w = torch.empty_like(weight).copy_(grad_w)                # the weight's own layout
         if ctx.has_bias and ctx.needs_input_grad[2]:
