@@ -410,14 +410,12 @@ def drift_sentence(drift: pd.DataFrame) -> str:
             f"points ({top}: {moved[top]:+.1f})")
 
 
-def protocol_numbers(params: StudyParams, runs: Mapping) -> dict:
-    from .methods import study_methods
-    from .results import learning_curves
+def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curves: pd.DataFrame) -> dict:
+    """The protocol paragraph's numbers: the profile's budget, the data the `runs` used, and
+    whether their learning `curves` (`learning_curves`, read once by the notebook) plateaued."""
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
     used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
-    methods = study_methods(params)
-    curves = learning_curves(runs, methods)
     return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
