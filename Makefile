@@ -52,11 +52,11 @@ book: setup
 	$(VENV)/bin/jb build book --warningiserror --keep-going
 
 # Every run of the study trains first (`python -m evitvid study`: the pretraining, each method
-# and seed, parallel_runs at a time); each notebook then runs in place and reads them: its
-# committed outputs are those of this command's last run. Finished runs in runs/ are reused
-# (nothing trained twice); `rm -rf runs` to start over.
+# and seed, parallel_runs at a time; the embedded dataset is generated beside the pretraining,
+# which reads no video); each notebook then runs in place and reads them: its committed
+# outputs are those of this command's last run. Finished runs in runs/ are reused (nothing
+# trained twice); `rm -rf runs` to start over.
 notebooks: setup
-	$(PY) -m evitvid synth --preset default
 	@echo "== training every run of the study ($$(date +%H:%M:%S))"
 	$(PY) -m evitvid study --profile cpu
 	@for nb in $(NOTEBOOKS); do \
@@ -73,7 +73,6 @@ study: notebooks book
 # book/recorded/cpu_long/ (committed), which the results chapter sets beside the default runs; run
 # `make study` afterwards to show a new record in the book.
 study-long: setup
-	$(PY) -m evitvid synth --preset default
 	$(PY) -m evitvid study --profile cpu_long --record book/recorded/cpu_long
 
 test: setup chromium

@@ -34,8 +34,15 @@ def test_reads_equal_the_decoded_frames(tmp_path, tiny, size):
 
 
 def test_workers_build_the_same_bytes_and_the_cache_is_found_again(tmp_path, tiny):
+    """One process on one thread (as the study builds it beside the image pretraining) or two
+    worker processes: the same bytes."""
     source, segments = tiny
-    one = FrameCache.build(source, segments, tmp_path / "one", 40, workers=1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = FrameCache.build(source, segments, tmp_path / "one", 40, workers=1)
+    finally:
+        torch.set_num_threads(threads)
     two = FrameCache.open_or_build(source, segments, tmp_path / "root", 40, workers=2)
     assert (one.folder / "frames.u8").read_bytes() == (two.folder / "frames.u8").read_bytes()
     again = FrameCache.open_or_build(source, segments, tmp_path / "root", 40)

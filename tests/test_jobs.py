@@ -63,9 +63,18 @@ def test_workers_train_each_run_after_what_it_needs_and_as_this_process_would(ti
     specs = [s for s in study.study_runs(params) if not s.environment]
     assert [s.label for s in specs] == ["image pretraining (efficientvit_b0)", "3D, random init, seed 0",
                                         "frame averaging, seed 0"]
-    trained = study.train_runs(specs, parallel=2, log=lines.append)
+    prepared: list[int] = []
+
+    def prepare(cores: int) -> None:  # the videos' data: made beside the pretraining, before any video run
+        prepared.append(cores)
+        lines.append("prepare")
+    trained = study.train_runs(specs, parallel=2, log=lines.append, prepare=prepare)
     started = [line.removeprefix("started ") for line in lines if line.startswith("started ")]
     finished = [line for line in lines if line.startswith("[")]
+    assert prepared == [jobs.available_cores() - threads_per_run(2)]
+    assert lines.index("started image pretraining (efficientvit_b0)") < lines.index("prepare") < \
+        lines.index("started 3D, random init, seed 0")
+    assert not any(line.startswith("[") for line in lines[:lines.index("prepare")])  # beside the pretraining
     assert started[:2] == ["image pretraining (efficientvit_b0)", "3D, random init, seed 0"]
     assert lines.index("started frame averaging, seed 0") > next(
         i for i, line in enumerate(lines) if line.startswith("[") and "image pretraining" in line)
@@ -96,6 +105,47 @@ def test_a_failing_run_is_named_and_nothing_starts_after_it(tiny_root, tmp_path)
         study.train_runs([broken, beside, waiting], parallel=2, log=lines.append)
     assert any(line.startswith(f"run {first.name} (broken) failed") for line in lines)
     assert beside.complete and not (tmp_path / waiting.name).exists() and not (tmp_path / first.name).exists()
+
+
+def test_a_failing_preparation_is_named_and_no_video_run_starts(tiny_root, tmp_path):
+    """The pretraining beside it finishes; nothing that reads videos starts; the error names it.
+    Without a video run to train, nothing is prepared."""
+    params = tiny_params(tiny_root, tmp_path, methods=["3d_random"])
+    specs = [s for s in study.study_runs(params) if not s.environment]
+    pretraining = study.pretraining_specs(tiny_params(tiny_root, tmp_path, methods=["frame_averaging"]))
+    lines: list[str] = []
+
+    def prepare(cores: int) -> None:
+        raise FileNotFoundError("videos/P01_01.MP4: no such file")
+    with pytest.raises(RuntimeError, match=r"preparing the videos' data: videos/P01_01.MP4: no such file"):
+        study.train_runs(pretraining + specs, parallel=2, log=lines.append, prepare=prepare)
+    assert pretraining[0].complete and not any(s.complete or (tmp_path / s.name).exists() for s in specs)
+    assert "preparing the videos' data failed: videos/P01_01.MP4: no such file" in lines
+
+    def never(cores: int) -> None:
+        raise AssertionError("prepared without a video run to train")
+    assert study.train_runs(pretraining, parallel=2, log=lines.append, prepare=never)[pretraining[0].name].complete
+
+
+def test_naming_the_runs_of_an_embedded_dataset_generates_nothing(tiny_root, tmp_path, monkeypatch):
+    """A run's name hashes what names its data; the study names its runs (and starts the
+    pretraining) before the dataset exists, and `prepare_data` generates it."""
+    def generate(*args, **kwargs):
+        raise AssertionError("generated while only naming")
+    monkeypatch.setattr(synth, "generate", generate)
+    params = study.load_profile("cpu", runs_root=str(tmp_path / "runs"))
+    named = study.study_data(params, generate=False)
+    assert named.record["dataset"] == "synth:default" and named.videos == synth.default_out_dir("default") / "videos"
+    specs = study.study_runs(params)
+    methods = study.study_methods(params)
+    assert len(specs) == 1 + len(methods) * len(params.seeds) + 1  # pretraining, methods, machine spread
+    assert not (tmp_path / "runs").exists()
+    made: list[tuple] = []
+    monkeypatch.setattr(synth, "generate", lambda **kwargs: made.append(kwargs) or tiny_root)  # stands in
+    monkeypatch.setattr(study.methods, "build_frame_caches", lambda data, crop, workers: made.append((crop, workers)))
+    data = study.prepare_data(params, cores=1)
+    assert made == [dict(preset="default", seed=0, workers=1), (params.crop_size, 1)]
+    assert data.record == named.record
 
 
 def test_the_study_command_lists_every_run_and_whether_it_is_finished(tiny_root, tmp_path, capsys):

@@ -20,14 +20,14 @@ resumes.
 - `report`: a notebook's run folder, glued numbers, readable tables, result-dependent sentences.
 """
 from .baselines import REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
-from .data import (DataPaths, Splits, class_counts, class_names, clip_dataset, dataset_summary, missing_videos,
-                   read_splits, resolve_data, segment_lengths)
+from .data import (DataPaths, Splits, build_frame_caches, class_counts, class_names, clip_dataset, dataset_summary,
+                   missing_videos, read_splits, resolve_data, segment_lengths)
 from .evaluation import (ReversalProbe, evaluate_frames, load_trained, positions, predictions_frame,
                          reversal_at_initialisation, segment_results, time_inference)
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .jobs import RunSpec, train_runs
-from .methods import (Method, finished_methods, inflation_comparisons, machine_spread, method_runs, pretraining_specs,
-                      spread_run, study_data, study_methods, study_runs, train_methods, train_study)
+from .methods import (Method, finished_methods, inflation_comparisons, machine_spread, method_runs, prepare_data,
+                      pretraining_specs, spread_run, study_data, study_methods, study_runs, train_methods, train_study)
 from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
 from .performance import benchmark_run
 from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, difference_drift,
@@ -46,12 +46,13 @@ from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, verdict_table
 
 __all__ = [
     "StudyParams", "ParameterError", "load_profile", "profile_values", "notebook_parameters",
-    "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "clip_dataset", "missing_videos",
+    "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
+    "missing_videos",
     "dataset_summary", "class_counts", "segment_lengths",
     "DEFAULT_RUNS", "RunSpec", "run_name", "runs_root_of", "train_video", "initial_model", "pretrain_images",
     "pretrained_checkpoint", "PROTOCOL", "training_params", "pretraining_params", "pretraining_runs", "train_runs",
-    "Method", "study_methods", "study_data", "method_runs", "pretraining_specs", "train_methods", "finished_methods",
-    "spread_run", "machine_spread", "study_runs", "train_study", "inflation_comparisons",
+    "Method", "study_methods", "study_data", "prepare_data", "method_runs", "pretraining_specs", "train_methods",
+    "finished_methods", "spread_run", "machine_spread", "study_runs", "train_study", "inflation_comparisons",
     "load_trained", "segment_results", "predictions_frame", "positions", "evaluate_frames", "ReversalProbe",
     "reversal_at_initialisation", "time_inference",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",

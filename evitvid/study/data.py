@@ -19,8 +19,8 @@ import pandas as pd
 
 from .. import models as _models
 
-__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size", "clip_dataset",
-           "missing_videos",
+__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size",
+           "build_frame_caches", "clip_dataset", "missing_videos",
            "dataset_summary", "class_counts", "segment_lengths"]
 
 
@@ -69,15 +69,19 @@ class DataPaths:
 
 def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[str] = None,
                  videos_dir: Optional[str] = None, layout: str = "chunked", decoder: str = "auto",
-                 seed: int = 0) -> DataPaths:
+                 seed: int = 0, generate: bool = True, workers: Optional[int] = None) -> DataPaths:
     """Where the annotation CSVs and videos are.
 
-    `dataset` is `"synth:PRESET"` (generated into `data/synth-PRESET` on first use), or a
-    folder holding `annotations/` and `videos/` as the synthetic set does. For the real
-    EK100, pass `annotations_dir` (the epic-kitchens-100-annotations checkout) and
-    `videos_dir` (AVION's resized chunks) instead. `decoder` reads the videos
-    (`evitvid.data.decoders`: "auto", "decord" or "pyav"); it is part of the record, so runs
-    that decode differently are different runs.
+    `dataset` is `"synth:PRESET"` (generated into `data/synth-PRESET` on first use, by
+    `workers` processes, default one per core), or a folder holding `annotations/` and
+    `videos/` as the synthetic set does. For the real EK100, pass `annotations_dir` (the
+    epic-kitchens-100-annotations checkout) and `videos_dir` (AVION's resized chunks)
+    instead. `decoder` reads the videos (`evitvid.data.decoders`: "auto", "decord" or
+    "pyav"); it is part of the record, so runs that decode differently are different runs.
+
+    `generate=False` names where a synthetic set goes without generating it (nor checking
+    its files): enough for a run's record and so its name (`evitvid.study.jobs` generates it
+    beside the image pretraining, which reads no video).
     """
     from ..data.decoders import check_backend
     try:
@@ -91,17 +95,20 @@ def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[st
             raise ValueError("annotations_dir and videos_dir go together (got only one of them)")
         ann, videos = Path(annotations_dir), Path(videos_dir)
     elif dataset.startswith("synth:"):
-        from ..data.synth import GENERATOR_VERSION, generate
-        root = generate(preset=dataset.split(":", 1)[1], seed=seed)
+        from ..data import synth
+        preset = dataset.split(":", 1)[1]
+        root = synth.generate(preset=preset, seed=seed, workers=workers) if generate else \
+            synth.default_out_dir(preset, seed)
         ann, videos = root / "annotations", root / "videos"
-        spec.update(generator_version=GENERATOR_VERSION, seed=seed)
+        spec.update(generator_version=synth.GENERATOR_VERSION, seed=seed)
     else:
         root = Path(dataset)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset: {root} is not a folder (nor 'synth:PRESET')")
         ann, videos = root / "annotations", root / "videos"
-    return DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv", ann / "EPIC_100_verb_classes.csv",
-                     ann / "EPIC_100_noun_classes.csv", videos, layout, decoder, tuple(spec.items())).check()
+    paths = DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv", ann / "EPIC_100_verb_classes.csv",
+                      ann / "EPIC_100_noun_classes.csv", videos, layout, decoder, tuple(spec.items()))
+    return paths if not generate and dataset.startswith("synth:") else paths.check()
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,25 @@ def frame_cache_size(crop_size: int, train: bool) -> int:
     return crop_size if not train else int(round(crop_size * 1.25))
 
 
+def _frame_cache(data: DataPaths, splits: Splits, split: str, crop_size: int, *, workers: Optional[int] = None):
+    """The `FrameCache` of every segment of `split` ("train" or "val") at the size the clips of
+    `crop_size` read (`frame_cache_size`), under the dataset's `cache/` folder; built first (by
+    `workers` processes, default one per core) when it is not there."""
+    from ..data.frame_cache import FrameCache
+    train = split == "train"
+    return FrameCache.open_or_build(data.source(), splits.split("train" if train else "validation"),
+                                    data.videos.parent / "cache", frame_cache_size(crop_size, train),
+                                    identity=dict(data.spec), workers=workers, log=print)
+
+
+def build_frame_caches(data: DataPaths, crop_size: int, *, workers: Optional[int] = None) -> None:
+    """Both splits' frame caches, which `clip_dataset(..., frame_cache=True)` reads, built now by
+    `workers` processes (default one per core) rather than on first use."""
+    splits = read_splits(data)
+    for split in ("train", "val"):
+        _frame_cache(data, splits, split, crop_size, workers=workers)
+
+
 def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, segments: Optional[list] = None, model_cfg: Optional[dict] = None,
                  sampling_offset: Optional[float] = None, frame_cache: bool = False):
@@ -151,12 +177,7 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
     segments = everything if segments is None else segments
     if limit:
         segments = segments[:limit]
-    videos: Any = data.source()
-    if frame_cache:
-        from ..data.frame_cache import FrameCache
-        videos = FrameCache.open_or_build(videos, everything,
-                                          data.videos.parent / "cache", frame_cache_size(crop_size, split == "train"),
-                                          identity=dict(data.spec), log=print)
+    videos: Any = _frame_cache(data, splits, split, crop_size) if frame_cache else data.source()
     cfg = model_cfg or _models.EfficientVit.default_cfg
     return EK100Dataset(segments, videos, num_frames=num_frames, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,

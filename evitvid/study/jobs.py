@@ -8,6 +8,11 @@ finished; among the runs that may start, list order decides. A list that puts th
 pretraining first and the runs that do not need it next keeps every worker busy while the
 pretraining trains (`study_runs` builds the study's list that way).
 
+Video runs also wait for their data: `prepare`, when given (the study's `prepare_data`:
+generating the embedded dataset and decoding its frame caches), runs in this process once,
+before the first video run starts, on the cores the runs already started leave. The image
+pretraining reads no video, so it trains beside that work instead of after it.
+
 Why single-threaded workers rather than one run on every core: at the study's shapes a
 training step is a few hundred small operators, and two runs of one thread each side by side
 take 0.70x the time of the same two runs one after the other on two threads (1-epoch runs of
@@ -99,7 +104,8 @@ def _train(spec: RunSpec, threads: Optional[int], progress: Optional[bool]) -> s
     return str(train_video(spec.name, threads=threads, progress=progress, **kwargs).dir)
 
 
-def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Run]:
+def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[str], None] = print,
+               prepare: Optional[Callable[[int], object]] = None) -> dict[str, Run]:
     """Train every run of `specs` that is not finished, `parallel` at a time; returns {name: Run}.
 
     With `parallel` 1 and no run naming an environment, runs train one after the other in this
@@ -108,6 +114,9 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
     epoch. A run whose `needs` are neither in `specs` nor finished is refused before anything
     trains. When a run fails, no other starts; the ones in progress finish (every epoch is
     checkpointed, so nothing is lost either way), then the error is raised naming the run.
+
+    `prepare(cores)` makes what the video runs read (see the module docstring); it is called
+    only when a video run is to train, and a failure in it is handled as a run's.
     """
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
@@ -120,10 +129,14 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
         threads = threads_per_run(parallel)
         workers = max(1, min(parallel, len(todo)))
         log(f"training {len(todo)} of {len(specs)} runs, {workers} at a time on {threads} thread(s) each")
+        if prepare is not None and not any(spec.kind == "video" for spec in todo):
+            prepare = None
         if parallel == 1 and not any(spec.environment for spec in todo):
+            if prepare is not None:
+                _prepare(prepare, available_cores(), log)
             _train_here(todo, threads, log)
         else:
-            _train_in_workers(todo, parallel, threads, log)
+            _train_in_workers(todo, parallel, threads, log, prepare)
     return {spec.name: Run(spec.root / spec.name) for spec in specs}
 
 
@@ -131,11 +144,19 @@ def _ready(spec: RunSpec, done: set[str]) -> bool:
     return all(n in done or _finished(spec.root, n) for n in spec.needs)
 
 
-def _next_ready(waiting: list[RunSpec], done: set[str], running: int = 0) -> Optional[RunSpec]:
-    """The first waiting run whose needs are finished; None while runs in progress may still
-    finish them; an error when nothing runs and nothing can start (runs that need each other)."""
-    spec = next((s for s in waiting if _ready(s, done)), None)
-    if spec is None and not running:
+def _prepare(prepare: Callable[[int], object], cores: int, log: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    log(f"preparing the videos' data on {cores} core(s)")
+    prepare(cores)
+    log(f"videos' data ready ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
+def _next_ready(waiting: list[RunSpec], done: set[str], running: int = 0, prepared: bool = True) -> Optional[RunSpec]:
+    """The first waiting run whose needs are finished (and, before the data is `prepared`, that
+    reads no video); None while runs in progress or the preparation may still allow one; an
+    error when nothing runs and nothing can start (runs that need each other)."""
+    spec = next((s for s in waiting if _ready(s, done) and (prepared or s.kind != "video")), None)
+    if spec is None and not running and prepared:
         raise ValueError(f"runs that can never start (each needs an unfinished one): "
                          f"{', '.join(s.name for s in waiting)}")
     return spec
@@ -151,7 +172,8 @@ def _train_here(todo: list[RunSpec], threads: int, log: Callable[[str], None]) -
         log(finished_line(len(done), len(todo), spec, run, started))
 
 
-def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Callable[[str], None]) -> None:
+def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Callable[[str], None],
+                      prepare: Optional[Callable[[int], object]] = None) -> None:
     from ..workers import process_pool
     context = multiprocessing.get_context("spawn")
     pools: dict[tuple, object] = {}  # one pool per environment, started when first needed
@@ -160,7 +182,7 @@ def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Cal
     try:
         while waiting or running:
             while waiting and not failures and len(running) < parallel:
-                spec = _next_ready(waiting, done, len(running))
+                spec = _next_ready(waiting, done, len(running), prepared=prepare is None)
                 if spec is None:
                     break
                 waiting.remove(spec)
@@ -170,6 +192,14 @@ def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Cal
                                               initargs=(spec.environment,))
                 running[pools[key].submit(_train, spec, threads, False)] = spec
                 log(f"started {spec.label or spec.name}")
+            if prepare is not None and not failures:  # in this process, beside the runs just started
+                try:
+                    _prepare(prepare, max(1, available_cores() - threads * len(running)), log)
+                except Exception as exc:  # reported once the runs in progress are done
+                    failures.append(("preparing the videos' data", exc))
+                    log(f"preparing the videos' data failed: {exc}")
+                prepare = None
+                continue
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -178,7 +208,7 @@ def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Cal
                 try:
                     run = Run(Path(future.result()))
                 except Exception as exc:  # reported once the runs in progress are done
-                    failures.append((spec, exc))
+                    failures.append((f"run {spec.name} ({spec.label})", exc))
                     log(f"run {spec.name} ({spec.label}) failed: {exc}")
                     continue
                 done.add(spec.name)
@@ -187,8 +217,8 @@ def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Cal
         for pool in pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
     if failures:
-        spec, exc = failures[0]
-        raise RuntimeError(f"run {spec.name} ({spec.label}): {exc}") from exc
+        what, exc = failures[0]
+        raise RuntimeError(f"{what}: {exc}") from exc
 
 
 def finished_line(i: int, n: int, spec: RunSpec, run: Run, started: float) -> str:

@@ -17,19 +17,23 @@ the order that keeps the workers busy, and `train_study` trains them (`python -m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional, Sequence
+
+import torch
 
 from .. import models as _models
 from .. import runtime
 from ..runs import Run, relative_to_root
-from .data import DataPaths, clip_dataset, resolve_data
+from .data import DataPaths, build_frame_caches, resolve_data
 from .params import StudyParams
 from .jobs import RunSpec, train_runs
 from .training import (WEIGHTS_FILE, checkpoint_source, pretraining_params, pretraining_run, run_name, runs_root_of,
                        training_params)
 
 __all__ = ["Method", "INFLATION_LABELS", "study_methods", "method_runs", "pretraining_specs", "train_methods",
-           "study_data", "spread_run", "machine_spread", "study_runs", "train_study", "finished_methods"]
+           "study_data", "prepare_data", "spread_run", "machine_spread", "study_runs", "train_study",
+           "finished_methods"]
 
 INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps"}
 
@@ -74,9 +78,28 @@ def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:
     return [(key, "3d_random") for key, m in methods.items() if m.inflation is not None and "3d_random" in methods]
 
 
-def study_data(params: StudyParams) -> DataPaths:
+def study_data(params: StudyParams, *, generate: bool = True, workers: Optional[int] = None) -> DataPaths:
+    """The profile's dataset (`resolve_data`: the embedded one generated on first use by `workers`
+    processes; with `generate=False` only named, which is all a run's name needs)."""
     return resolve_data(params.dataset, annotations_dir=params.annotations_dir, videos_dir=params.videos_dir,
-                        decoder=params.decoder)
+                        decoder=params.decoder, generate=generate, workers=workers)
+
+
+def prepare_data(params: StudyParams, data: Optional[DataPaths] = None, cores: Optional[int] = None) -> DataPaths:
+    """What the video runs read, made now on `cores` cores (default every one): the embedded
+    dataset when it is not generated yet (unless `data` names another) and, with
+    `params.frame_cache`, both splits' frame caches. `train_runs` calls it beside the image
+    pretraining, which reads no video, on the cores the pretraining leaves."""
+    threads = torch.get_num_threads()
+    try:
+        if cores:
+            torch.set_num_threads(cores)  # the caches resize frames in this process when cores is 1
+        data = data or study_data(params, workers=cores)
+        if params.frame_cache:
+            build_frame_caches(data, params.crop_size, workers=cores)
+    finally:
+        torch.set_num_threads(threads)
+    return data
 
 
 def _keys(params: StudyParams, keys: Optional[Sequence[str]]) -> list[str]:
@@ -111,7 +134,7 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
     pretraining run's checkpoint, which its runs `need` (`pretraining_specs` lists them).
     """
     methods = study_methods(params)
-    data = data or study_data(params)
+    data = data or study_data(params, generate=False)
     root = runs_root_of(params.runs_root)
     out: dict[str, list[RunSpec]] = {}
     for key in _keys(params, keys):
@@ -152,14 +175,10 @@ def train_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
 
 
 def _train(params: StudyParams, specs: Sequence[RunSpec], data: Optional[DataPaths], log=print) -> dict[str, Run]:
-    """`train_runs` in `_busy_order`, after building the frame caches the runs read (on every
-    core, once, rather than in each worker at the same time)."""
-    if params.frame_cache and any(s.kind == "video" and not s.complete for s in specs):
-        data = data or study_data(params)
-        for split, train in (("train", True), ("val", False)):
-            clip_dataset(data, split, num_frames=params.num_frames, crop_size=params.crop_size, train=train,
-                         frame_cache=True)
-    return train_runs(_busy_order(specs), parallel=params.parallel_runs, log=log)
+    """`train_runs` in `_busy_order`; the data the video runs read is made once, before the first
+    of them starts (`prepare_data`, beside the image pretraining), rather than in each worker."""
+    return train_runs(_busy_order(specs), parallel=params.parallel_runs, log=log,
+                      prepare=partial(prepare_data, params, data))
 
 
 def _busy_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
@@ -195,7 +214,7 @@ def study_runs(params: StudyParams, data: Optional[DataPaths] = None) -> list[Ru
     """Every run the book's notebooks read, in the order `train_runs` keeps the workers busy with:
     the pretraining, the runs that need nothing (random initialisation, the spread between
     machines), then the runs that start from the pretraining."""
-    data = data or study_data(params)
+    data = data or study_data(params, generate=False)
     flat = [s for group in method_runs(params, data=data).values() for s in group]
     if "3d_random" in study_methods(params):
         flat.append(spread_run(params, data=data)[1])

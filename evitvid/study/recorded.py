@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..atomic import atomic_path, write_json_atomic
 from .intervals import Interval, seed_difference
-from .methods import finished_methods, method_runs, study_data, study_methods
+from .methods import finished_methods, method_runs, study_methods
 from .params import StudyParams
 from .results import learning_curves
 
@@ -133,7 +133,7 @@ def read_recorded(path: Union[str, Path]) -> RecordedStudy:
 def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     """Whether `params` (the recorded profile as it reads today) names the runs the record was
     made of: the same methods, seeds and protocol."""
-    names = {key: [s.name for s in group] for key, group in method_runs(params, data=study_data(params)).items()}
+    names = {key: [s.name for s in group] for key, group in method_runs(params).items()}
     return names == recorded.about["runs"]
 
 
