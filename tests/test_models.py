@@ -92,6 +92,24 @@ def test_frame_averaging_gives_identical_logits_for_a_clip_played_backwards(fram
     assert torch.equal(a.verb, b.verb) and torch.equal(a.noun, b.noun)  # bit for bit, not within rounding
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_averaging_splits_where_the_frames_meet(channels_last):
+    """Each frame's features, then their classified mean: the model's forward bit for bit; and a
+    frame's features do not depend on the frames beside it (in float64, to 1e-12: other batch
+    shapes round otherwise)."""
+    x = torch.randn(2, 3, 5, 32, 32)
+    model = calibrate_bn_(evitvid.create_model("efficientvit_b0_frameavg", num_verbs=3, num_nouns=4), x)
+    model.set_channels_last(channels_last)
+    with torch.no_grad():
+        whole, features = model(x), model.frame_features(x)
+        split = model.classify_frames(features)
+        model.double()
+        together, alone = model.frame_features(x.double()), model.frame_features(x[:, :, 1:2].double())
+    assert features.shape == (2, 5, model.head.in_conv.conv.out_channels)
+    assert torch.equal(whole.verb, split.verb) and torch.equal(whole.noun, split.noun)
+    torch.testing.assert_close(alone[:, 0], together[:, 1], rtol=0, atol=1e-12)
+
+
 def test_frame_mean_is_the_mean_and_symmetric():
     from evitvid.models.efficientvit import frame_mean
     for frames in range(1, 10):

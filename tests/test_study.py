@@ -98,6 +98,34 @@ def test_frame_averaging_over_frames_positions_and_time(data, runs):
     assert timing["frames"].tolist() == [1, 1, 4, 4] and (timing["ms_per_clip"] > 0).all()
 
 
+def test_frame_averaging_clips_read_each_frame_once_and_predict_as_the_model(data, runs):
+    """Fig. 2's clips of a frame-averaging run (`evaluate_frames`' way for them): every frame a
+    segment's clips read goes through the trunk once, and each clip's logits are the model's own
+    on that clip. In float64 they agree to 1e-12; in fp32 only to rounding, since the frames
+    share batches otherwise (3.7e-7 of the largest logit, 3 ulp, on the embedded set's runs)."""
+    from evitvid.study.evaluation import _frame_averaged_clips
+    run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
+    net = study.load_trained(run).double()
+    clips = [(1, 0.5), (2, 0.0), (4, 0.0), (4, 0.5)]  # the first three share the middle frame, the last two none
+    datasets = {clip: study.clip_dataset(data, "val", num_frames=clip[0], crop_size=run.params["crop_size"],
+                                         train=False, sampling_offset=clip[1]) for clip in clips}
+    seen, trunk = [], net.forward_features
+    net.forward_features = lambda x: seen.append(x.shape[2]) or trunk(x)
+    results = _frame_averaged_clips(net, datasets, torch.device("cpu"), frames_per_batch=16)
+    segments = range(len(datasets[clips[0]]))
+    assert sum(seen) == sum(len(np.unique(np.concatenate([d.indices(i) for d in datasets.values()]))) for i in segments)
+    assert sum(seen) < sum(n for n, _ in clips) * len(segments) and max(seen) <= 16  # fewer than the clips hold
+    for clip, dataset in datasets.items():
+        items = [dataset[i] for i in segments]
+        with torch.no_grad():
+            want = net(torch.stack([item["video"] for item in items]).double())
+        got = results[clip]
+        assert got.narration_ids == [item["narration_id"] for item in items]
+        assert got.targets["verb"].tolist() == [item["verb"] for item in items]
+        torch.testing.assert_close(got.logits["verb"], want.verb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(got.logits["noun"], want.noun, rtol=0, atol=1e-12)
+
+
 def test_eval_cache_is_keyed_by_every_input(data, runs):
     """A row computed on 3 clips is never served for the whole set (it used to be: keyed by frames only).
     Its own run: the test rewrites the checkpoint."""

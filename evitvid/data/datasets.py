@@ -139,16 +139,20 @@ class EK100Dataset(EpochDataset):
         start, stop = self.source.frame_range(self.segments[index])
         return self.sampler(start, stop, self.num_frames, rng)
 
+    def frames(self, index: int, indices: Sequence[int], rng: np.random.Generator | None = None):
+        """Frames `indices` of sample `index` (C x T x H x W), read and transformed as its clip is;
+        in evaluation each frame alone, so any frames of a segment can be read together."""
+        return self.transform(self.source.read(self.segments[index], indices), rng)
+
     def __getitem__(self, index: int) -> dict[str, Any] | SkippedSegment:
         segment = self.segments[index]
         rng = sample_rng(self.seed, self.epoch, index) if self.train else None
         try:
-            frames = self.source.read(segment, self.indices(index, rng))
+            video = self.frames(index, self.indices(index, rng), rng)
         except VideoError as exc:
             if self.on_error == "raise":
                 raise
             return SkippedSegment(segment.narration_id, exc.path, exc.reason)
-        video = self.transform(frames, rng)
         action = -1
         if self.action_space is not None and segment.has_labels:
             action = self.action_space.get(segment.verb_class, segment.noun_class)

@@ -359,12 +359,17 @@ class ClassifierHead(nn.Module):
     def _fc(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame averaging (`fold_time`): B x C x T x H x W -> B x T x C', each frame's features
+        (the head's conv on that frame, averaged over space), before the mean over time."""
+        B, C, T, H, W = x.shape
+        x = self.in_conv(x.transpose(1, 2).reshape(B * T, C, H, W))
+        return x.mean(dim=(2, 3)).reshape(B, T, -1)
+
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x [T x] H x W -> B x C, averaging over time and space."""
         if self.fold_time:  # frame averaging: the head's conv runs per frame, then frames are averaged
-            B, C, T, H, W = x.shape
-            x = self.in_conv(x.transpose(1, 2).reshape(B * T, C, H, W))
-            return frame_mean(x.mean(dim=(2, 3)).reshape(B, T, -1), dim=1)
+            return frame_mean(self.frame_features(x), dim=1)
         return self.in_conv(x).flatten(2).mean(dim=2)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -402,6 +407,12 @@ class VideoClassifierHead(ClassifierHead):
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> Union[torch.Tensor, VideoLogits]:
         x = self.pre_logits(x)
         return x if pre_logits else VideoLogits(self.verb(x), self.noun(x))
+
+    def classify_frames(self, features: torch.Tensor) -> VideoLogits:
+        """Frame averaging's last step: B x T x C' frame features (`frame_features`) -> their
+        mean over time, classified (what `forward` does after `frame_features`)."""
+        x = self.classifier[:4](frame_mean(features, dim=1))
+        return VideoLogits(self.verb(x), self.noun(x))
 
 
 # ---------------------------------------------------------------------------------------
@@ -547,6 +558,16 @@ class EfficientVitFrameAvg(_EfficientVitVideo):
         B, C, T, H, W = x.shape
         x = super().forward_features(x.transpose(1, 2).reshape(B * T, C, H, W))
         return x.reshape(B, T, *x.shape[1:]).transpose(1, 2)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x T x H x W -> B x T x C': each frame's features, computed alone (the frames of
+        one clip never meet before `classify_frames` averages them)."""
+        return self.head.frame_features(self.forward_features(x))
+
+    def classify_frames(self, features: torch.Tensor) -> VideoLogits:
+        """B x T x C' frame features -> verb and noun logits of their average: with
+        `frame_features`, exactly `forward`, split where a clip's frames first meet."""
+        return self.head.classify_frames(features)
 
 
 class EfficientVit3d(_EfficientVitVideo):

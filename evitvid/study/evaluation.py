@@ -24,10 +24,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .. import models as _models
 from ..atomic import write_bytes_atomic
 from ..engine import evaluate
+from ..engine.evaluate import EvalResult
+from ..engine.tasks import VIDEO
 from ..metrics import video_metrics
 from ..models.action import action_scores
 from ..runs import Run
@@ -116,7 +119,8 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
     Each (frames, position) result is cached in `run.dir/frames/` keyed by every input that
     changes it, so a later call with other inputs never serves a stale row.
     `torch_compile=True` compiles the model once (checked against eager; eager when
-    compiling fails: `runtime.compile_for_inference`).
+    compiling fails: `runtime.compile_for_inference`). A frame-averaging model in eager
+    PyTorch sees each frame a segment's clips share once (`_frame_averaged_clips`).
     """
     if any(not isinstance(n, int) or n <= 0 for n in frames):
         raise ValueError(f"frames={list(frames)!r}: frame counts must be positive integers")
@@ -128,47 +132,102 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
     checkpoint = _file_digest(run.checkpoint)
     cache = run.dir / "frames"
     cache.mkdir(exist_ok=True)
-    data, net, compiled, device = None, None, False, resolve_device()
-    tables = []
+    paths = {}
     for n in frames:
         for offset in positions(positions_per_clip):
             key = {"frames": n, "offset": offset, "max_val": limit, "batch_size": batch_size,
                    "compile": bool(torch_compile), "backend": backend, "checkpoint": checkpoint,
                    "crop_size": p["crop_size"]}
-            path = cache / (hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16] + ".npz")
-            if not path.exists():
-                if net is None:
-                    data = DataPaths.from_record(p["data"])
-                    net = set_memory_format(load_trained(run).to(device), "auto", device)
-                    if torch_compile:
-                        example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
-                        net, status = compile_for_inference(net, example)
-                        compiled = status == "compiled"
-                        _log.info("evaluate_frames: %s", status)
-                val = clip_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False, limit=limit,
-                                   sampling_offset=offset, frame_cache=bool(p.get("frame_cache")))
-                if backend == "torch":
-                    res = evaluate(net, val, device, batch_size, desc=f"{n} frames @ {offset:.3f}",
-                                   progress=show_progress(None))
-                else:
-                    from ..inference import evaluate_with_backend
-                    res = evaluate_with_backend(load_trained(run), val, backend, batch_size=batch_size)
-                buffer = io.BytesIO()
-                np.savez_compressed(buffer, key=json.dumps(key), narration_id=np.array(res.narration_ids),
-                                    verb_logits=res.logits["verb"].numpy(), noun_logits=res.logits["noun"].numpy(),
-                                    verb=res.targets["verb"].numpy(), noun=res.targets["noun"].numpy(),
-                                    compiled=compiled)
-                write_bytes_atomic(path, buffer.getvalue())
-            z = np.load(path)
-            z = {k: z[k] for k in z.files}
-            if per_segment:
-                tables.append(_correctness(z).assign(frames=n, position=offset))
+            paths[n, offset] = (key, cache / (hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+                                              + ".npz"))
+    missing = [clip for clip, (_, path) in paths.items() if not path.exists()]
+    if missing:
+        data, device = DataPaths.from_record(p["data"]), resolve_device()
+        net = set_memory_format(load_trained(run).to(device), "auto", device)
+
+        def dataset(n: int, offset: float):
+            return clip_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False, limit=limit,
+                                sampling_offset=offset, frame_cache=bool(p.get("frame_cache")))
+        compiled, results = False, {}
+        if backend == "torch" and not torch_compile and isinstance(net, _models.EfficientVitFrameAvg):
+            results = _frame_averaged_clips(net, {clip: dataset(*clip) for clip in missing}, device,
+                                            batch_size * max(frames))
+        for n, offset in missing:
+            if (n, offset) in results:
+                res = results[n, offset]
+            elif backend == "torch":
+                if torch_compile and not compiled:
+                    example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
+                    net, status = compile_for_inference(net, example)
+                    compiled = status == "compiled"
+                    _log.info("evaluate_frames: %s", status)
+                res = evaluate(net, dataset(n, offset), device, batch_size, desc=f"{n} frames @ {offset:.3f}",
+                               progress=show_progress(None))
             else:
-                metrics = video_metrics(*(torch.from_numpy(z[k]) for k in ("verb_logits", "noun_logits", "verb",
-                                                                           "noun")))
-                tables.append(pd.DataFrame([{"frames": n, "position": offset, **metrics,
-                                             "compiled": bool(z["compiled"])}]))
+                from ..inference import evaluate_with_backend
+                res = evaluate_with_backend(load_trained(run), dataset(n, offset), backend, batch_size=batch_size)
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, key=json.dumps(paths[n, offset][0]), narration_id=np.array(res.narration_ids),
+                                verb_logits=res.logits["verb"].numpy(), noun_logits=res.logits["noun"].numpy(),
+                                verb=res.targets["verb"].numpy(), noun=res.targets["noun"].numpy(),
+                                compiled=compiled)
+            write_bytes_atomic(paths[n, offset][1], buffer.getvalue())
+    tables = []
+    for (n, offset), (_, path) in paths.items():
+        z = np.load(path)
+        z = {k: z[k] for k in z.files}
+        if per_segment:
+            tables.append(_correctness(z).assign(frames=n, position=offset))
+        else:
+            metrics = video_metrics(*(torch.from_numpy(z[k]) for k in ("verb_logits", "noun_logits", "verb", "noun")))
+            tables.append(pd.DataFrame([{"frames": n, "position": offset, **metrics, "compiled": bool(z["compiled"])}]))
     return pd.concat(tables, ignore_index=True)
+
+
+def _frame_averaged_clips(net: "_models.EfficientVitFrameAvg", datasets: dict, device: torch.device,
+                          frames_per_batch: int) -> dict:
+    """{clip: EvalResult} of a frame-averaging model on each evaluation dataset of `datasets`
+    (the same segments, other frames or positions). Every frame a segment's clips read passes
+    through the 2D trunk once, `frames_per_batch` at a time, and each clip averages its frames'
+    features (`classify_frames`): the model's own computation on each clip, with the frames
+    batched otherwise (equal to rounding). Fig. 2's 4 positions of 1 to 16 frames read 124
+    frames of each segment, of which the embedded set's segments hold 96 different ones."""
+    first = next(iter(datasets.values()))
+    logits: dict = {clip: {"verb": [], "noun": []} for clip in datasets}
+    pending: list = []  # (segment index, frame indices read, {clip: positions in them}, frames)
+
+    def flush() -> None:
+        if not pending:
+            return
+        video = torch.cat([f for *_, f in pending], dim=1).unsqueeze(0).to(device, dtype)
+        features = net.frame_features(video)[0]
+        starts = np.cumsum([0] + [len(read) for _, read, _, _ in pending])
+        for clip in datasets:
+            out = net.classify_frames(torch.stack([features[int(start) + where[clip]]
+                                                   for start, (_, _, where, _) in zip(starts, pending)]))
+            logits[clip]["verb"].append(out.verb.cpu())
+            logits[clip]["noun"].append(out.noun.cpu())
+        pending.clear()
+
+    dtype = next(net.parameters()).dtype
+    net.eval()
+    with torch.inference_mode():
+        for i in tqdm(range(len(first)), desc="frame features", leave=False, disable=not show_progress(None)):
+            wanted = {clip: ds.indices(i) for clip, ds in datasets.items()}
+            read = np.unique(np.concatenate(list(wanted.values())))
+            where = {clip: torch.from_numpy(np.searchsorted(read, idx)) for clip, idx in wanted.items()}
+            if sum(len(r) for _, r, _, _ in pending) + len(read) > frames_per_batch:
+                flush()
+            pending.append((i, read, where, first.frames(i, read)))
+        flush()
+    segments = first.segments
+    targets = {head: torch.tensor([getattr(s, f"{head}_class") for s in segments]) for head in ("verb", "noun")}
+    ids = [s.narration_id for s in segments]
+    out = {}
+    for clip, heads in logits.items():
+        joined = {head: torch.cat(v) for head, v in heads.items()}
+        out[clip] = EvalResult(VIDEO.metrics(joined, targets), ids, joined, targets)
+    return out
 
 
 class ReversalProbe:
