@@ -381,6 +381,7 @@ def test_budget_sentence_never_reads_training_time_as_the_whole_study():
     must not say the study fitted it (the whole run took 55)."""
     under = study.budget_sentence(36.2, "every method with 3 seeds for 4 epochs")
     assert under.startswith("36 of the 45 minutes") and "come on top" in under and "within" not in under
+    assert "dataset beside the image pretraining, inside this span" in under  # where its generation went
     over = study.budget_sentence(47.0, "every method with 3 seeds for 4 epochs")
     assert over.startswith("more than the 45 minutes") and "faster training step" in over
 

@@ -459,8 +459,8 @@ def budget_sentence(train_minutes: float, trained: str, budget: float = STUDY_BU
                 "fitting the budget needs a faster training step or fewer runs, and more epochs would cost more "
                 "still (whether these reached a plateau is below)")
     return (f"{train_minutes:.0f} of the {budget:g} minutes the whole study was meant to take on 2 cores, for "
-            f"{trained}; set-up, data generation, evaluation and the book come on top (the README gives a "
-            "whole run's time)")
+            f"{trained}; set-up, evaluation and the book come on top (the README gives a whole run's time; "
+            "`make study` makes the embedded dataset beside the image pretraining, inside this span)")
 
 
 def training_span(runs: Iterable[Run]) -> Optional[float]:
