@@ -126,6 +126,24 @@ def test_frame_averaging_clips_read_each_frame_once_and_predict_as_the_model(dat
         torch.testing.assert_close(got.logits["noun"], want.noun, rtol=0, atol=1e-12)
 
 
+def test_evaluate_frames_compiles_once_and_says_when_it_fell_back(data, runs, monkeypatch):
+    """`torch_compile=True`: one compile for every clip sampling (also when it fails and eager
+    runs instead), and each cached row records whether it ran compiled."""
+    from evitvid.study import evaluation
+    run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
+    calls = []
+
+    def fails(net, example):
+        calls.append(tuple(example.shape))
+        return net, "eager: compiling failed (stand-in)"
+    monkeypatch.setattr(evaluation, "compile_for_inference", fails)
+    table = study.evaluate_frames(run, (1, 2), positions_per_clip=2, max_val=3, torch_compile=True)
+    assert len(calls) == 1 and calls[0][2] == 1 and len(table) == 4 and not table["compiled"].any()
+    eager = study.evaluate_frames(run, (1, 2), positions_per_clip=2, max_val=3)
+    assert len(calls) == 1  # another key: the eager rows are computed apart, without compiling
+    np.testing.assert_allclose(table["verb_top1"], eager["verb_top1"])
+
+
 def test_eval_cache_is_keyed_by_every_input(data, runs):
     """A row computed on 3 clips is never served for the whole set (it used to be: keyed by frames only).
     Its own run: the test rewrites the checkpoint."""

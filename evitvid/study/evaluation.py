@@ -149,18 +149,18 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
             return clip_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False, limit=limit,
                                 sampling_offset=offset, frame_cache=bool(p.get("frame_cache")))
         compiled, results = False, {}
-        if backend == "torch" and not torch_compile and isinstance(net, _models.EfficientVitFrameAvg):
+        if backend == "torch" and torch_compile:  # once, on the first missing clip's shape
+            example = torch.randn(batch_size, 3, missing[0][0], p["crop_size"], p["crop_size"], device=device)
+            net, status = compile_for_inference(net, example)
+            compiled = status == "compiled"
+            _log.info("evaluate_frames: %s", status)
+        elif backend == "torch" and isinstance(net, _models.EfficientVitFrameAvg):
             results = _frame_averaged_clips(net, {clip: dataset(*clip) for clip in missing}, device,
                                             batch_size * max(frames))
         for n, offset in missing:
             if (n, offset) in results:
                 res = results[n, offset]
             elif backend == "torch":
-                if torch_compile and not compiled:
-                    example = torch.randn(batch_size, 3, n, p["crop_size"], p["crop_size"], device=device)
-                    net, status = compile_for_inference(net, example)
-                    compiled = status == "compiled"
-                    _log.info("evaluate_frames: %s", status)
                 res = evaluate(net, dataset(n, offset), device, batch_size, desc=f"{n} frames @ {offset:.3f}",
                                progress=show_progress(None))
             else:
