@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import random
 import time
 from contextlib import nullcontext
@@ -52,7 +53,7 @@ from .evaluate import EvalResult, evaluate
 from .schedule import lr_at
 from .tasks import VIDEO, Task
 
-__all__ = ["Trainer", "ResumeError", "adamw", "world_size", "check_batches"]
+__all__ = ["Trainer", "ResumeError", "CheckpointError", "read_checkpoint", "adamw", "world_size", "check_batches"]
 
 
 def world_size() -> int:
@@ -89,14 +90,43 @@ class ResumeError(ValueError):
     """A run's checkpoint cannot be resumed here; the message names the file and what to do."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read as plain tensors; the message names the file."""
+
+
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global generators' states as tensors and plain values, which a checkpoint read with
+    `weights_only=True` can hold (numpy's key array is not among them)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
+
+
+def read_checkpoint(path: os.PathLike) -> dict:
+    """A checkpoint `Trainer` wrote, read as tensors and plain values only (`weights_only=True`):
+    a file from elsewhere cannot run code while it is read. One line naming the file when it
+    cannot be read (a crafted pickle, a truncated file, an older format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise CheckpointError(f"{path}: cannot be read as a checkpoint (not a file torch.save wrote with tensors "
+                                  f"and plain values)") from None
+        # torch's own message advises weights_only=False: the one thing not to do with a file from elsewhere
+        raise CheckpointError(f"{path}: holds Python objects beyond tensors and plain values, which evitvid does not "
+                              f"load (loading them could run code); use a checkpoint evitvid wrote") from None
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({reason})") from None
 
 
 class Trainer:
@@ -163,11 +193,11 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            state = read_checkpoint(self.checkpoint_path)
+        except CheckpointError as e:
+            reason = str(e).removeprefix(f"{self.checkpoint_path}: ")
             raise ResumeError(f"{self.checkpoint_path}: cannot resume from this checkpoint ({reason}); delete it "
-                              f"to train this run from the start") from e
+                              f"to train this run from the start") from None
         written_by = state.get("world_size", 1)
         if written_by != self.world:
             raise ResumeError(f"{self.checkpoint_path} was written by {written_by} process(es), this run has "
