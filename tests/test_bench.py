@@ -16,6 +16,7 @@ import torch
 from evitvid import bench
 from evitvid.cli import main
 from evitvid.models.layers import channels_last_format
+from conftest import PROFILES
 
 TINY = (3, 2, 32, 32)
 B0_3D, B0_FA = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg"
@@ -197,7 +198,7 @@ def test_presets_cover_the_brief():
     assert all(shape == bench.STUDY_SHAPE for _, shape, _ in light.backends)
     # the study's training step is what the light preset times first: its model, clip and batch
     from evitvid.study import load_profile
-    cpu = load_profile("cpu")
+    cpu = load_profile(PROFILES / "cpu.yaml")
     assert light.train[0] == (f"evitvid:{cpu.model_3d}", (3, cpu.num_frames, cpu.crop_size, cpu.crop_size),
                               cpu.batch_size) == ("evitvid:efficientvit_b0_3d", bench.STUDY_SHAPE, bench.STUDY_BATCH)
 
@@ -220,7 +221,8 @@ def test_only_sections_empties_the_others():
 
 
 def test_bench_config_applies_the_command_options():
-    cfg = bench.bench_config("light", threads=1, layout="contiguous", compile=True, only=["compile", "onnx"])
+    cfg = bench.only_sections(bench.bench_config("light", threads=1, layout="contiguous", compile=True),
+                              ["compile", "onnx"])
     assert cfg.layout == "contiguous" and cfg.threads == 1 and cfg.memory
     assert cfg.compile == (("evitvid:efficientvit_b1_3d", bench.STUDY_SHAPE, 1),) and cfg.onnx
     assert cfg.inference == cfg.train == cfg.depthwise == cfg.backends == ()

@@ -18,9 +18,11 @@ isolates every row and `"none"` none. Each row records `isolated`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import torch
+
+from .models import LAYOUTS
 
 PAPER_SHAPE: tuple[int, ...] = (3, 16, 224, 224)
 # The CPU inference time per frame the issue "Fast on CPU" sets as the goal for the 3D B1 at
@@ -38,7 +40,6 @@ TORCHVISION_INPUTS: dict[str, tuple[int, ...]] = {
     "mvit_v2_s": (3, 16, 224, 224),
     "swin3d_t": (3, 32, 224, 224),
 }
-LAYOUTS = ("channels_last", "contiguous")
 # Under isolate="large", a row runs in a fresh process when its largest tensor can reach
 # LARGE_ROW_BYTES: glibc's 32 MiB, the 64-bit ceiling of its mmap threshold (from there on an
 # allocation is a fresh mapping unless the heap happens to be that large already).
@@ -190,13 +191,12 @@ PRESETS: dict[str, Callable[[int], BenchConfig]] = {"smoke": _smoke, "light": _l
 
 
 def bench_config(preset: str = "light", *, threads: Optional[int] = None, layout: str = "channels_last",
-                 compile: bool = False, memory: Optional[bool] = None, isolate: Optional[str] = None,
-                 only: Sequence[str] = ()) -> BenchConfig:
+                 compile: bool = False, memory: Optional[bool] = None, isolate: Optional[str] = None) -> BenchConfig:
     """The configuration of `preset` (smoke, light or full) with the command's options: `threads`
     (default torch's), every model and input in `layout`; `compile` adds the 3D B1 at the study's
     shape to a preset without a compile section; `memory=False` skips the memory subprocesses;
-    `isolate` replaces the preset's rule for which rows run in a fresh process; `only` keeps just
-    those sections."""
+    `isolate` replaces the preset's rule for which rows run in a fresh process. (`sections.only_sections`
+    keeps some sections of it.)"""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
     cfg = replace(PRESETS[preset](threads or torch.get_num_threads()), layout=layout)
@@ -206,7 +206,4 @@ def bench_config(preset: str = "light", *, threads: Optional[int] = None, layout
         cfg = replace(cfg, isolate=isolate)
     if compile and not cfg.compile:
         cfg = replace(cfg, compile=(("evitvid:efficientvit_b1_3d", STUDY_SHAPE, 1),))
-    if only:
-        from .sections import only_sections  # the sections declare which config fields hold their work
-        cfg = only_sections(cfg, only)
     return cfg

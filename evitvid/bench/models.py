@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import LAYOUTS
+LAYOUTS = ("channels_last", "contiguous")  # how a measured model's activations and inputs are laid out
 
 
 class PerFrame(nn.Module):

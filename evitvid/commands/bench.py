@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..bench import ISOLATE, LAYOUTS, PRESETS, SECTIONS, bench_config, benchmark, format_results
+from ..bench import ISOLATE, LAYOUTS, PRESETS, SECTIONS, bench_config, benchmark, format_results, only_sections
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else ()
     cfg = bench_config(args.preset, threads=args.threads, layout=args.layout, compile=args.compile,
-                       memory=False if args.no_memory else None, isolate=args.isolate, only=only)
+                       memory=False if args.no_memory else None, isolate=args.isolate)
+    if only:
+        cfg = only_sections(cfg, only)
     out = args.out or Path("runs") / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     results = benchmark(cfg, log=lambda s: print(f"  {s}", file=sys.stderr, flush=True))
