@@ -11,9 +11,9 @@ No image is in both, so pretraining never sees a video's objects.
 
 Where the files come from, in order: an explicit `root`, the `EVITVID_FASHION_MNIST`
 environment variable, Debian's `dataset-fashion-mnist` package
-(`/usr/share/datasets/fashion-mnist`), a previous torchvision download under the project's
-`data/fashion-mnist`, and, last, torchvision's `FashionMNIST(download=True)` where there is
-internet. The idx files are read with gzip + numpy; torchvision is needed only to download.
+(`/usr/share/datasets/fashion-mnist`), a previous torchvision download in the user's cache
+(`$XDG_CACHE_HOME/evitvid/fashion-mnist`, by default `~/.cache/...`), and, last,
+torchvision's `FashionMNIST(download=True)` into that cache where there is internet. The idx files are read with gzip + numpy; torchvision is needed only to download.
 """
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
 
 
 def _cache_dir() -> Path:
-    # The repository's git-ignored data/ folder when running from a checkout, else ./data.
-    root = Path(__file__).resolve().parents[2]
-    base = root / "data" if (root / "pyproject.toml").exists() else Path.cwd() / "data"
-    return base / "fashion-mnist"
+    # The user's cache, as torchvision and the Hugging Face hub keep theirs: the library never
+    # writes into the folder it is installed in.
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "evitvid" / "fashion-mnist"
 
 
 def read_idx(path: str | Path) -> np.ndarray:
