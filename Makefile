@@ -13,6 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 PORT ?= 8866
+PROFILES := book/params
 
 NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer 06_performance
 
@@ -55,10 +56,11 @@ book: setup
 # and seed, parallel_runs at a time; the embedded dataset is generated beside the pretraining,
 # which reads no video); each notebook then runs in place and reads them: its committed
 # outputs are those of this command's last run. Finished runs in runs/ are reused (nothing
-# trained twice); `rm -rf runs` to start over.
+# trained twice) when this code computed them; runs that other code, CPU kernels or memory
+# layout computed are trained again (--retrain-stale).
 notebooks: setup
 	@echo "== training every run of the study ($$(date +%H:%M:%S))"
-	$(PY) -m evitvid study --profile cpu
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu.yaml --retrain-stale
 	@for nb in $(NOTEBOOKS); do \
 		echo "== $$nb ($$(date +%H:%M:%S))"; \
 		$(VENV)/bin/papermill book/$$nb.ipynb book/$$nb.ipynb --cwd book --kernel python3 --log-output \
@@ -73,7 +75,7 @@ study: notebooks book
 # book/recorded/cpu_long/ (committed), which the results chapter sets beside the default runs; run
 # `make study` afterwards to show a new record in the book.
 study-long: setup
-	$(PY) -m evitvid study --profile cpu_long --record book/recorded/cpu_long
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_long.yaml --record book/recorded/cpu_long --retrain-stale
 
 test: setup chromium
 	$(PY) -m pytest -q
@@ -82,7 +84,7 @@ test: setup chromium
 # only. It reads the runs of `make study` and trains nothing: missing ones are named first.
 explore: setup
 	@test -x $(VENV)/bin/voila || { echo "explore: voila is not installed in $(VENV) (it is pinned in pyproject.toml: rerun make setup)"; exit 2; }
-	@$(PY) -c 'import sys; from evitvid.explorer import check_inputs; sys.exit(check_inputs("cpu"))'
+	@$(PY) -c 'import sys; from evitvid.explorer import check_inputs; sys.exit(check_inputs("$(PROFILES)/cpu.yaml"))'
 	@echo "== prediction explorer: open http://127.0.0.1:$(PORT)/ in a browser (ready a few seconds after it opens; Ctrl+C stops the server)"
 	$(VENV)/bin/voila book/05_explorer.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --Voila.port_retries=0 \
 		--show_tracebacks=True

@@ -15,6 +15,11 @@ process writes a run at a time: `open_run` takes an exclusive lock on the folder
 file lock, released when the process ends, however it ends), and a second writer is
 refused with the first one's process id. Paths a run records point inside the runs root
 are written relative to it (`relative_to_root`), so a runs folder can be moved.
+
+A training run's parameters hold `made_by` (`evitvid.provenance`: the code's digest, whether
+the CPU kernels ran, the memory layout). A finished run that differs from a new one only
+there is the same experiment computed otherwise: it is refused with `StaleRunError`, which
+says how to train it again, or started afresh when the caller asks (`retrain_other_code`).
 """
 from __future__ import annotations
 
@@ -27,12 +32,16 @@ from typing import Any, Mapping, Optional
 
 from .atomic import remove_stale_temporaries, write_json_atomic
 
-__all__ = ["Run", "RunMismatchError", "RunBusyError", "open_run", "find_run", "relative_to_root",
+__all__ = ["Run", "RunMismatchError", "StaleRunError", "RunBusyError", "open_run", "find_run", "relative_to_root",
            "resolve_from_root"]
 
 
 class RunMismatchError(ValueError):
     """A run folder exists with other parameters."""
+
+
+class StaleRunError(RunMismatchError):
+    """A run folder holds the same experiment computed by other code, kernels or memory layout."""
 
 
 class RunBusyError(RuntimeError):
@@ -148,13 +157,24 @@ class Run:
         self.close()
 
 
+def _other_code_only(old: Mapping[str, Any], new: Mapping[str, Any], diff: list[str]) -> bool:
+    """Whether two runs' parameters differ only in what computed them (`made_by`; a run from
+    before runs recorded it also in where its data was)."""
+    if "made_by" not in diff:
+        return False
+    ignored = {"made_by"} | ({"data_root"} if "made_by" not in old else set())
+    return not set(diff) - ignored
+
+
 def open_run(root: Path | str, name: str, params: Mapping[str, Any], *, fresh: bool = False,
-             lock: bool = True) -> Run:
+             lock: bool = True, retrain_other_code: bool = False) -> Run:
     """Create or reopen `root/name` for `params`; an existing folder must hold the same parameters.
 
     An unfinished run is locked for this process (`lock=False` for the other processes of a
     distributed run, which only read) and its temporaries left by killed writers are removed.
     `fresh=True` starts the folder afresh whatever it holds (for steps that train nothing).
+    A folder whose parameters differ only in `made_by` raises `StaleRunError`, or, with
+    `retrain_other_code`, starts afresh.
     """
     folder = Path(root) / name
     params = _jsonable(params)
@@ -163,10 +183,16 @@ def open_run(root: Path | str, name: str, params: Mapping[str, Any], *, fresh: b
         old = json.loads(path.read_text())
         if old != params:
             diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
-            raise RunMismatchError(
-                f"{folder} holds a run with other parameters ({', '.join(f'{k}: {old.get(k)!r} -> {params.get(k)!r}' for k in diff)}); "
-                f"choose another run name or delete the folder")
-        if (folder / "results.json").exists():
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {params.get(k)!r}" for k in diff)
+            if not _other_code_only(old, params, diff):
+                raise RunMismatchError(f"{folder} holds a run with other parameters ({changes}); choose another "
+                                       f"run name or delete the folder")
+            if not retrain_other_code:
+                raise StaleRunError(f"{folder} was computed by other code, CPU kernels or memory layout ({changes}), "
+                                    f"so its numbers are not what this code computes: delete the folder to train it "
+                                    f"again, or retrain such runs (python -m evitvid study --retrain-stale)")
+            fresh = True
+        elif (folder / "results.json").exists():
             return Run(folder)
     folder.mkdir(parents=True, exist_ok=True)
     held = _lock(folder) if lock else None

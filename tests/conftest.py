@@ -23,6 +23,7 @@ from evitvid.data.annotations import CLASS_COLUMNS, LABELLED_COLUMNS, UNLABELLED
 from evitvid.data.synth import format_timestamp, generate
 
 REPO = Path(__file__).resolve().parents[1]
+PROFILES = REPO / "book" / "params"  # the book's profiles: the library is told where they are
 
 # ------------------------------------------------------------------ the process's signal stack
 

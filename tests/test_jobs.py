@@ -12,6 +12,7 @@ from evitvid.data import synth
 from evitvid.runs import Run
 from evitvid.study import jobs
 from evitvid.study.jobs import RunSpec, threads_per_run
+from conftest import PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
-    return study.load_profile("cpu", **{**dict(
+    return study.load_profile(PROFILES / "cpu.yaml", **{**dict(
         dataset=str(tiny_root), runs_root=str(runs), seeds=[0], epochs=2, num_frames=4, crop_size=32, batch_size=4,
         max_val=8, reversal_clips=2, inflations=["mean"], methods=["frame_averaging", "3d_random"],
         pretrain_image_size=32, pretrain_epochs=1, pretrain_batch_size=16, pretrain_max_train=64,
@@ -133,18 +134,19 @@ def test_naming_the_runs_of_an_embedded_dataset_generates_nothing(tiny_root, tmp
     def generate(*args, **kwargs):
         raise AssertionError("generated while only naming")
     monkeypatch.setattr(synth, "generate", generate)
-    params = study.load_profile("cpu", runs_root=str(tmp_path / "runs"))
+    params = study.load_profile(PROFILES / "cpu.yaml", runs_root=str(tmp_path / "runs"))
     named = study.study_data(params, generate=False)
-    assert named.record["dataset"] == "synth:default" and named.videos == synth.default_out_dir("default") / "videos"
+    assert named.record["dataset"] == "synth:default"
+    assert named.videos == synth.default_out_dir("default", data_root=params.data_root) / "videos"
     specs = study.study_runs(params)
     methods = study.study_methods(params)
     assert len(specs) == 1 + len(methods) * len(params.seeds) + 1  # pretraining, methods, machine spread
     assert not (tmp_path / "runs").exists()
     made: list[tuple] = []
     monkeypatch.setattr(synth, "generate", lambda **kwargs: made.append(kwargs) or tiny_root)  # stands in
-    monkeypatch.setattr(study.methods, "build_frame_caches", lambda data, crop, workers: made.append((crop, workers)))
+    monkeypatch.setattr(study.plan, "build_frame_caches", lambda data, crop, workers: made.append((crop, workers)))
     data = study.prepare_data(params, cores=1)
-    assert made == [dict(preset="default", seed=0, workers=1), (params.crop_size, 1)]
+    assert made == [dict(preset="default", seed=0, data_root=params.data_root, workers=1), (params.crop_size, 1)]
     assert data.record == named.record
 
 
@@ -153,7 +155,7 @@ def test_the_study_command_lists_every_run_and_whether_it_is_finished(tiny_root,
 
     from evitvid.cli import main
     profile = tmp_path / "tiny.yaml"
-    profile.write_text(yaml.safe_dump(dict(base="cpu", dataset=str(tiny_root), runs_root=str(tmp_path / "runs"),
+    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset=str(tiny_root), runs_root=str(tmp_path / "runs"),
                                            seeds=[0], methods=["frame_averaging", "3d_random"],
                                            inflations=["mean"])))
     assert main(["study", "--profile", str(profile), "--list"]) == 0

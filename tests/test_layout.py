@@ -75,3 +75,79 @@ def test_no_import_runs_upward():
                 upward.append(f"{path.relative_to(ROOT)} ({'utility' if own is None else layers[own][0]}) "
                               f"imports {imported} ({layers[theirs][0]})")
     assert not upward, "\n".join(upward)
+
+
+def _module_of(name: str) -> str | None:
+    """The package module an imported name lives in: the name itself when it is a module, else
+    the module it is taken from (`from .x import y`); None outside the package's files."""
+    while name:
+        base = ROOT.joinpath(*name.split("."))
+        if (base / "__init__.py").is_file() or base.with_suffix(".py").is_file():
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports, anywhere in it (lazy imports inside functions
+    too: an import moved into a function to dodge a cycle is still part of it)."""
+    graph = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module(path)
+        graph[module] = {m for name in _imports(path) if (m := _module_of(name)) and m != module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_back():
+    """No cycles, inside a layer as between layers: data flows one way through the package. A
+    package's `__init__.py` (its front door) may re-export its modules, so a module that imports
+    its own package's front door is part of the cycle too."""
+    cycles = _cycles(_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_library_never_looks_for_the_repository():
+    """Paths come from the caller, the command line or the profile: no module climbs from its
+    own file to a checkout (`Path(__file__).parents[n]`), which only an editable install in a
+    checkout would have (CONTRIBUTING.md, convention 13)."""
+    climbing = [f"{path.relative_to(ROOT)}:{i}" for path in sorted(PACKAGE.rglob("*.py"))
+                for i, line in enumerate(path.read_text().splitlines(), 1)
+                if "__file__" in line and (".parent" in line or "parents[" in line) and "with_name" not in line]
+    assert not climbing, "modules that find the repository from their own file: " + ", ".join(climbing)

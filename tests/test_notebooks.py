@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import PROFILES
 
 papermill = pytest.importorskip("papermill")
 
@@ -28,7 +29,7 @@ def tiny_profile(tmp_path_factory) -> Path:
     synth.generate(root, "tiny", seed=0, workers=1, progress=False)
     runs = tmp_path_factory.mktemp("runs")
     profile = runs.parent / "tiny.yaml"
-    profile.write_text(yaml.safe_dump(dict(base="cpu",
+    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"),
         dataset=str(root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
         max_val=16, reversal_clips=4, inflations=["mean", "centre"], pretrain_image_size=32, pretrain_epochs=1,
         pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32, eval_frames=[1, 2, 8, 16],
@@ -57,7 +58,9 @@ def test_notebooks_are_thin_with_a_literal_parameters_cell(name):
             ast.literal_eval(value)  # literals only
     # what follows the parameters reads them through the profile, which refuses unknown names
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
-    assert after.source.startswith("params = study.notebook_parameters(profile, globals())"), name
+    # profile names are looked up from the book's folder (make study, Jupyter) or the repository's root
+    assert after.source.startswith('params = study.notebook_parameters(profile, globals(), '
+                                   'profiles=["params", "book/params"])'), name
     # every code cell, the parameters too, is hidden in the built book (the code is one click
     # away) or removed (plumbing)
     for cell in nb.cells:

@@ -16,7 +16,8 @@ from scipy import stats
 
 from evitvid import study
 from evitvid.data import synth
-from evitvid.study.params import PROFILES_DIR
+from evitvid.engine.trainer import read_checkpoint
+from conftest import PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,11 @@ def runs(tmp_path_factory) -> Path:
 
 # train_video's protocol from the cpu profile, made small (no reversal probe, no frame cache)
 SMALL = dict(seed=0, **study.training_params(study.load_profile(
-    "cpu", num_frames=4, crop_size=32, epochs=2, batch_size=4, reversal_clips=0, frame_cache=False)))
+    PROFILES / "cpu.yaml", num_frames=4, crop_size=32, epochs=2, batch_size=4, reversal_clips=0, frame_cache=False)))
 
 
 def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
-    return study.load_profile("cpu", **{**dict(
+    return study.load_profile(PROFILES / "cpu.yaml", **{**dict(
         dataset=str(tiny_root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
         max_val=16, reversal_clips=4, inflations=["mean", "centre"], pretrain_image_size=32, pretrain_epochs=1,
         pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32, eval_frames=[1, 2], eval_positions=2,
@@ -103,7 +104,7 @@ def test_frame_averaging_clips_read_each_frame_once_and_predict_as_the_model(dat
     segment's clips read goes through the trunk once, and each clip's logits are the model's own
     on that clip. In float64 they agree to 1e-12; in fp32 only to rounding, since the frames
     share batches otherwise (3.7e-7 of the largest logit, 3 ulp, on the embedded set's runs)."""
-    from evitvid.study.evaluation import _frame_averaged_clips
+    from evitvid.study.frames import _frame_averaged_clips
     run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
     net = study.load_trained(run).double()
     clips = [(1, 0.5), (2, 0.0), (4, 0.0), (4, 0.5)]  # the first three share the middle frame, the last two none
@@ -129,14 +130,14 @@ def test_frame_averaging_clips_read_each_frame_once_and_predict_as_the_model(dat
 def test_evaluate_frames_compiles_once_and_says_when_it_fell_back(data, runs, monkeypatch):
     """`torch_compile=True`: one compile for every clip sampling (also when it fails and eager
     runs instead), and each cached row records whether it ran compiled."""
-    from evitvid.study import evaluation
+    from evitvid.study import frames
     run = study.train_video("fa", model="efficientvit_b0_frameavg", data=data, runs_root=runs, **SMALL)
     calls = []
 
     def fails(net, example):
         calls.append(tuple(example.shape))
         return net, "eager: compiling failed (stand-in)"
-    monkeypatch.setattr(evaluation, "compile_for_inference", fails)
+    monkeypatch.setattr(frames, "compile_for_inference", fails)
     table = study.evaluate_frames(run, (1, 2), positions_per_clip=2, max_val=3, torch_compile=True)
     assert len(calls) == 1 and calls[0][2] == 1 and len(table) == 4 and not table["compiled"].any()
     eager = study.evaluate_frames(run, (1, 2), positions_per_clip=2, max_val=3)
@@ -162,7 +163,7 @@ def test_eval_cache_is_keyed_by_every_input(data, runs):
     study.evaluate_frames(run, (2,), max_val=3, batch_size=2)  # another batch size: its own entry
     assert len(entries() - before) == 1
     # new weights in the checkpoint (e.g. the run trained again): what was cached for the old ones is not served
-    state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(run.checkpoint)
     weights = state["ema"] if state.get("ema") else state["model"]
     name = next(k for k, v in weights.items() if v.is_floating_point() and v.ndim == 2)  # a head's weight
     weights[name] = weights[name] + 1.0
@@ -202,19 +203,18 @@ def test_missing_videos_are_listed_before_training(tiny_root, tmp_path):
     assert needed and all(str(chunk.parent) in p for p in needed)
 
 
-def test_run_names_do_not_depend_on_where_the_checkout_is(tiny_root, tmp_path, monkeypatch):
+def test_run_names_do_not_depend_on_where_the_checkout_is(tiny_root, tmp_path):
     """The same dataset, found from two places (a checkout moved or cloned elsewhere): the data
     record the run names hash is the same, and reading the record back finds the files of the
     place it is read from."""
-    import evitvid.data.synth.build as synth_build
     records, names = [], []
     for place in ("here", "elsewhere"):
         shutil.copytree(tiny_root, tmp_path / place / "synth-tiny")
-        monkeypatch.setattr(synth_build, "_repo_data_dir", lambda place=place: tmp_path / place)
-        data = study.resolve_data("synth:tiny")
+        data = study.resolve_data("synth:tiny", data_root=tmp_path / place)
         assert data.train_csv == tmp_path / place / "synth-tiny" / "annotations" / "EPIC_100_train.csv"
         assert str(tmp_path) not in json.dumps(data.record)
-        assert study.DataPaths.from_record(json.loads(json.dumps(data.record))).videos == data.videos
+        record = json.loads(json.dumps(data.record))
+        assert study.DataPaths.from_record(record, tmp_path / place).videos == data.videos
         records.append(data.record)
         names.append(study.run_name("x", dict(model="efficientvit_b0_3d", data=data.record)))
     assert records[0] == records[1] and names[0] == names[1]
@@ -341,7 +341,7 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     under cpu_long.yaml's protocol: a change to the protocol (cpu.yaml or cpu_long.yaml) renames
     the runs and fails here until `make study-long` records again. cpu_long changes nothing of cpu's
     protocol but the epochs."""
-    cpu, long = study.load_profile("cpu"), study.load_profile("cpu_long")
+    cpu, long = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_long.yaml")
     assert {k: v for k, v in study.training_params(long).items() if study.training_params(cpu)[k] != v} == {
         "epochs": long.epochs} and long.epochs > cpu.epochs and long.seeds == cpu.seeds
     recorded = study.read_recorded(cpu.longer_budget)
@@ -427,7 +427,7 @@ def test_the_training_time_is_the_span_of_runs_side_by_side_not_their_sum():
 def test_plateau_sentence_reads_the_same_changes_as_the_table():
     from types import SimpleNamespace
 
-    from evitvid.study.report import plateau_sentence
+    from evitvid.study.curves import plateau_sentence
 
     def run(seed, verbs):
         return SimpleNamespace(params={"seed": seed}, metrics=[
@@ -477,18 +477,18 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
     with pytest.raises(study.ParameterError, match=r"bad.yaml: line 2.*not valid YAML"):
         study.load_profile(bad)
     with pytest.raises(study.ParameterError, match=r"num_frames=0: must be a positive integer"):
-        study.load_profile("cpu", num_frames=0)
+        study.load_profile(PROFILES / "cpu.yaml", num_frames=0)
     with pytest.raises(study.ParameterError, match=r"frame_averaging_models: unknown model 'efficientvit_x9'"):
-        study.load_profile("cpu", frame_averaging_models=["efficientvit_x9"])
+        study.load_profile(PROFILES / "cpu.yaml", frame_averaging_models=["efficientvit_x9"])
     with pytest.raises(study.ParameterError, match=r"eval_frames=\[1, 0, 4\]"):
-        study.load_profile("cpu", eval_frames=[1, 0, 4])
+        study.load_profile(PROFILES / "cpu.yaml", eval_frames=[1, 0, 4])
     with pytest.raises(study.ParameterError, match="profile 'nope'"):
-        study.load_profile("nope")
+        study.load_profile("nope", profiles=PROFILES)
     with pytest.raises(study.ParameterError, match=r"decoder='opencv': one of auto, decord, pyav"):
-        study.load_profile("cpu", decoder="opencv")
+        study.load_profile(PROFILES / "cpu.yaml", decoder="opencv")
     with pytest.raises(study.ParameterError, match=r"pretrain_image_scale=32: must be null or an integer >= "
                                                    r"pretrain_image_size \(48\)"):
-        study.load_profile("cpu", pretrain_image_size=48, pretrain_image_scale=32)
+        study.load_profile(PROFILES / "cpu.yaml", pretrain_image_size=48, pretrain_image_scale=32)
 
 
 def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):
@@ -506,18 +506,18 @@ def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):
 
 def test_notebook_parameters_refuse_a_misspelt_name():
     namespace = {"profile": "cpu", "epochs": 3, "seeds": None, "torch": torch, "json": json.dumps, "_x": 1}
-    assert study.notebook_parameters("cpu", namespace).epochs == 3
-    assert study.notebook_parameters("cpu", namespace).seeds == (0, 1, 2)  # None: the profile's
+    assert study.notebook_parameters("cpu", namespace, profiles=PROFILES).epochs == 3
+    assert study.notebook_parameters("cpu", namespace, profiles=PROFILES).seeds == (0, 1, 2)  # None: the profile's
     with pytest.raises(study.ParameterError, match=r"unknown notebook parameter 'epochz'"):
-        study.notebook_parameters("cpu", {**namespace, "epochz": 5})
+        study.notebook_parameters("cpu", {**namespace, "epochz": 5}, profiles=PROFILES)
 
 
 def test_both_profiles_load():
-    cpu, ek100 = study.load_profile("cpu"), study.load_profile("ek100")
+    cpu, ek100 = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "ek100.yaml")
     assert cpu.dataset == "synth:default" and ek100.annotations_dir and ek100.num_frames == 16
     assert list(study.study_methods(ek100)) == ["frame_averaging", "frame_averaging_l1", "3d_random", "3d_mean"]
     # ek100.yaml starts from cpu.yaml: what it does not name keeps cpu's value
-    own = yaml.safe_load((PROFILES_DIR / "ek100.yaml").read_text())
+    own = yaml.safe_load((PROFILES / "ek100.yaml").read_text())
     assert own["base"] == "cpu" and "weight_decay" not in own and ek100.weight_decay == cpu.weight_decay
     assert ek100.epochs == own["epochs"] != cpu.epochs
 
@@ -532,7 +532,7 @@ def test_every_value_is_written_once_in_the_cpu_profile():
     from evitvid.engine import TrainConfig
     assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                for f in dataclasses.fields(study.StudyParams))
-    assert set(yaml.safe_load((PROFILES_DIR / "cpu.yaml").read_text())) == set(study.StudyParams.names())
+    assert set(yaml.safe_load((PROFILES / "cpu.yaml").read_text())) == set(study.StudyParams.names())
 
     def defaulted(function, names):
         signature = inspect.signature(function).parameters
@@ -540,10 +540,10 @@ def test_every_value_is_written_once_in_the_cpu_profile():
         return [n for n in names if signature[n].default is not inspect.Parameter.empty]
 
     assert defaulted(study.train_video, [*study.PROTOCOL, "seed"]) == []
-    assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(study.load_profile("cpu"))]) == []
+    assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(study.load_profile(PROFILES / "cpu.yaml"))]) == []
     assert [f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING] == [
         "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed"]
-    cpu = study.load_profile("cpu")
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
     assert study.training_params(cpu) == {k: getattr(cpu, k) for k in study.PROTOCOL}
 
 
@@ -553,11 +553,11 @@ def test_a_profile_starts_from_its_base_or_names_everything(tmp_path):
     with pytest.raises(study.ParameterError, match=r"partial.yaml: a profile without a base must name every "
                                                    r"parameter .*missing: dataset, annotations_dir"):
         study.load_profile(partial)
-    partial.write_text("base: cpu\nepochs: 2\n")
-    assert study.load_profile(partial) == study.load_profile("cpu", epochs=2)
+    partial.write_text(f"base: {PROFILES / 'cpu.yaml'}\nepochs: 2\n")  # a name would be looked up beside it
+    assert study.load_profile(partial) == study.load_profile(PROFILES / "cpu.yaml", epochs=2)
     child = tmp_path / "child.yaml"
     child.write_text("base: partial.yaml\nseeds: [5]\n")  # a base file next to the profile
-    assert study.load_profile(child) == study.load_profile("cpu", epochs=2, seeds=[5])
+    assert study.load_profile(child) == study.load_profile(PROFILES / "cpu.yaml", epochs=2, seeds=[5])
     partial.write_text("base: child.yaml\n")
     with pytest.raises(study.ParameterError, match=r"child.yaml: its bases form a loop"):
         study.load_profile(child)
@@ -622,3 +622,18 @@ def test_pretraining_numbers_say_how_the_items_compare_with_the_clips():
     assert study.pretraining_numbers({"m": same}, clip_size=64)["pretrain_item_scale"] == \
         "as large as in the 64-pixel clips"
     assert study.pretraining_numbers({"m": run})["pretrain_item_scale"] == "n/a"
+
+
+def test_list_parameters_take_the_forms_papermill_users_type():
+    """`papermill ... -p seeds '[0, 1]'` hands the notebook the text "[0, 1]" (papermill's `-p`
+    parses numbers and booleans only); it, a one-value `-p seeds 0` and `-y 'seeds: [0]'` all
+    give a tuple of integers."""
+    from papermill.cli import _resolve_type
+    for typed, seeds in (("[0, 1]", (0, 1)), ("[0]", (0,)), ("0", (0,))):
+        value = _resolve_type(typed)
+        assert study.notebook_parameters("cpu", {"seeds": value}, profiles=PROFILES).seeds == seeds
+    assert study.notebook_parameters("cpu", {"seeds": [2]}, profiles=PROFILES).seeds == (2,)
+    params = study.notebook_parameters("cpu", {"inflations": "[mean, centre]"}, profiles=PROFILES)
+    assert params.inflations == ("mean", "centre")
+    with pytest.raises(study.ParameterError, match=r"seeds=\['x'\]: must be a non-empty list of integers"):
+        study.notebook_parameters("cpu", {"seeds": "[x]"}, profiles=PROFILES)

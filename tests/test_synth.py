@@ -482,8 +482,8 @@ def test_config_checks():
         synth.resolve_config("tiny", size=63)
     with pytest.raises(ValueError, match="unknown preset"):
         synth.resolve_config("huge")
-    assert synth.default_out_dir("tiny").name == "synth-tiny"
-    assert synth.default_out_dir("tiny", 1, size=96).name.startswith("synth-tiny-seed1-")
+    assert synth.default_out_dir("tiny", data_root="data").name == "synth-tiny"
+    assert synth.default_out_dir("tiny", 1, data_root="data", size=96).name.startswith("synth-tiny-seed1-")
 
 
 def test_cli(tmp_path, tiny, capsys):

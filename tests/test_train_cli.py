@@ -7,6 +7,7 @@ import pytest
 
 from evitvid.cli import main
 from evitvid.data import synth
+from conftest import PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def tiny(tmp_path_factory) -> str:
 
 def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
     profile = tmp_path / "profile.yaml"
-    profile.write_text("base: cpu\nnum_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
+    profile.write_text(f"base: {PROFILES / 'cpu.yaml'}\nnum_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
     assert main(["train", "--name", "cli", "--model", "efficientvit_b0_3d", "--profile", str(profile), "--dataset",
                  tiny, "--batch-size", "4", "--max-val", "8", "--runs-root", str(tmp_path / "runs")]) == 0
     run_dir = tmp_path / "runs" / "cli"

@@ -16,7 +16,12 @@ import time
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", "--params", dest="profile", default="cpu",
-                        help="parameter profile: cpu, ek100 (book/params/NAME.yaml) or a YAML path")
+                        help="parameter profile: a YAML path, or a name in --profiles (cpu, ek100)")
+    parser.add_argument("--profiles", default="book/params",
+                        help="the folder a profile name is looked up in (default: book/params)")
+    parser.add_argument("--retrain-stale", action="store_true",
+                        help="train again the finished runs that other code, CPU kernels or memory layout computed "
+                             "(default: refuse them, naming what differs)")
     parser.add_argument("--parallel-runs", type=int, default=None,
                         help="runs trained at once, each on its share of the cores (default: the profile's)")
     parser.add_argument("--list", action="store_true", help="list the runs and whether each is finished; train nothing")
@@ -26,8 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .. import study
-    params = study.load_profile(args.profile, parallel_runs=args.parallel_runs)
+    params = study.load_profile(args.profile, profiles=args.profiles, parallel_runs=args.parallel_runs)
     specs = study.study_runs(params)
     if args.list:
         for spec in specs:
@@ -35,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'done' if spec.complete else 'todo'}  {spec.name}  {spec.label}{needs}")
         return 0
     started = time.perf_counter()
-    study.train_study(params)
-    print(f"study: {len(specs)} runs finished under {study.runs_root_of(params.runs_root)} "
+    study.train_study(params, stale="retrain" if args.retrain_stale else "refuse")
+    print(f"study: {len(specs)} runs finished under {params.runs_root} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")
     if args.record:
-        recorded = study.record_study(params, args.record, args.profile)
+        recorded = study.record_study(params, args.record, Path(args.profile).stem,
+                                      commit=study.checkout_commit(Path.cwd()))
         print(f"study: {len(recorded.curves)} epochs of {sum(map(len, recorded.about['runs'].values()))} runs "
               f"recorded in {recorded.path}")
     return 0

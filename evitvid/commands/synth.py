@@ -11,7 +11,8 @@ from ..data.synth import PRESETS, SynthConfig, generate, read_manifest
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
                         help="parameter set: tiny (tests, seconds) or default (the book)")
-    parser.add_argument("--out", default=None, help="output folder (default: data/synth-<preset> in the repository)")
+    parser.add_argument("--out", default=None, help="output folder (default: DATA_ROOT/synth-<preset>)")
+    parser.add_argument("--data-root", default="data", help="where the default output folder goes (default: ./data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes writing videos (default: all cores)")
     parser.add_argument("--force", action="store_true", help="regenerate even when the folder is complete")
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)
                  if getattr(args, f.name) is not None}
-    root = generate(args.out, args.preset, args.seed, workers=args.workers, progress=not args.no_progress,
+    root = generate(args.out, args.preset, args.seed, data_root=args.data_root, workers=args.workers, progress=not args.no_progress,
                     force=args.force, **overrides)
     manifest = read_manifest(root) or {}
     counts = manifest.get("counts", {})

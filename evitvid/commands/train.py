@@ -22,7 +22,8 @@ from ..study.params import PROTOCOL
 
 # StudyParams fields a training run takes, as flags (their type and default come from the profile):
 # where the data is and how a run is laid out, and the protocol
-TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "decoder", "runs_root", "memory_format", "num_workers",
+TRAIN_FIELDS = ("dataset", "annotations_dir", "videos_dir", "decoder", "runs_root", "data_root", "memory_format",
+                "num_workers",
                 "time_padding", *PROTOCOL)
 
 
@@ -48,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="run folder name under runs_root")
     parser.add_argument("--model", required=True, help="a video model, e.g. efficientvit_b0_3d (see `flops`)")
     parser.add_argument("--profile", "--params", dest="profile", default="cpu",
-                        help="parameter profile: cpu, ek100 (book/params/NAME.yaml) or a YAML path; flags override it")
+                        help="parameter profile: a YAML path, or a name in --profiles (cpu, ek100); flags override it")
+    parser.add_argument("--profiles", default="book/params",
+                        help="the folder a profile name is looked up in (default: book/params)")
     parser.add_argument("--pretrained", default=None,
                         help="image weights: a path, timm:NAME, 'auto' (the embedded study's pretraining) or 'profile' "
                              "(the profile's); omitted: random initialisation")
@@ -73,7 +76,7 @@ def _init_distributed() -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import study
     from ..models import get_model_entry
-    params = study.load_profile(args.profile, **{k: getattr(args, k) for k in TRAIN_FIELDS})
+    params = study.load_profile(args.profile, profiles=args.profiles, **{k: getattr(args, k) for k in TRAIN_FIELDS})
     get_model_entry(args.model)  # an unknown model fails before anything else
     inflation = args.inflation or params.inflations[0]
     seed = params.seeds[0] if args.seed is None else args.seed
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                                                  **study.pretraining_params(params))
     model_kwargs = {"time_padding": params.time_padding} if get_model_entry(args.model).kind == "3d" else {}
     result = study.train_video(args.name, model=args.model, data=data, pretrained=pretrained, inflation=inflation,
-                               seed=seed, runs_root=params.runs_root, num_workers=params.num_workers,
+                               seed=seed, runs_root=params.runs_root, data_root=params.data_root,
+                               num_workers=params.num_workers,
                                memory_format=params.memory_format, **study.training_params(params), **model_kwargs)
     if rank == 0 and result.complete:
         print(json.dumps(result.results["val"], indent=2))

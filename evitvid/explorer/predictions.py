@@ -26,6 +26,7 @@ import torch
 from ..models.action import action_scores
 from ..runs import Run
 from ..study import Splits, reversal_pairs
+from ..study.predictions import read_logits
 
 __all__ = ["RESULTS", "RunKey", "RunPredictions", "Predictions", "read_logits"]
 
@@ -40,15 +41,6 @@ RESULTS: dict[str, Optional[tuple[str, bool]]] = {
 }
 
 RunKey = tuple[str, int]  # (method key, seed)
-
-
-def read_logits(run: Run) -> dict[str, np.ndarray]:
-    """A run's `logits.npz`, every array in memory; one line naming the file when it is missing."""
-    path = run.dir / "logits.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the run has no validation logits (is it finished?)")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from ..study import (DataPaths, StudyParams, load_profile, method_runs, pretraining_specs, read_splits, study_data,
-                     study_methods)
+from ..data import synth
+from ..study import (DataPaths, StudyParams, finished_methods, load_profile, method_runs, pretraining_specs,
+                     read_splits, study_data, study_methods)
 from .predictions import Predictions
 
 __all__ = ["study_predictions", "missing_inputs", "check_inputs"]
@@ -24,7 +25,6 @@ HINT = "run `make study` first (it generates the embedded dataset and trains eve
 def study_predictions(params: StudyParams, data: Optional[DataPaths] = None) -> Predictions:
     """Every finished run of the profile's methods (all seeds), read once. Methods shown first:
     the profile's first method and its main inflated 3D method (the book's main comparison)."""
-    from ..study import finished_methods
     data = data or study_data(params)
     methods = study_methods(params)
     runs = finished_methods(params, data=data)
@@ -42,9 +42,8 @@ def _missing_dataset(params: StudyParams) -> Optional[str]:
                 return f"{name}: {getattr(params, name)} is not a folder"
         return None
     if params.dataset.startswith("synth:"):
-        from ..data import synth
         preset = params.dataset.split(":", 1)[1]
-        root = synth.default_out_dir(preset)
+        root = synth.default_out_dir(preset, data_root=params.data_root)
         if preset not in synth.PRESETS or not synth.is_complete(root, 0, synth.resolve_config(preset)):
             return f"the embedded dataset {root} is missing or incomplete"
         return None
@@ -62,8 +61,9 @@ def missing_inputs(params: StudyParams) -> list[str]:
     return [f"{spec.label}: no finished run {spec.root / spec.name}" for spec in specs if not spec.complete]
 
 
-def check_inputs(profile: Union[str, Path] = "cpu") -> int:
-    """For `make explore`: print what is missing and what to run; 0 when the explorer can start."""
+def check_inputs(profile: Union[str, Path]) -> int:
+    """For `make explore`: print what is missing and what to run for the profile (a YAML path);
+    0 when the explorer can start."""
     try:
         params = load_profile(profile)
         missing = missing_inputs(params)

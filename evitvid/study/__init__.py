@@ -1,73 +1,85 @@
 """The study: the book's experiments as library calls, one per step.
 
-Each notebook of `book/` calls these; so does `python -m evitvid train`. A step takes its
-parameters from a profile (`params`: `book/params/cpu.yaml`, `ek100.yaml`), writes run
-folders (`evitvid.runs`) and returns them; a finished run is reused, an interrupted one
-resumes.
+Each notebook of `book/` calls these; so does `python -m evitvid study`. A step takes its
+parameters from a profile (`params`), writes run folders (`evitvid.runs`) and returns them; a
+finished run is reused, an interrupted one resumes. Every path (profiles, runs, data) comes
+from the caller or the profile.
 
-- `params`: the parameters, written once (`StudyParams`, `load_profile`, `notebook_parameters`).
-- `data`: where the data is, its splits read once, their statistics, clip datasets.
-- `training`: video runs and the image pretraining.
-- `jobs`: many runs at once, in parallel, each after the runs it needs.
-- `methods`: the methods compared, defined once, and their runs per seed.
-- `evaluation`: predictions per segment, accuracy against frames and positions, reversal, timing.
-- `baselines`: chance, majority and the order-blind ceiling, computed from the data.
-- `intervals`: bootstrap intervals over segments, paired differences, balanced accuracy.
-- `results`: the tables (mean ± sd over seeds, intervals, differences, pairs, curves).
-- `verdicts`: each of the paper's findings tested.
-- `performance`: the bench as a study step.
-- `recorded`: a study at a longer budget, recorded in the repository, beside this one.
-- `report`: a notebook's run folder, glued numbers, readable tables, result-dependent sentences.
+The modules form one pipeline, each importing only from those before it:
+
+- parameters: `params` (`StudyParams`, profiles, notebook parameters);
+- data: `data` (where it is, its splits read once, their statistics, clip datasets);
+- runs: `methods` (what is compared), `predictions` (what a run predicted, its model),
+  `probes` (measured while training), `training` (one run), `jobs` (many at once), `plan`
+  (every run the book reads, named and trained);
+- predictions of trained models: `frames` (accuracy against frames, Fig. 2), `reversal`
+  (time reversal at initialisation), `timing` (inference time, Fig. 3);
+- statistics: `baselines`, `intervals`, `results` (the tables of numbers), `curves` (plateaus,
+  drift, budgets), `budget` (where the training time went), `spread` (seeds and machines),
+  `recorded` (a study at a longer budget, kept in the repository);
+- verdicts: `verdicts` (each of the paper's claims checked);
+- text and tables: `text` (numbers in words, glue), `tables` (a notebook's tables, readable),
+  `chapters` (each chapter's glued numbers and sentences), `performance` (the bench as a step).
 """
 from .baselines import REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
+from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
+from .chapters import (ablation_numbers, comparison_numbers, frames_numbers, pair_numbers, pretraining_numbers,
+                       pretraining_sentence, protocol_numbers, reversal_numbers)
+from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
+                     plateau_changes, plateau_sentence, plateau_table)
 from .data import (DataPaths, Splits, build_frame_caches, class_counts, class_names, clip_dataset, dataset_summary,
                    missing_videos, read_splits, resolve_data, segment_lengths)
-from .evaluation import (ReversalProbe, evaluate_frames, load_trained, positions, predictions_frame,
-                         reversal_at_initialisation, segment_results, time_inference)
+from .frames import evaluate_frames, positions
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .jobs import RunSpec, train_runs
-from .methods import (Method, finished_methods, inflation_comparisons, machine_spread, method_runs, prepare_data,
-                      pretraining_specs, spread_run, study_data, study_methods, study_runs, train_methods, train_study)
-from .params import PROTOCOL, ParameterError, StudyParams, load_profile, notebook_parameters, profile_values
+from .methods import MAIN_COMPARISONS, Method, every_comparison, inflation_comparisons, study_methods
+from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
+                     profile_values)
 from .performance import benchmark_run
-from .report import (MAIN_COMPARISONS, ablation_numbers, budget_numbers, budget_sentence, difference_drift,
-                     drift_sentence, every_comparison, longer_budget_numbers, plateau_table,
-                     comparison_numbers, comparison_sentence, frames_numbers, glue,
-                     machine_table, notebook_run, pair_numbers, pct, points, pretraining_curves,
-                     pretraining_numbers, pretraining_sentence, pretraining_table, protocol_numbers, read_table,
-                     readable_baselines, readable_summary, reversal_numbers, reversal_table, same_computation, save_table,
-                     spread_numbers, time_inference_all, time_spent, timing_table, training_span, verdict_display)
-from .recorded import RecordedStudy, budget_comparison, read_recorded, record_study, recorded_runs_match
+from .plan import (finished_methods, machine_spread, method_runs, prepare_data, pretrained_checkpoint,
+                   pretraining_runs, pretraining_specs, spread_run, study_data, study_runs, train_methods, train_study)
+from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
+from .probes import ReversalProbe
+from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match
 from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
                       pair_summary, seed_spread, segments_by_seed, summary)
-from .training import (DEFAULT_RUNS, initial_model, pretrain_images, pretrained_checkpoint, pretraining_params,
-                       pretraining_runs, run_name, runs_root_of, train_video, training_params)
+from .reversal import reversal_at_initialisation
+from .spread import machine_table, same_computation, spread_numbers
+from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
+                     readable_summary, reversal_table, save_table, verdict_display)
+from .text import comparison_sentence, glue, pct, points
+from .timing import time_inference, time_inference_all, timing_table
+from .training import (finished_here, initial_model, pretrain_images, pretraining_params, run_name, train_video,
+                       training_params)
 from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, verdict_table
 
 __all__ = [
-    "StudyParams", "ParameterError", "load_profile", "profile_values", "notebook_parameters",
+    "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
+    "PROTOCOL",
     "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
-    "missing_videos",
-    "dataset_summary", "class_counts", "segment_lengths",
-    "DEFAULT_RUNS", "RunSpec", "run_name", "runs_root_of", "train_video", "initial_model", "pretrain_images",
-    "pretrained_checkpoint", "PROTOCOL", "training_params", "pretraining_params", "pretraining_runs", "train_runs",
-    "Method", "study_methods", "study_data", "prepare_data", "method_runs", "pretraining_specs", "train_methods",
-    "finished_methods", "spread_run", "machine_spread", "study_runs", "train_study", "inflation_comparisons",
-    "load_trained", "segment_results", "predictions_frame", "positions", "evaluate_frames", "ReversalProbe",
-    "reversal_at_initialisation", "time_inference",
+    "missing_videos", "dataset_summary", "class_counts", "segment_lengths",
+    "Method", "study_methods", "inflation_comparisons", "MAIN_COMPARISONS", "every_comparison",
+    "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",
+    "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",
+    "pretraining_params", "train_runs",
+    "study_data", "prepare_data", "method_runs", "pretraining_specs", "pretraining_runs", "pretrained_checkpoint",
+    "train_methods", "finished_methods", "spread_run", "machine_spread", "study_runs", "train_study",
+    "positions", "evaluate_frames", "reversal_at_initialisation", "time_inference", "time_inference_all",
+    "timing_table",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",
     "Interval", "mean_interval", "paired_difference", "balanced_accuracy", "balanced_accuracy_interval",
     "segments_by_seed", "main_metrics", "accuracy", "summary", "difference", "differences", "pair_accuracy",
     "pair_summary", "learning_curves", "frames_curve", "seed_spread",
+    "plateau_changes", "plateau_table", "plateau_sentence", "difference_drift", "drift_sentence", "final_top1",
+    "budget_comparison", "longer_budget_numbers",
+    "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
+    "machine_table", "same_computation", "spread_numbers",
+    "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
     "PAPER_VERB_TOP1", "VERDICT_COLUMNS", "verdict_table",
-    "RecordedStudy", "record_study", "read_recorded", "recorded_runs_match", "budget_comparison",
+    "glue", "pct", "points", "comparison_sentence",
+    "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
+    "pretraining_curves", "pretraining_table", "reversal_table",
+    "comparison_numbers", "frames_numbers", "pretraining_sentence", "pretraining_numbers", "reversal_numbers",
+    "ablation_numbers", "pair_numbers", "protocol_numbers",
     "benchmark_run",
-    "notebook_run", "save_table", "read_table", "glue", "pct", "points", "readable_summary", "readable_baselines",
-    "comparison_sentence", "MAIN_COMPARISONS", "comparison_numbers", "frames_numbers",
-    "time_inference_all", "timing_table", "pretraining_curves", "pretraining_table", "pretraining_numbers",
-    "pretraining_sentence",
-    "reversal_table", "reversal_numbers", "ablation_numbers", "verdict_display", "pair_numbers", "machine_table",
-    "same_computation", "spread_numbers", "protocol_numbers", "time_spent", "training_span", "budget_numbers",
-    "budget_sentence",
-    "plateau_table", "difference_drift", "drift_sentence", "longer_budget_numbers", "every_comparison",
 ]

@@ -1,7 +1,7 @@
 """The study's data: where it is, its splits read once, their statistics, and clip datasets.
 
 - `resolve_data`: the embedded synthetic dataset (`"synth:default"`, generated once into
-  `data/`), a folder holding `annotations/` and `videos/`, or the real EK100 (annotation
+  the caller's data root), a folder holding `annotations/` and `videos/`, or the real EK100 (annotation
   folder + AVION's chunked videos). `DataPaths.spec` is what a run records: the dataset as
   it was named, so that a moved repository still finds it.
 - `read_splits`: both splits and both class files, read once (notebook 00 asks several
@@ -18,6 +18,10 @@ from typing import Any, Optional
 import pandas as pd
 
 from .. import models as _models
+from ..data import EK100Dataset, dataset_stats, read_classes, read_segments, synth
+from ..data.decoders import check_backend
+from ..data.frame_cache import FrameCache
+from ..data.video import make_source
 
 __all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size",
            "build_frame_caches", "clip_dataset", "missing_videos",
@@ -44,7 +48,6 @@ class DataPaths:
 
     def source(self):
         """The `VideoSource` that reads these videos (layout and decoder as recorded)."""
-        from ..data.video import make_source
         options = {} if self.layout == "frames" else {"backend": self.decoder}
         return make_source(self.videos, self.layout, **options)
 
@@ -56,23 +59,27 @@ class DataPaths:
         return dict(self.spec)
 
     @classmethod
-    def from_record(cls, record: dict) -> "DataPaths":
-        """The data of a run's record: resolved again from its spec (a moved repository still works)."""
+    def from_record(cls, record: dict, data_root: Optional[Path | str] = None) -> "DataPaths":
+        """The data of a run's record: resolved again from its spec, the embedded dataset under
+        `data_root` (a moved repository still works)."""
         spec = {k: v for k, v in record.items() if k != "files"}
         if "dataset" in spec:
-            return resolve_data(spec["dataset"], annotations_dir=spec.get("annotations_dir"),
+            return resolve_data(spec["dataset"], data_root=data_root, annotations_dir=spec.get("annotations_dir"),
                                 videos_dir=spec.get("videos_dir"), layout=spec.get("layout", "chunked"),
                                 decoder=spec.get("decoder", "auto"), seed=spec.get("seed", 0))
+        if "files" not in record:
+            raise ValueError(f"a run's data record names no dataset (found {sorted(record)})")
         files = record["files"]  # the oldest records: the files themselves
         return cls(**{k: v if k in ("layout", "decoder") else Path(v) for k, v in files.items()})
 
 
-def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[str] = None,
+def resolve_data(dataset: str = "synth:default", *, data_root: Optional[Path | str] = None,
+                 annotations_dir: Optional[str] = None,
                  videos_dir: Optional[str] = None, layout: str = "chunked", decoder: str = "auto",
                  seed: int = 0, generate: bool = True, workers: Optional[int] = None) -> DataPaths:
     """Where the annotation CSVs and videos are.
 
-    `dataset` is `"synth:PRESET"` (generated into `data/synth-PRESET` on first use, by
+    `dataset` is `"synth:PRESET"` (generated into `data_root/synth-PRESET` on first use, by
     `workers` processes, default one per core), or a folder holding `annotations/` and
     `videos/` as the synthetic set does. For the real EK100, pass `annotations_dir` (the
     epic-kitchens-100-annotations checkout) and `videos_dir` (AVION's resized chunks)
@@ -83,7 +90,6 @@ def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[st
     its files): enough for a run's record and so its name (`evitvid.study.jobs` generates it
     beside the image pretraining, which reads no video).
     """
-    from ..data.decoders import check_backend
     try:
         check_backend(decoder)
     except ValueError as exc:
@@ -95,10 +101,11 @@ def resolve_data(dataset: str = "synth:default", *, annotations_dir: Optional[st
             raise ValueError("annotations_dir and videos_dir go together (got only one of them)")
         ann, videos = Path(annotations_dir), Path(videos_dir)
     elif dataset.startswith("synth:"):
-        from ..data import synth
         preset = dataset.split(":", 1)[1]
-        root = synth.generate(preset=preset, seed=seed, workers=workers) if generate else \
-            synth.default_out_dir(preset, seed)
+        if data_root is None:
+            raise ValueError(f"dataset {dataset!r}: give data_root, the folder the embedded dataset is generated in")
+        root = synth.generate(preset=preset, seed=seed, data_root=data_root, workers=workers) if generate else \
+            synth.default_out_dir(preset, seed, data_root=data_root)
         ann, videos = root / "annotations", root / "videos"
         spec.update(generator_version=synth.GENERATOR_VERSION, seed=seed)
     else:
@@ -124,12 +131,10 @@ class Splits:
 
 
 def class_names(path: Path) -> list[str]:
-    from ..data import read_classes
     return [c.key for c in read_classes(path)]
 
 
 def read_splits(data: DataPaths) -> Splits:
-    from ..data import read_classes, read_segments
     verbs, nouns = read_classes(data.verb_classes), read_classes(data.noun_classes)
     train, val = (list(read_segments(p, verb_classes=verbs, noun_classes=nouns).values())
                   for p in (data.train_csv, data.val_csv))
@@ -147,7 +152,6 @@ def _frame_cache(data: DataPaths, splits: Splits, split: str, crop_size: int, *,
     """The `FrameCache` of every segment of `split` ("train" or "val") at the size the clips of
     `crop_size` read (`frame_cache_size`), under the dataset's `cache/` folder; built first (by
     `workers` processes, default one per core) when it is not there."""
-    from ..data.frame_cache import FrameCache
     train = split == "train"
     return FrameCache.open_or_build(data.source(), splits.split("train" if train else "validation"),
                                     data.videos.parent / "cache", frame_cache_size(crop_size, train),
@@ -171,7 +175,6 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
 
     `frame_cache=True` reads the split's frames from a `FrameCache` (decoded once, built on
     first use under the dataset's `cache/` folder, `frame_cache_size` for its resolution)."""
-    from ..data import EK100Dataset
     splits = read_splits(data)
     everything = splits.split("train" if split == "train" else "validation")
     segments = everything if segments is None else segments
@@ -202,7 +205,6 @@ def missing_videos(data: DataPaths, segments: list) -> list[str]:
 def dataset_summary(splits: Splits, frames_per_segment: int = 16) -> pd.DataFrame:
     """The paper's dataset statistics per split (segments, videos, shortest/longest/mean length
     in frames and seconds, classes present, images a fixed-frames extraction would write)."""
-    from ..data import dataset_stats
     rows = {}
     for split in ("train", "validation"):
         row = asdict(dataset_stats(splits.split(split)))

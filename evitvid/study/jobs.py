@@ -14,10 +14,9 @@ before the first video run starts, on the cores the runs already started leave. 
 pretraining reads no video, so it trains beside that work instead of after it.
 
 Why single-threaded workers rather than one run on every core: at the study's shapes a
-training step is a few hundred small operators, and two runs of one thread each side by side
-take 0.70x the time of the same two runs one after the other on two threads (1-epoch runs of
-the study's 3D B0 at 4 x 64 x 64, batch 16, whole processes, median of 4 pairs on a 2-core
-Intel Xeon: 22.1 s against 31.8 s).
+training step is a few hundred small operators that two threads share badly, so two runs of
+one thread each, side by side, finish sooner than the same two one after the other on two
+threads (the results chapter reads how many ran at once from the runs' clocks).
 
 A run's result depends on its parameters and its thread count, never on which worker ran it,
 when or beside what: every run seeds itself and draws its data from (seed, epoch, index), and
@@ -36,9 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..allocator import tune_malloc
 from ..runs import Run
+from ..workers import process_pool
 from .data import DataPaths
-from .training import pretrain_images, runs_root_of, train_video
+from .training import finished_here, pretrain_images, train_video
 
 __all__ = ["RunSpec", "KINDS", "train_runs", "available_cores", "threads_per_run"]
 
@@ -62,7 +63,7 @@ class RunSpec:
 
     @property
     def root(self) -> Path:
-        return runs_root_of(self.kwargs.get("runs_root"))
+        return Path(self.kwargs["runs_root"])
 
     @property
     def environment(self) -> dict:
@@ -71,11 +72,12 @@ class RunSpec:
 
     @property
     def complete(self) -> bool:
-        return _finished(self.root, self.name)
+        """Finished, and computed as this code computes it now (`training.finished_here`)."""
+        return finished_here(self.root / self.name, self.kwargs.get("memory_format", "auto"))
 
 
 def _finished(root: Path, name: str) -> bool:
-    return Run(root / name).complete
+    return finished_here(root / name)
 
 
 def available_cores() -> int:
@@ -91,21 +93,20 @@ def _start_worker(variables: dict) -> None:
     """A worker's initializer: its environment (before the first convolution reads it) and the
     allocator settings every evitvid process starts with."""
     os.environ.update(variables)
-    from ..allocator import tune_malloc
     tune_malloc()
 
 
-def _train(spec: RunSpec, threads: Optional[int], progress: Optional[bool]) -> str:
+def _train(spec: RunSpec, threads: Optional[int], progress: Optional[bool], stale: str = "refuse") -> str:
     """`train_runs`' unit of work, in this process or a worker: returns the run folder."""
     kwargs = dict(spec.kwargs)
     if spec.kind == "pretraining":
-        return str(pretrain_images(spec.name, threads=threads, progress=progress, **kwargs).dir)
-    kwargs["data"] = DataPaths.from_record(kwargs["data"])
-    return str(train_video(spec.name, threads=threads, progress=progress, **kwargs).dir)
+        return str(pretrain_images(spec.name, threads=threads, progress=progress, stale=stale, **kwargs).dir)
+    kwargs["data"] = DataPaths.from_record(kwargs["data"], kwargs.get("data_root"))
+    return str(train_video(spec.name, threads=threads, progress=progress, stale=stale, **kwargs).dir)
 
 
 def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[str], None] = print,
-               prepare: Optional[Callable[[int], object]] = None) -> dict[str, Run]:
+               prepare: Optional[Callable[[int], object]] = None, stale: str = "refuse") -> dict[str, Run]:
     """Train every run of `specs` that is not finished, `parallel` at a time; returns {name: Run}.
 
     With `parallel` 1 and no run naming an environment, runs train one after the other in this
@@ -116,7 +117,8 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
     checkpointed, so nothing is lost either way), then the error is raised naming the run.
 
     `prepare(cores)` makes what the video runs read (see the module docstring); it is called
-    only when a video run is to train, and a failure in it is handled as a run's.
+    only when a video run is to train, and a failure in it is handled as a run's. `stale`: what a
+    finished run that other code computed gets (`training.train_video`: "refuse" or "retrain").
     """
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
@@ -134,9 +136,9 @@ def train_runs(specs: Sequence[RunSpec], *, parallel: int = 1, log: Callable[[st
         if parallel == 1 and not any(spec.environment for spec in todo):
             if prepare is not None:
                 _prepare(prepare, available_cores(), log)
-            _train_here(todo, threads, log)
+            _train_here(todo, threads, log, stale)
         else:
-            _train_in_workers(todo, parallel, threads, log, prepare)
+            _train_in_workers(todo, parallel, threads, log, prepare, stale)
     return {spec.name: Run(spec.root / spec.name) for spec in specs}
 
 
@@ -162,19 +164,18 @@ def _next_ready(waiting: list[RunSpec], done: set[str], running: int = 0, prepar
     return spec
 
 
-def _train_here(todo: list[RunSpec], threads: int, log: Callable[[str], None]) -> None:
+def _train_here(todo: list[RunSpec], threads: int, log: Callable[[str], None], stale: str = "refuse") -> None:
     started, done, waiting = time.perf_counter(), set(), list(todo)
     while waiting:  # list order, each run after the ones it needs
         spec = _next_ready(waiting, done)
         waiting.remove(spec)
-        run = Run(Path(_train(spec, threads, None)))
+        run = Run(Path(_train(spec, threads, None, stale)))
         done.add(spec.name)
         log(finished_line(len(done), len(todo), spec, run, started))
 
 
 def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Callable[[str], None],
-                      prepare: Optional[Callable[[int], object]] = None) -> None:
-    from ..workers import process_pool
+                      prepare: Optional[Callable[[int], object]] = None, stale: str = "refuse") -> None:
     context = multiprocessing.get_context("spawn")
     pools: dict[tuple, object] = {}  # one pool per environment, started when first needed
     running: dict[Future, RunSpec] = {}
@@ -190,7 +191,7 @@ def _train_in_workers(todo: list[RunSpec], parallel: int, threads: int, log: Cal
                 if key not in pools:
                     pools[key] = process_pool(parallel, mp_context=context, initializer=_start_worker,
                                               initargs=(spec.environment,))
-                running[pools[key].submit(_train, spec, threads, False)] = spec
+                running[pools[key].submit(_train, spec, threads, False, stale)] = spec
                 log(f"started {spec.label or spec.name}")
             if prepare is not None and not failures:  # in this process, beside the runs just started
                 try:

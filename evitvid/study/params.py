@@ -1,10 +1,13 @@
 """The study's parameters, written once: a profile per setting, read by notebooks and commands.
 
-A profile is a YAML file in `book/params/` (`cpu.yaml`: the embedded dataset on a 2-core
-CPU, what `make study` runs; `ek100.yaml`: the paper's setting on a GPU with the real
-EPIC-KITCHENS-100) holding values for the fields of `StudyParams`. `cpu.yaml` names every
-field and is the one place a value is written; another profile names `base: cpu` and the
-values it changes. The library's training functions (`train_video`, `pretrain_images`,
+A profile is a YAML file (the book's are in `book/params/`: `cpu.yaml`, the embedded dataset
+on a 2-core CPU, what `make study` runs; `ek100.yaml`, the paper's setting on a GPU with the
+real EPIC-KITCHENS-100) holding values for the fields of `StudyParams`. `cpu.yaml` names every
+field and is the one place a value is written; another profile names `base: cpu` (a profile
+in the same folder) and the values it changes. The caller says where profiles are: a YAML
+path, or a name looked up in the folders it passes (`profiles`); the library knows no
+repository. Paths a profile gives (runs, data, a recorded study) are relative to the file
+that gives them, so a profile finds its folders from wherever it is read. The library's training functions (`train_video`, `pretrain_images`,
 `TrainConfig`) have no defaults for what a profile sets. Everything else derives from the
 profile: a notebook's `parameters` cell lists the names it uses with `None` ("the
 profile's value") and passes them to `notebook_parameters`; `python -m evitvid train
@@ -19,18 +22,18 @@ import dataclasses
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union, get_type_hints
 
 import yaml
 
 from .. import models as _models
+from ..allocator import tune_malloc
+from ..data.decoders import BACKENDS as DECODERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROFILES_DIR", "PROTOCOL", "load_profile", "profile_values", "notebook_parameters",
-           "ParameterError"]
-
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "book" / "params"
+__all__ = ["StudyParams", "PROTOCOL", "PATH_FIELDS", "find_profile", "load_profile", "profile_values",
+           "notebook_parameters", "ParameterError"]
 
 # the parameters `train_video` takes as its protocol: every method of a comparison trains with
 # these (`training.training_params`), and `python -m evitvid train` has a flag for each
@@ -57,7 +60,8 @@ class StudyParams:
     annotations_dir: Optional[str] = _doc("real EK100: the epic-kitchens-100-annotations folder")
     videos_dir: Optional[str] = _doc("real EK100: AVION's resized, chunked videos")
     decoder: str = _doc("what decodes the videos: auto (decord, PyAV for files decord cannot open), decord or pyav")
-    runs_root: Optional[str] = _doc("where run folders go; None: runs/ at the repository root")
+    runs_root: str = _doc("where run folders go")
+    data_root: str = _doc("where the embedded dataset is generated (synth-PRESET) and its frame caches kept")
     frames_per_segment: int = _doc("frames a fixed-frames extraction takes per segment (the paper: 16)")
     # -- models and how they start -----------------------------------------------------------
     frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models")
@@ -123,10 +127,8 @@ class StudyParams:
     gallery_size: int = _doc("segments in the book's static gallery")
 
     def __post_init__(self) -> None:
-        for f in fields(self):  # lists from YAML or papermill become tuples
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                object.__setattr__(self, f.name, tuple(value))
+        for name in _LIST_FIELDS:  # lists from YAML or papermill become tuples
+            object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
         problems = self._problems()
         if problems:
             raise ParameterError("bad parameter(s): " + "; ".join(problems))
@@ -180,9 +182,8 @@ class StudyParams:
             out.append(f"memory_format={self.memory_format!r}: one of {', '.join(MEMORY_FORMATS)}")
         if self.time_padding not in ("zeros", "replicate"):
             out.append(f"time_padding={self.time_padding!r}: zeros or replicate")
-        from ..data.decoders import BACKENDS as decoders  # imports decord and PyAV: only when checking
-        if self.decoder not in decoders:
-            out.append(f"decoder={self.decoder!r}: one of {', '.join(decoders)}")
+        if self.decoder not in DECODERS:
+            out.append(f"decoder={self.decoder!r}: one of {', '.join(DECODERS)}")
         if bool(self.annotations_dir) != bool(self.videos_dir):
             out.append("annotations_dir and videos_dir go together (got only one of them)")
         return out
@@ -201,16 +202,61 @@ class StudyParams:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
 
 
+def _list_fields() -> tuple[str, ...]:
+    hints = get_type_hints(StudyParams)
+    return tuple(f.name for f in fields(StudyParams) if getattr(hints[f.name], "__origin__", None) is tuple)
+
+
+def _as_tuple(name: str, value: Any) -> Any:
+    """A list parameter as a tuple, from a list, a scalar (one item) or the text papermill passes
+    for `-p seeds '[0, 1]'` (YAML: `[0, 1]`, or `0`)."""
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ParameterError(f"{name}={value!r}: not a list (write it as [a, b])") from None
+    if value is None:
+        return value
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
 def _unknown_message(names: list[str], what: str) -> str:
     return (f"unknown {what}{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}; valid: "
             f"{', '.join(StudyParams.names())}")
 
 
-def _profile_path(profile: Union[str, Path]) -> Path:
+def find_profile(profile: Union[str, Path], profiles: Union[str, Path, Sequence[Union[str, Path]], None] = None
+                 ) -> Path:
+    """The file of `profile`: a YAML path as it is, or a name (`cpu`) looked up as NAME.yaml in
+    the folders `profiles` (one or several, the first that has it); raises naming where it looked."""
     path = Path(profile)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ParameterError(f"profile {str(profile)!r}: {path} not found")
         return path
-    return PROFILES_DIR / f"{profile}.yaml"
+    folders = [] if profiles is None else [profiles] if isinstance(profiles, (str, Path)) else list(profiles)
+    for folder in folders:
+        if (Path(folder) / f"{profile}.yaml").is_file():
+            return Path(folder) / f"{profile}.yaml"
+    known = sorted({p.stem for folder in folders for p in Path(folder).glob("*.yaml")})
+    looked = ", ".join(str(Path(f).resolve()) for f in folders) or "no profile folder was given"
+    raise ParameterError(f"profile {str(profile)!r}: no {profile}.yaml in {looked} (profiles there: "
+                         f"{', '.join(known) or 'none'}; or give a YAML path)")
+
+
+# The parameters that are paths: a profile's own are relative to its file.
+PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget")
+
+
+def _anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`values` with every relative path resolved against `folder` (the dataset's too when it
+    names a folder rather than `synth:PRESET`)."""
+    out = dict(values)
+    for key in PATH_FIELDS + ("dataset",):
+        value = out.get(key)
+        if isinstance(value, str) and value and not (key == "dataset" and value.startswith("synth:")):
+            out[key] = str((folder / value).resolve()) if not Path(value).is_absolute() else value
+    return out
 
 
 def _read_profile(path: Path) -> dict[str, Any]:
@@ -230,27 +276,31 @@ def _read_profile(path: Path) -> dict[str, Any]:
     return dict(values)
 
 
-def profile_values(profile: Union[str, Path]) -> dict[str, Any]:
-    """Every value a profile gives: its own, over those of its `base` profile (and so on). A
-    profile without a base must name every parameter (as `cpu.yaml` does); the values are
-    not checked here (`load_profile` does)."""
+def profile_values(profile: Union[str, Path], profiles: Union[str, Path, Sequence[Union[str, Path]], None] = None
+                   ) -> dict[str, Any]:
+    """Every value a profile gives (`find_profile`): its own, over those of its `base` profile (a
+    name in the same folder, or a YAML path relative to it), and so on, each file's paths
+    resolved against its own folder. A profile without a base must name every parameter (as
+    `cpu.yaml` does); the values are not checked here (`load_profile` does)."""
     chain: list[Path] = []
     values: dict[str, Any] = {}
-    while profile is not None:
-        path = _profile_path(profile)
-        if not path.is_file():
-            known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-            where = f" (the base of {chain[-1]})" if chain else ""
-            raise ParameterError(f"profile {str(profile)!r}{where}: {path} not found (profiles: {', '.join(known)}, "
-                                 f"or a YAML path)")
+    path = find_profile(profile, profiles)
+    while path is not None:
         if path.resolve() in [c.resolve() for c in chain]:
             raise ParameterError(f"{chain[0]}: its bases form a loop ({' -> '.join(str(c) for c in chain + [path])})")
         chain.append(path)
         own = _read_profile(path)
-        profile = own.pop("base", None)
-        if profile is not None and Path(str(profile)).suffix in (".yaml", ".yml"):
-            profile = path.parent / str(profile)  # a base file next to the profile naming it
-        values = {**own, **values}
+        base = own.pop("base", None)
+        values = {**_anchored(own, path.parent), **values}
+        if base is not None:
+            try:
+                path = find_profile(path.parent / str(base) if Path(str(base)).suffix in (".yaml", ".yml") else
+                                    str(base), path.parent)
+            except ParameterError as exc:
+                raise ParameterError(str(exc).replace(f"profile {str(base)!r}",
+                                                      f"profile {str(base)!r} (the base of {path})", 1)) from None
+        else:
+            path = None
     missing = [n for n in StudyParams.names() if n not in values]
     if missing:
         raise ParameterError(f"{chain[-1]}: a profile without a base must name every parameter (or start from "
@@ -258,11 +308,14 @@ def profile_values(profile: Union[str, Path]) -> dict[str, Any]:
     return values
 
 
-def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyParams:
-    """The parameters of a profile (a name in `book/params/` or a YAML path; `profile_values`),
-    with `overrides` (None means "the profile's value") applied; every name and value is checked."""
-    path = _profile_path(profile)
-    values = profile_values(profile)
+def load_profile(profile: Union[str, Path], *, profiles: Union[str, Path, Sequence[Union[str, Path]], None] = None,
+                 **overrides: Any) -> StudyParams:
+    """The parameters of a profile (a YAML path, or a name in the folders `profiles`:
+    `profile_values`), with `overrides` (None means "the profile's value") applied; every
+    name and value is checked. Paths among the overrides are taken as given (relative to the
+    working directory)."""
+    path = find_profile(profile, profiles)
+    values = profile_values(path)
     unknown = sorted(set(overrides) - set(StudyParams.names()))
     if unknown:
         raise ParameterError(_unknown_message(unknown, "parameter"))
@@ -274,16 +327,17 @@ def load_profile(profile: Union[str, Path] = "cpu", **overrides: Any) -> StudyPa
                              f"{exc}") from None
 
 
+_LIST_FIELDS = _list_fields()
 _NOT_PARAMETERS = {"In", "Out", "exit", "quit", "get_ipython", "profile"}
 
 
-def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any]) -> StudyParams:
-    """A notebook's parameters: the profile, overridden by the notebook's own variables that are
-    not None. Call it right after the `parameters` cell with `globals()`: a variable that is not
+def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any], *,
+                        profiles: Union[str, Path, Sequence[Union[str, Path]], None] = None) -> StudyParams:
+    """A notebook's parameters: the profile (a YAML path, or a name in the folders `profiles`),
+    overridden by the notebook's own variables that are not None. Call it right after the `parameters` cell with `globals()`: a variable that is not
     a parameter (a misspelt papermill `-p epochz 5`) is refused, naming the valid ones.
     Every notebook starts here, so this is also where its kernel tunes glibc's malloc
     (`evitvid.allocator`: large activations stay in the heap between passes)."""
-    from ..allocator import tune_malloc
     tune_malloc()
     names = set(StudyParams.names())
     given, unknown = {}, []
@@ -297,4 +351,4 @@ def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any])
             unknown.append(key)
     if unknown:
         raise ParameterError(_unknown_message(sorted(unknown), "notebook parameter"))
-    return load_profile(profile, **given)
+    return load_profile(profile, profiles=profiles, **given)

@@ -6,8 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
+from .. import bench
 from ..runs import Run, RunMismatchError, open_run
-from .training import runs_root_of
 
 __all__ = ["benchmark_run"]
 
@@ -15,7 +15,7 @@ _log = logging.getLogger(__name__)
 
 
 def benchmark_run(name: str = "06_performance", *, preset: str = "light", threads: Optional[int] = None,
-                  layout: str = "channels_last", torch_compile: bool = True, runs_root: Optional[Path | str] = None,
+                  layout: str = "channels_last", torch_compile: bool = True, runs_root: Path | str,
                   rerun: bool = False) -> Run:
     """`python -m evitvid bench` as a study step: its results in the run folder `name`.
 
@@ -25,11 +25,10 @@ def benchmark_run(name: str = "06_performance", *, preset: str = "light", thread
     preset, is measured again in the same folder: a bench trains nothing, so nothing is lost.
     `torch_compile` adds the torch.compile section to a preset without one.
     """
-    from .. import bench
     cfg = bench.bench_config(preset, threads=threads or None, layout=layout, compile=torch_compile)
     params = dict(preset=preset, threads=cfg.threads, layout=layout, torch_compile=torch_compile,
                   isolate=cfg.isolate, config=asdict(cfg))
-    root = runs_root_of(runs_root)
+    root = Path(runs_root)
     try:
         run = open_run(root, name, params, fresh=rerun)
     except RunMismatchError:  # other parameters, or the preset defined otherwise then

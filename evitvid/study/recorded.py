@@ -11,7 +11,7 @@ writes what the results chapter needs from those runs into the repository:
   training time and when it was recorded.
 
 The results chapter reads it (`read_recorded`, through the profile's `longer_budget`) beside
-the runs it trained itself and compares the two budgets (`budget_comparison`): whether the
+the runs it trained itself and compares the two budgets (`curves.budget_comparison`): whether the
 methods plateau with more epochs, and whether the differences behind the verdicts hold.
 
 A record names its runs, and a run's name hashes its parameters, so a record made under
@@ -25,25 +25,24 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
-import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path, write_json_atomic
-from .intervals import Interval, seed_difference
-from .methods import finished_methods, method_runs, study_methods
+from .budget import training_span
+from .methods import study_methods
 from .params import StudyParams
+from .plan import finished_methods, method_runs
 from .results import learning_curves
 
-__all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "record_study", "read_recorded",
-           "recorded_runs_match", "final_top1", "budget_comparison"]
+__all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
+           "read_recorded", "recorded_runs_match"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
 CURVE_COLUMNS = ("method", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1", "val_action_top1",
                  "epoch_seconds")
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -59,17 +58,19 @@ class RecordedStudy:
 
     @property
     def location(self) -> str:
-        """The folder, relative to the repository when inside it (as profiles name it)."""
+        """The folder, relative to the working directory when inside it (the book's folder for a
+        notebook), else as an absolute path."""
         try:
-            return str(self.path.resolve().relative_to(REPOSITORY))
+            return str(self.path.resolve().relative_to(Path.cwd().resolve()))
         except ValueError:
-            return str(self.path)
+            return str(self.path.resolve())
 
 
-def _commit() -> Optional[str]:
-    """The checkout's commit, `+changes` when tracked files differ from it; None outside git."""
+def checkout_commit(folder: Union[str, Path]) -> Optional[str]:
+    """The commit of the git checkout `folder` is in, `+changes` when tracked files differ from
+    it; None outside git."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True).stdout
     try:
         commit = git("rev-parse", "HEAD").strip()
         changed = git("status", "--porcelain", "--untracked-files=no").strip()
@@ -78,10 +79,12 @@ def _commit() -> Optional[str]:
     return commit + ("+changes" if changed else "")
 
 
-def record_study(params: StudyParams, out: Union[str, Path], profile: str) -> RecordedStudy:
+def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
+                 commit: Optional[str] = None) -> RecordedStudy:
     """Write the learning curves of `params`' finished method runs and their provenance to the
-    folder `out` (each file atomically); a missing run raises, naming the notebook that trains it."""
-    from .report import training_span
+    folder `out` (each file atomically): the profile, its values (without the machine's
+    folders), the runs, the code that trained them (`commit`, when the caller knows it:
+    `checkout_commit`) and the machine. A missing run raises, naming the notebook that trains it."""
     methods = study_methods(params)
     runs = finished_methods(params)
     curves = learning_curves(runs, methods)
@@ -92,8 +95,8 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str) -> Re
         "profile": profile,
         "command": f"python -m evitvid study --profile {profile} --record {out}",
         "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "params": params.as_dict(),
+        "commit": commit,
+        "params": {k: v for k, v in params.as_dict().items() if k not in ("runs_root", "data_root")},
         "runs": {key: [r.name for r in group] for key, group in runs.items()},
         "training_minutes": None if minutes is None else round(minutes, 1),
         "environment": every[0].results.get("environment", {}),
@@ -103,14 +106,13 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str) -> Re
     with atomic_path(out / CURVES_FILE) as tmp:
         curves.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(out / RECORD_FILE, about)
-    return read_recorded(out.resolve())  # `out` is relative to the working directory, not the repository
+    return read_recorded(out.resolve())
 
 
 def read_recorded(path: Union[str, Path]) -> RecordedStudy:
-    """A folder `record_study` wrote (relative paths from the repository root); a missing or
-    malformed file is named."""
+    """A folder `record_study` wrote (a profile's `longer_budget`); a missing or malformed file is
+    named."""
     path = Path(path)
-    path = path if path.is_absolute() else REPOSITORY / path
     record, curves_file = path / RECORD_FILE, path / CURVES_FILE
     for f in (record, curves_file):
         if not f.is_file():
@@ -137,44 +139,3 @@ def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     return names == recorded.about["runs"]
 
 
-def final_top1(curves: pd.DataFrame, head: str = "verb") -> dict[str, list[float]]:
-    """{method label: each seed's validation top-1 (%) at its last validated epoch}, seeds in order."""
-    column = f"val_{head}_top1"
-    validated = curves[curves[column].notna()]
-    out = {}
-    for method, group in validated.groupby("method", sort=False):
-        last = group.sort_values("epoch").groupby("seed").tail(1).sort_values("seed")
-        out[method] = (100 * last[column]).tolist()
-    return out
-
-
-def _over_seeds(d: Optional[Interval]) -> str:
-    if d is None:
-        return "one seed"
-    return {1: "above 0", -1: "below 0", 0: "includes 0"}[d.sign]
-
-
-def budget_comparison(budgets: Sequence[tuple[str, pd.DataFrame]], methods: Mapping, comparisons, *,
-                      head: str = "verb", confidence: float = 0.95) -> pd.DataFrame:
-    """Each difference between two methods at several budgets: `budgets` is [(name, learning
-    curves)], e.g. [("8 epochs", ...), ("16 epochs", ...)]; `comparisons` are (key a, key b) pairs of
-    `methods`. Per comparison and budget: a minus b at the last epoch, mean over seeds (points of
-    top-1), Welch's interval over seeds, and whether it lies above 0, below 0 or includes it. A
-    comparison is left out when a budget lacks either method."""
-    rows = []
-    for a, b in comparisons:
-        if a not in methods or b not in methods:
-            continue
-        la, lb = methods[a].label, methods[b].label
-        row = {"comparison": f"{la} − {lb}"}
-        for name, curves in budgets:
-            top1 = final_top1(curves, head)
-            if la not in top1 or lb not in top1:
-                break
-            d = seed_difference(top1[la], top1[lb], confidence=confidence)
-            row[f"{name} (points)"] = round(float(np.mean(top1[la]) - np.mean(top1[lb])), 1)
-            row[f"{name}: 95% over seeds"] = "one seed" if d is None else d.bounds_text()
-            row[f"{name}: interval"] = _over_seeds(d)
-        else:
-            rows.append(row)
-    return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()

@@ -27,10 +27,11 @@ import pandas as pd
 from ..runs import Run
 from .baselines import pair_baselines, reversal_pairs
 from .data import Splits
-from .evaluation import evaluate_frames, segment_results
+from .frames import evaluate_frames
 from .intervals import (Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference,
                         seed_difference)
 from .methods import Method
+from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "segments_by_seed", "per_segment_correctness", "main_metrics", "accuracy", "summary",
            "per_seed_top1", "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
@@ -138,9 +139,8 @@ def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
     the pair's two verbs (from their two logits, on the segments of either), mean over seeds, the
     interval of the seed-pooled choices (resampled within each verb), the pair's segments and the
     rate of its more frequent verb."""
-    from .evaluation import _logits
     base = pair_baselines(splits).set_index("pair")
-    logits = {key: [_logits(run) for run in group] for key, group in runs.items()}
+    logits = {key: [read_logits(run) for run in group] for key, group in runs.items()}
     rows = []
     for a, b, name in reversal_pairs(splits.verbs):
         if name not in base.index:

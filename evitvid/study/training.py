@@ -7,14 +7,16 @@
 - `pretrain_images`: the 2D model on Fashion-MNIST train images drawn in the videos' style,
   the embedded study's stand-in for ImageNet; saved in timm's format, loaded and inflated
   exactly as an ImageNet checkpoint would be.
-- `pretrained_checkpoint`: what `pretrained="auto"` means for a model: its 2D backbone's
-  pretraining run (`pretraining_run`), trained on first use.
 
-Many runs at once, in parallel and in the order their dependencies allow: `evitvid.study.jobs`.
+Many runs at once, in parallel and in the order their dependencies allow: `evitvid.study.jobs`;
+which runs the study trains: `evitvid.study.plan`.
 
 Runs are named by what determines them: `run_name(prefix, params)` appends a short hash of
 the parameters, so a run is reused only when every parameter matches, and another setting
-gets its own folder (CONTRIBUTING.md, Run folders).
+gets its own folder (CONTRIBUTING.md, Run folders). Beside its parameters a run records what
+computed it (`evitvid.provenance.made_by`: the code, the CPU kernels, the memory layout); a
+finished run made otherwise is refused, naming what differs, or trained again with
+`stale="retrain"`.
 """
 from __future__ import annotations
 
@@ -28,35 +30,42 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
 
 from .. import models as _models
-from ..atomic import atomic_path, write_bytes_atomic
+from .. import runtime
+from ..atomic import atomic_path
+from ..data.images import FashionImages
 from ..engine import IMAGE, TrainConfig, Trainer
 from ..engine.trainer import check_batches, world_size
+from ..provenance import made_by
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
-from .. import runtime
 from ..runtime import set_threads
 from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
 from .params import PROTOCOL
+from .predictions import write_predictions
+from .probes import ReversalProbe
 
-__all__ = ["DEFAULT_RUNS", "WEIGHTS_FILE", "runs_root_of", "run_name", "train_video", "pretrain_images",
-           "pretrained_checkpoint", "checkpoint_source", "pretraining_run", "pretraining_runs", "training_params",
-           "pretraining_params", "show_progress"]
+__all__ = ["WEIGHTS_FILE", "STALE", "run_name", "finished_here", "train_video", "pretrain_images", "initial_model",
+           "checkpoint_source", "pretraining_run", "training_params", "pretraining_params", "show_progress"]
 
 _log = logging.getLogger(__name__)
-DEFAULT_RUNS = Path(__file__).resolve().parents[2] / "runs"
 WEIGHTS_FILE = "model.safetensors"  # a pretraining run's checkpoint, in timm's format
-
-
-def runs_root_of(runs_root: Optional[Path | str]) -> Path:
-    """The runs root a step writes to: `runs_root`, or `runs/` at the repository root."""
-    return Path(runs_root) if runs_root else DEFAULT_RUNS
+STALE = ("refuse", "retrain")  # what to do with a finished run that other code or kernels computed
 
 
 def run_name(prefix: str, params: dict) -> str:
     """`prefix-<8 hex digits>`: the digits hash the run's parameters (their JSON, keys sorted)."""
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{prefix}-{digest}"
+
+
+def finished_here(folder: Path | str, memory_format: str = "auto") -> bool:
+    """Whether the run in `folder` is finished and was computed as this code would compute it
+    now (its `made_by`): what may be reused without training."""
+    run = Run(Path(folder))
+    return run.complete and run.params.get("made_by") == made_by(__name__, memory_format=memory_format)
 
 
 def show_progress(progress: Optional[bool] = None) -> bool:
@@ -72,7 +81,6 @@ def show_progress(progress: Optional[bool] = None) -> bool:
 
 
 def _rank() -> int:
-    import torch.distributed as dist
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -85,22 +93,8 @@ def _positive(**values: Any) -> None:
 def wall_clock(started: float) -> dict:
     """When this process started training a run and when it finished (Unix seconds): runs
     trained side by side overlap, so the study's training time is the span of these, not the
-    sum of the runs' `train_seconds` (`study.report.training_span`)."""
+    sum of the runs' `train_seconds` (`study.budget.training_span`)."""
     return {"started": round(started, 1), "finished": round(time.time(), 1)}
-
-
-def _write_predictions(run: Run, result) -> None:
-    """logits.npz (every logit, for the statistics) and predictions.csv (top-5, for people)."""
-    import io
-
-    from .evaluation import predictions_frame
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, narration_id=np.array(result.narration_ids),
-                        verb_logits=result.logits["verb"].numpy(), noun_logits=result.logits["noun"].numpy(),
-                        verb=result.targets["verb"].numpy(), noun=result.targets["noun"].numpy())
-    write_bytes_atomic(run.dir / "logits.npz", buffer.getvalue())
-    with atomic_path(run.dir / "predictions.csv") as tmp:
-        predictions_frame(run).to_csv(tmp, index=False)
 
 
 def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[str] = None,
@@ -108,9 +102,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_epochs: float,
                 label_smoothing: float, precision: str, seed: int, max_train: Optional[int],
                 max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
-                ema_decay: Optional[float] = None, environment: Optional[dict] = None,
-                runs_root: Optional[Path | str] = None, num_workers: int = 0, progress: Optional[bool] = None,
-                memory_format: str = "auto", threads: Optional[int] = None, **model_kwargs: Any) -> Run:
+                runs_root: Path | str, data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
+                environment: Optional[dict] = None, num_workers: int = 0, progress: Optional[bool] = None,
+                memory_format: str = "auto", threads: Optional[int] = None, stale: str = "refuse",
+                **model_kwargs: Any) -> Run:
     """Train a video model (frame-averaged or 3D) and write its run folder; resumes or returns a finished run.
 
     The protocol's keywords have no defaults: the study's come from its profile
@@ -119,9 +114,13 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     `pretrained` (a path or `timm:NAME`) starts from image weights, inflated into a 3D model
     by `inflation` (`evitvid.models.inflate`); None starts from random initialisation.
     `reversal_clips` validation clips are also played backwards after every epoch and the
-    change of the verb logits recorded (`evaluation.ReversalProbe`). `num_workers`,
-    `progress`, `memory_format` and `threads` change speed and output only, so they are not
-    part of the run's parameters. `environment` names variables the run needs set before
+    change of the verb logits recorded (`probes.ReversalProbe`). `num_workers`, `progress` and
+    `threads` change speed and output only, so they are not part of the run's parameters;
+    `memory_format` decides whether the CPU kernels run, which changes the rounding, so it is
+    recorded with the code's digest (`made_by`): a finished run that other code, kernels or
+    layout computed is refused (`stale="refuse"`) or trained again (`"retrain"`). Runs live in
+    `runs_root`; `data_root` is where `data` (an embedded dataset) was generated, recorded
+    relative to the runs root so the run finds it again (`predictions.run_data`). `environment` names variables the run needs set before
     torch starts (e.g. `{"ONEDNN_MAX_CPU_ISA": "AVX2"}` to stand in for another machine); they are
     part of its parameters, and a process without them is refused. `frame_cache` reads the
     frames from a `FrameCache` (decoded once; its resolution is recorded, since it changes the
@@ -137,7 +136,9 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                       precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
                       val_every=val_every, progress=show_progress(progress))
-    root = runs_root_of(runs_root)
+    if stale not in STALE:
+        raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
+    root = Path(runs_root)
     inflated = entry.kind == "3d" and pretrained is not None
     params = dict(model=model, pretrained=relative_to_root(pretrained, root) if pretrained else None,
                   inflation=inflation if inflated else None, inflation_noise=inflation_noise if inflated and
@@ -148,7 +149,9 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
                   **({"frame_cache": {"train": frame_cache_size(crop_size, True),
                                       "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
-                  **({"environment": dict(environment)} if environment else {}))
+                  **({"environment": dict(environment)} if environment else {}),
+                  **({"data_root": relative_to_root(data_root, root)} if data_root is not None else {}),
+                  made_by=made_by(__name__, memory_format=memory_format))
     existing = root / name / "results.json"
     if existing.exists() and json.loads((root / name / "params.json").read_text()) == json.loads(
             json.dumps(params, default=str)):
@@ -168,18 +171,17 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
                            segments=val_segments, frame_cache=frame_cache)
     check_batches(batch_size, len(train_set), world_size())
-    run = open_run(root, name, params, lock=_rank() == 0)
+    run = open_run(root, name, params, lock=_rank() == 0, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
     started = time.time()
-    from .evaluation import ReversalProbe
     probes = [ReversalProbe(val_set, reversal_clips)] if reversal_clips else []
     trainer = Trainer(net, train_set, val_set, cfg, run.dir, probes=probes)
     history = trainer.fit()
     if trainer.rank != 0:  # under torchrun the first process evaluates and writes the results
         return run
     result = trainer.evaluate(val_set, desc="validation")
-    _write_predictions(run, result)
+    write_predictions(run, result)
     run.write_results({"model": model, "pretrained": params["pretrained"], "inflation": params["inflation"],
                        "num_frames": num_frames, "seed": seed, "train_clips": len(train_set),
                        "val_clips": len(val_set), "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
@@ -189,10 +191,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
 
 
 def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = None, inflation: str = "mean",
-                  inflation_noise: float, runs_root: Optional[Path | str] = None, **model_kwargs: Any):
+                  inflation_noise: float, runs_root: Path | str, **model_kwargs: Any):
     """A video model as a run starts it: seeded, with the splits' class counts, from `pretrained`
     (a path relative to the runs root, absolute, or timm:NAME), inflated by `inflation` for 3D."""
-    root = runs_root_of(runs_root)
+    root = Path(runs_root)
     inflated = _models.get_model_entry(model).kind == "3d" and pretrained is not None
     torch.manual_seed(seed)
     return _models.create_model(model, pretrained=resolve_from_root(pretrained, root) if pretrained else None,
@@ -201,23 +203,12 @@ def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = 
                                    if inflated else {}), **model_kwargs)
 
 
-def pretraining_runs(params) -> dict[str, Optional[Run]]:
-    """{2D image model: its pretraining run} for every image-pretrained method of the profile,
-    trained here if missing; None where `pretrained` names a real checkpoint instead (nothing is
-    pretrained here)."""
-    from .methods import pretraining_specs, study_methods
-    out: dict[str, Optional[Run]] = {_models.get_model_entry(method.model).image_model: None
-                                     for method in study_methods(params).values() if method.pretrained}
-    for spec in pretraining_specs(params):
-        out[spec.kwargs["model"]] = pretrain_images(spec.name, **spec.kwargs)
-    return out
-
-
 def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Optional[int], epochs: int,
                     batch_size: int, lr: float, held_out: int, max_train: Optional[int], views: Optional[int],
                     weight_decay: float = 0.05, warmup_epochs: float = 0.5, label_smoothing: float = 0.1,
-                    precision: str = "auto", seed: int = 0, runs_root: Optional[Path | str] = None,
-                    num_workers: int = 0, progress: Optional[bool] = None, threads: Optional[int] = None) -> Run:
+                    precision: str = "auto", seed: int = 0, runs_root: Path | str, num_workers: int = 0,
+                    progress: Optional[bool] = None, threads: Optional[int] = None, memory_format: str = "auto",
+                    stale: str = "refuse") -> Run:
     """Train the 2D `model` to name Fashion-MNIST train items drawn in the videos' style, and save
     it as `model.safetensors` in timm's format (what `create_model(..., pretrained=PATH)` loads).
 
@@ -228,21 +219,23 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     the first `max_train` of them) train; t10k, the videos' items, is never used. `views`
     drawings of each training image are rendered once and shown in turn (None: a new drawing
     every epoch; `FashionImages`). What a profile sets has no default (`pretraining_params`).
+    Runs live in `runs_root`; `made_by` and `stale` as for `train_video`.
     """
-    from safetensors.torch import save_file
-
-    from ..data.images import FashionImages
+    if stale not in STALE:
+        raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     entry = _models.get_model_entry(model)
     if entry.kind != "image":
         raise ValueError(f"model: pretraining needs a 2D image model (e.g. efficientvit_b1), got {model!r}")
     _positive(image_size=image_size, epochs=epochs, batch_size=batch_size, held_out=held_out)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
-                      num_workers=num_workers, seed=seed, progress=show_progress(progress))
+                      num_workers=num_workers, seed=seed, progress=show_progress(progress),
+                      memory_format=memory_format)
     params = dict(model=model, image_size=image_size, image_scale=image_scale, epochs=epochs, batch_size=batch_size,
                   lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-                  held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed)
-    root = runs_root_of(runs_root)
+                  held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed,
+                  made_by=made_by(__name__, memory_format=memory_format))
+    root = Path(runs_root)
     set_threads(threads)
     full = FashionImages("train", size=image_size)
     n = len(full)
@@ -256,7 +249,7 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     torch.manual_seed(seed)
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
     check_batches(batch_size, len(train_set), world_size())
-    run = open_run(root, name, params)
+    run = open_run(root, name, params, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
     started = time.time()
@@ -306,15 +299,3 @@ def pretraining_run(model: str, **pretraining: Any) -> tuple[str, dict]:
     return run_name(f"02_pretrain_{image_model}", kwargs), kwargs
 
 
-def pretrained_checkpoint(pretrained: Optional[str | dict], model: str, *, runs_root: Optional[Path | str] = None,
-                          threads: Optional[int] = None, **pretraining: Any) -> Optional[str]:
-    """`pretrained` as `train_video` takes it (`checkpoint_source`). "auto" means the embedded
-    study's stand-in for ImageNet, the checkpoint of `pretraining_run`: trained now if it is not
-    in `runs_root` yet, reused otherwise. (The study's lists of runs train it as a run of their
-    own, before the runs that need it: `study.methods`.)"""
-    source = checkpoint_source(pretrained, model)
-    if source != "auto":
-        return source
-    name, kwargs = pretraining_run(model, **pretraining)
-    pretrain_images(name, runs_root=runs_root, threads=threads, **kwargs)
-    return str(runs_root_of(runs_root) / name / WEIGHTS_FILE)

@@ -30,7 +30,7 @@ import pandas as pd
 from ..runs import Run
 from .baselines import baselines
 from .data import Splits
-from .evaluation import evaluate_frames
+from .frames import evaluate_frames
 from .intervals import Interval, agreed_sign, bootstrap_interval, mean_interval, paired_difference
 from .methods import Method
 from .results import difference, per_seed_top1, per_segment_correctness, seed_difference_of

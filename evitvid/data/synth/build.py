@@ -38,19 +38,14 @@ _GENERATOR = "evitvid.data.synth"  # the manifest's "generator": folders from be
 _INCOMPLETE = ".synth-incomplete"  # marker: a generation started here and has not finished
 
 
-def _repo_data_dir() -> Path:
-    root = Path(__file__).resolve().parents[3]  # evitvid/data/synth/build.py -> the repository
-    return root / "data" if (root / "pyproject.toml").exists() else Path.cwd() / "data"
-
-
-def default_out_dir(preset: str = "tiny", seed: int = 0, **overrides: Any) -> Path:
-    """`data/synth-<preset>` at the repository root (suffixed for another seed or overrides)."""
+def default_out_dir(preset: str = "tiny", seed: int = 0, *, data_root: str | Path, **overrides: Any) -> Path:
+    """`synth-<preset>` in the folder `data_root` (suffixed for another seed or overrides)."""
     name = f"synth-{preset}"
     if seed != 0:
         name += f"-seed{seed}"
     if overrides:
         name += "-" + hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
-    return _repo_data_dir() / name
+    return Path(data_root) / name
 
 
 def _key(seed: int, config: SynthConfig) -> dict[str, Any]:
@@ -136,17 +131,21 @@ def _write_video_task(args: tuple[VideoPlan, dict[int, np.ndarray], SynthConfig,
 
 
 def generate(out_dir: str | Path | None = None, preset: str = "tiny", seed: int = 0, *,
-             workers: int | None = None, progress: bool = True, force: bool = False, **overrides: Any) -> Path:
+             data_root: str | Path | None = None, workers: int | None = None, progress: bool = True,
+             force: bool = False, **overrides: Any) -> Path:
     """Generate (or reuse) the synthetic data set and return its folder.
 
-    `out_dir` defaults to `default_out_dir(preset, seed, **overrides)`. A folder whose
+    `out_dir` defaults to `default_out_dir(preset, seed, data_root=data_root, **overrides)`
+    (one of the two must be given). A folder whose
     manifest matches (seed, every parameter, `GENERATOR_VERSION`) is returned as it is
     unless `force`; otherwise it is regenerated from scratch. `workers` processes write
     videos in parallel (default: one per available core); the output does not depend on it.
     The workers die with this process (`evitvid.workers.process_pool`).
     """
     config = resolve_config(preset, **overrides)
-    root = Path(out_dir) if out_dir is not None else default_out_dir(preset, seed, **overrides)
+    if out_dir is None and data_root is None:
+        raise ValueError("synth: give out_dir (the dataset's folder) or data_root (where synth-PRESET goes)")
+    root = Path(out_dir) if out_dir is not None else default_out_dir(preset, seed, data_root=data_root, **overrides)
     if not force and is_complete(root, seed, config):
         return root
     t0 = time.perf_counter()

@@ -1,0 +1,164 @@
+"""What each chapter quotes: its glued numbers and the sentences whose wording depends on a result.
+
+One function per paragraph that needs them, returning {glue name: text} (`text.glue`
+glues them). Notebooks stay thin (CONTRIBUTING.md, Thin notebooks).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+from .baselines import baselines
+from .curves import difference_drift, drift_sentence, plateau_sentence
+from .frames import evaluate_frames
+from .intervals import agreed_sign, mean_interval, paired_difference
+from .methods import MAIN_COMPARISONS
+from .params import StudyParams
+from .results import difference, per_segment_correctness, seed_difference_of
+from .text import comparison_sentence, over_seeds_text, pct, points
+
+__all__ = ["comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence", "pretraining_numbers",
+           "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers"]
+
+
+def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
+    """Sentences comparing methods a and b on verbs and nouns, worded by their intervals."""
+    out = {}
+    for head in ("verb", "noun"):
+        if a in runs and b in runs:
+            d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
+            seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
+            out[f"{prefix}_{head}"] = comparison_sentence(methods[a].label, methods[b].label, d, f"{head} top-1",
+                                                          seeds)
+        else:
+            out[f"{prefix}_{head}"] = "not measured (one of the two methods is not in this profile)"
+    return out
+
+
+def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits, params: StudyParams,
+                   prefix: str) -> dict:
+    """What the accuracy-against-frames paragraph quotes, for the first frame-averaging method."""
+    key = next(k for k in runs if k.startswith("frame_averaging"))
+    label = methods[key].label
+    rows = frames[frames["method"] == label].sort_values("frames")
+    out = {f"{prefix}_label": label, f"{prefix}_positions": str(params.eval_positions),
+           f"{prefix}_train_frames": str(params.num_frames),
+           f"{prefix}_frames_first": f"{rows['accuracy'].iloc[0]:.1f} %",
+           f"{prefix}_frames_last": f"{rows['accuracy'].iloc[-1]:.1f} %",
+           f"{prefix}_frames_max": str(int(rows["frames"].iloc[-1]))}
+    per = {}
+    for n in (8, 16):
+        table = pd.concat([evaluate_frames(r, (n,), positions_per_clip=params.eval_positions, per_segment=True,
+                                           max_val=params.max_val) for r in runs[key]], ignore_index=True)
+        per[n] = table.groupby("narration_id", sort=False)["verb_correct"].mean().to_numpy(np.float64)
+    kw = dict(confidence=params.confidence, resamples=params.bootstrap_resamples)
+    out[f"{prefix}_gain_8_16"] = points(paired_difference(per[16], per[8], **kw).scaled(100))
+    ceiling = float(baselines(splits).set_index("baseline").loc["order-blind ceiling", "verb"])
+    gap = mean_interval(per_segment_correctness(runs[key], "verb") - ceiling, **kw).scaled(100)
+    where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
+             "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
+             "still get more right (undertrained, or not enough capacity)")
+    out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on it is {points(gap)} from "
+                                         f"the ceiling ({pct(ceiling)}); {where}")
+    return out
+
+
+# The held-out accuracy the stand-in pretraining aims for: what a small CNN reaches on plain Fashion-MNIST.
+PRETRAIN_TARGET = 0.90
+
+
+def pretraining_sentence(top1: float, last_change: float, target: float = PRETRAIN_TARGET) -> str:
+    """Where the held-out top-1 (a fraction) stands against the target, and whether the run had
+    levelled off (its last epoch moved it by less than a point) or was still climbing. With the
+    learning rate decayed to zero a small last step shows the end of this schedule, not what a
+    longer one would reach, and the sentence says no more."""
+    if top1 >= target:
+        return f"it reaches the {pct(target, 0)} a stand-in for ImageNet should reach"
+    where = f"it stays {100 * (target - top1):.1f} points below the {pct(target, 0)} a stand-in for ImageNet should reach"
+    if abs(last_change) < 1:
+        return (f"{where}; the last epoch moved it by less than a point, so this schedule has run its course "
+                "(a longer one might still gain)")
+    return f"{where}, and it was still climbing when the schedule ended"
+
+
+def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
+    """Notebook 02's numbers; with `clip_size` (the clips' crop), how the pictures' items
+    compare with the clips' (`pretrain_item_scale`)."""
+    if not runs:
+        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change",
+                                   "pretrain_picture", "pretrain_item_scale", "pretrain_target_sentence")}
+    r = next(iter(runs.values()))
+    tops = [m["val_top1"] for m in r.metrics if "val_top1" in m]
+    change = 100 * (tops[-1] - tops[-2]) if len(tops) > 1 else float("nan")
+    size = r.params["image_size"]
+    scale = r.params.get("image_scale") or size
+    picture = (f"{size} x {size} pixels" if scale == size else
+               f"{size} x {size} pixels, with items and textures as large as in a {scale}-pixel frame")
+    if clip_size is None:
+        items = "n/a"
+    elif scale == clip_size:
+        items = f"as large as in the {clip_size}-pixel clips"
+    else:
+        items = f"{scale / clip_size:.3g} times as large as in the {clip_size}-pixel clips"
+    return {"pretrain_epochs": str(len(r.metrics)), "pretrain_images": f"{r.results['train_images']:,}",
+            "pretrain_item_scale": items,
+            "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points",
+            "pretrain_picture": picture, "pretrain_target_sentence": pretraining_sentence(r.results["val"]["top1"],
+                                                                                          change)}
+
+
+def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
+    means = at_init.groupby("method", sort=False)["reversal_change"].mean()
+    label = {m.inflation: m.label for m in methods.values() if m.inflation}
+    random = next((m.label for k, m in methods.items() if k == "3d_random"), None)
+    asymmetric = [means[label[i]] for i in label if i != "mean" and label[i] in means]
+    return {"init_change_mean": f"{means.get(label.get('mean'), float('nan')):.1e}",
+            "init_change_random": f"{means.get(random, float('nan')):.2f}" if random else "n/a",
+            "init_change_asymmetric": (f"{min(asymmetric):.2f} to {max(asymmetric):.2f}" if asymmetric else "n/a")}
+
+
+def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: StudyParams) -> dict:
+    """Which inflations beat random initialisation on verbs and on nouns, as the intervals allow."""
+    out = {}
+    for head in ("verb", "noun"):
+        ahead, behind, unclear = [], [], []
+        for a, b in comparisons:
+            if a not in runs or b not in runs:
+                continue
+            d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
+            seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
+            name = methods[a].label.removeprefix("3D, ")
+            side = agreed_sign(d, seeds)
+            over_seeds = over_seeds_text(seeds)
+            (ahead if side > 0 else behind if side < 0 else unclear).append(f"{name} ({points(d)}{over_seeds})")
+        parts = []
+        if ahead:
+            parts.append("ahead of random initialisation: " + "; ".join(ahead))
+        if behind:
+            parts.append("behind it: " + "; ".join(behind))
+        if unclear:
+            parts.append("not distinguishable from it: " + "; ".join(unclear))
+        out[f"ablation_{head}s"] = ". ".join(parts) or "not measured"
+    return out
+
+
+def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
+    """Balanced pair accuracy pooled over pairs (mean over pairs) per method, as one sentence."""
+    if pairs.empty:
+        return {"pairs_sentence": "no reversal pairs in this data"}
+    means = pairs.groupby("method", sort=False)["accuracy"].mean()
+    return {"pairs_sentence": "; ".join(f"{m} {v:.1f} %" for m, v in means.items())}
+
+
+def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curves: pd.DataFrame) -> dict:
+    """The protocol paragraph's numbers: the profile's budget, the data the `runs` used, and
+    whether their learning `curves` (`learning_curves`, read once by the notebook) plateaued."""
+    any_run = next(iter(next(iter(runs.values()))))
+    data = any_run.params["data"]
+    used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
+    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
+            "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
+            "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
+            "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}

@@ -1,0 +1,73 @@
+"""The methods the study compares, defined once, and the comparisons the book makes between them.
+
+A method is a model and how it starts: frame averaging from image-pretrained weights (the
+paper's first method) or from random initialisation (the same comparison of
+initialisations the paper makes for 3D), the 3D model from random initialisation, and
+the 3D model inflated from image-pretrained weights, once per inflation of
+`StudyParams.inflations` (the first, I3D's mean, is the paper's method; the others are the
+ablation). Every method trains with the same protocol (epochs, schedule, batch,
+augmentation) and the same seeds; `evitvid.study.plan` turns them into runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from .params import StudyParams
+
+__all__ = ["Method", "INFLATION_LABELS", "MAIN_COMPARISONS", "study_methods", "inflation_comparisons",
+           "every_comparison"]
+
+
+INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps"}
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    label: str
+    model: str
+    pretrained: bool
+    inflation: Optional[str] = None
+    ablation: bool = False  # an inflation variant, beside the main comparison
+
+
+def _size(model: str) -> str:
+    return model.removeprefix("efficientvit_").split("_")[0].upper()
+
+
+def study_methods(params: StudyParams) -> dict[str, Method]:
+    """{key: Method} in the order the book presents them."""
+    out: dict[str, Method] = {}
+    for i, fa in enumerate(params.frame_averaging_models):
+        suffix = "" if i == 0 else f"_{_size(fa).lower()}"
+        tag = "" if i == 0 else f" ({_size(fa)})"
+        if "frame_averaging" in params.methods:
+            out[f"frame_averaging{suffix}"] = Method(f"frame_averaging{suffix}", f"frame averaging{tag}", fa, True)
+        if "frame_averaging_random" in params.methods:
+            out[f"frame_averaging_random{suffix}"] = Method(f"frame_averaging_random{suffix}",
+                                                            f"frame averaging{tag}, random init", fa, False)
+    if "3d_random" in params.methods:
+        out["3d_random"] = Method("3d_random", "3D, random init", params.model_3d, False)
+    if "3d_inflated" in params.methods:
+        for j, inflation in enumerate(params.inflations):
+            label = "3D, inflated" + ("" if j == 0 else f" ({INFLATION_LABELS.get(inflation, inflation)})")
+            out[f"3d_{inflation}"] = Method(f"3d_{inflation}", label, params.model_3d, True, inflation, ablation=j > 0)
+    return out
+
+
+def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:
+    """Each inflated 3D method against the 3D model from random initialisation, as (key a, key b)
+    pairs (notebook 03's ablation); none without a random-init 3D method."""
+    return [(key, "3d_random") for key, m in methods.items() if m.inflation is not None and "3d_random" in methods]
+
+
+# The comparisons behind the paper's findings (method key A, method key B): A - B.
+MAIN_COMPARISONS = (("3d_random", "frame_averaging"), ("3d_mean", "3d_random"), ("3d_mean", "frame_averaging"),
+                    ("3d_random", "frame_averaging_random"), ("frame_averaging", "frame_averaging_random"))
+
+
+def every_comparison(methods: Mapping) -> list[tuple[str, str]]:
+    """`MAIN_COMPARISONS`, then each inflation against random initialisation (notebook 03's
+    ablation, `inflation_comparisons`) that is not among them."""
+    return list(MAIN_COMPARISONS) + [c for c in inflation_comparisons(methods) if c not in MAIN_COMPARISONS]
