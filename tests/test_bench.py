@@ -19,6 +19,10 @@ from evitvid.models.layers import channels_last_format
 from conftest import PROFILES
 
 TINY = (3, 2, 32, 32)
+# the study's clips and batch, as the book's profile gives them (the bench reads them from the caller)
+_CPU = __import__("evitvid.study", fromlist=["load_profile"]).load_profile(PROFILES / "cpu.yaml")
+STUDY_SHAPE, STUDY_BATCH = (3, _CPU.num_frames, _CPU.crop_size, _CPU.crop_size), _CPU.batch_size
+STUDY = dict(study_shape=STUDY_SHAPE, study_batch=STUDY_BATCH)
 B0_3D, B0_FA = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg"
 
 
@@ -181,12 +185,12 @@ def test_unknown_model_key_and_preset_raise():
     with pytest.raises(ValueError, match="model key"):
         bench.build_model("nope:efficientvit_b0")
     with pytest.raises(ValueError, match="preset"):
-        bench.bench_config("medium")
+        bench.bench_config("medium", **STUDY)
 
 
 def test_presets_cover_the_brief():
-    light, full = bench.bench_config("light", threads=2), bench.bench_config("full", threads=2)
-    assert {s for _, s, _ in light.inference} == {bench.STUDY_SHAPE}
+    light, full = bench.bench_config("light", **STUDY, threads=2), bench.bench_config("full", **STUDY, threads=2)
+    assert {s for _, s, _ in light.inference} == {STUDY_SHAPE}
     assert all(b == (1,) for _, _, b in light.inference)
     keys = {k for k, _, _ in full.inference}
     assert {f"torchvision:{n}" for n in bench.TORCHVISION_INPUTS} <= keys
@@ -195,18 +199,18 @@ def test_presets_cover_the_brief():
     # the issue's inference goals in one run: the 3D B1 and timm's B1 on the same 16 frames, batch 1
     assert any({"evitvid:efficientvit_b1_3d", "timm-frames:efficientvit_b1"} <= set(models) and
                shape == bench.PAPER_SHAPE and batch == 1 for models, shape, batch in full.backends)
-    assert all(shape == bench.STUDY_SHAPE for _, shape, _ in light.backends)
+    assert all(shape == STUDY_SHAPE for _, shape, _ in light.backends)
     # the study's training step is what the light preset times first: its model, clip and batch
     from evitvid.study import load_profile
     cpu = load_profile(PROFILES / "cpu.yaml")
     assert light.train[0] == (f"evitvid:{cpu.model_3d}", (3, cpu.num_frames, cpu.crop_size, cpu.crop_size),
-                              cpu.batch_size) == ("evitvid:efficientvit_b0_3d", bench.STUDY_SHAPE, bench.STUDY_BATCH)
+                              cpu.batch_size) == ("evitvid:efficientvit_b0_3d", STUDY_SHAPE, STUDY_BATCH)
 
 
 def test_command_writes_results_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(bench.PRESETS, "light", lambda threads: micro_config(
+    monkeypatch.setitem(bench.PRESETS, "light", lambda threads, shape, batch: micro_config(
         inference=((B0_3D, TINY, (1,)),), frames=(), train=(), channels_last=(), attn_frames=(1,)))
-    assert main(["bench", "--out", str(tmp_path), "--no-memory"]) == 0
+    assert main(["bench", "--out", str(tmp_path), "--no-memory", "--profile", str(PROFILES / "cpu.yaml")]) == 0
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["inference"][0]["model"] == B0_3D and data["threads"] == 1
     assert "Inference" in capsys.readouterr().out
@@ -221,14 +225,15 @@ def test_only_sections_empties_the_others():
 
 
 def test_bench_config_applies_the_command_options():
-    cfg = bench.only_sections(bench.bench_config("light", threads=1, layout="contiguous", compile=True),
+    cfg = bench.only_sections(bench.bench_config("light", **STUDY, threads=1, layout="contiguous", compile=True),
                               ["compile", "onnx"])
     assert cfg.layout == "contiguous" and cfg.threads == 1 and cfg.memory
-    assert cfg.compile == (("evitvid:efficientvit_b1_3d", bench.STUDY_SHAPE, 1),) and cfg.onnx
+    assert cfg.compile == (("evitvid:efficientvit_b1_3d", STUDY_SHAPE, 1),) and cfg.onnx
     assert cfg.inference == cfg.train == cfg.depthwise == cfg.backends == ()
-    assert not bench.bench_config("smoke").memory and not bench.bench_config("light", memory=False).memory
+    assert not bench.bench_config("smoke", **STUDY).memory
+    assert not bench.bench_config("light", **STUDY, memory=False).memory
     with pytest.raises(ValueError, match="layout must be one of"):
-        bench.bench_config("light", layout="nhwc")
+        bench.bench_config("light", **STUDY, layout="nhwc")
 
 
 def test_every_row_carries_its_sections_declared_columns(micro_results):
@@ -284,14 +289,14 @@ def test_isolation_rule_takes_the_large_rows():
     assert not cfg.isolates(bench.LARGE_ROW_BYTES - 1)
     assert replace(cfg, isolate="all").isolates(0) and not replace(cfg, isolate="none").isolates(2 ** 40)
     with pytest.raises(ValueError, match="isolate must be one of"):
-        bench.bench_config("smoke", isolate="some")
-    smoke = bench.bench_config("smoke", threads=1)
+        bench.bench_config("smoke", **STUDY, isolate="some")
+    smoke = bench.bench_config("smoke", **STUDY, threads=1)
     assert not any(isolated(smoke, name) for name in bench.SECTIONS)  # the smoke preset stays in seconds
-    assert bench.bench_config("smoke", threads=1, isolate="all").isolate == "all"
-    full = bench.bench_config("full", threads=2)
+    assert bench.bench_config("smoke", **STUDY, threads=1, isolate="all").isolate == "all"
+    full = bench.bench_config("full", **STUDY, threads=2)
     rows = isolated(full, "inference")
     assert all(c in rows for c in bench.SECTIONS["inference"].cases(full) if c["input"][1:] == [16, 224, 224])
-    assert not any(c["input"] == list(bench.STUDY_SHAPE) and c["batch"] == 1 for c in rows)
+    assert not any(c["input"] == list(STUDY_SHAPE) and c["batch"] == 1 for c in rows)
     assert [c["input"][1] for c in isolated(full, "frames")] == [8, 16, 32] * 2
     # softmax's N x N matrix reaches 32 MiB at 4 frames of 14 x 14 tokens; at 64 frames it is skipped
     assert [c["frames"] for c in isolated(full, "attention")] == [4, 8, 16, 32]
@@ -344,7 +349,7 @@ def test_headline_quotes_the_backend_goals():
     b1, timm = "evitvid:efficientvit_b1_3d", "timm-frames:efficientvit_b1"
     rows = [row(b1, "torch", "fp32", 440.0), row(b1, "onnxruntime", "fp32", 460.0), row(b1, "openvino", "fp32", 128.0),
             row(b1, "openvino", "bf16", 72.0), row(timm, "torch", "fp32", 300.0), row(timm, "openvino", "fp32", 96.0),
-            row(b1, "openvino", "fp32", 9.0, bench.STUDY_SHAPE)]
+            row(b1, "openvino", "fp32", 9.0, STUDY_SHAPE)]
     h = bench.backend_figures({"backends": rows})
     assert h["backends_model"] == "efficientvit_b1_3d" and h["backends_shape"] == "3x16x224x224, batch 1"
     assert h["backends"] == "openvino bf16, 72 ms, 0.56x OpenVINO fp32's 128 ms"

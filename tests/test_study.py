@@ -581,14 +581,16 @@ def test_benchmark_run_is_reused_only_under_the_same_preset_definition(tmp_path,
     from evitvid import bench
     calls = []
     monkeypatch.setattr(bench, "benchmark", lambda cfg, log=None: calls.append(cfg) or {"preset": cfg.preset})
-    first = study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path)
-    assert study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path).dir == first.dir
+    params = study.load_profile(PROFILES / "cpu.yaml", bench_preset="smoke", bench_compile=False,
+                                runs_root=str(tmp_path))
+    first = study.benchmark_run("perf", params)
+    assert study.benchmark_run("perf", params).dir == first.dir
     assert len(calls) == 1  # the same parameters and preset: reused
     # a run measured under an older definition of the preset is measured again, in the same folder
-    params = json.loads((first.dir / "params.json").read_text())
-    params["config"]["train"] = []
-    (first.dir / "params.json").write_text(json.dumps(params))
-    again = study.benchmark_run("perf", preset="smoke", torch_compile=False, runs_root=tmp_path)
+    recorded = json.loads((first.dir / "params.json").read_text())
+    recorded["config"]["train"] = []
+    (first.dir / "params.json").write_text(json.dumps(recorded))
+    again = study.benchmark_run("perf", params)
     assert len(calls) == 2 and again.dir == first.dir and again.complete
     assert json.loads((again.dir / "params.json").read_text())["config"]["train"] != []
 

@@ -42,8 +42,8 @@ from typing import Any, Callable
 import torch
 
 from ..allocator import tune_malloc
-from .config import (ISOLATE, LARGE_ROW_BYTES, LAYOUTS, PAPER_MS_PER_FRAME, PAPER_SHAPE, PRESETS, STUDY_BATCH,
-                     STUDY_SHAPE, TORCHVISION_INPUTS, BenchConfig, bench_config)
+from .config import (ISOLATE, LARGE_ROW_BYTES, LAYOUTS, PAPER_MS_PER_FRAME, PAPER_SHAPE, PRESETS,
+                     TORCHVISION_INPUTS, BenchConfig, bench_config)
 from .isolation import FreshProcessError, call_in_fresh_process
 from .memory import METHOD as MEMORY_METHOD
 from .memory import peak_memory
@@ -53,7 +53,7 @@ from .sections import SECTIONS, Column, Section, attention_scaling, get_section,
 from .timing import compare, cpu_busy_fraction, matmul_peak_gflops, ratio, time_call
 
 __all__ = [
-    "PAPER_SHAPE", "PAPER_MS_PER_FRAME", "STUDY_SHAPE", "STUDY_BATCH", "TORCHVISION_INPUTS", "LAYOUTS", "ISOLATE",
+    "PAPER_SHAPE", "PAPER_MS_PER_FRAME", "TORCHVISION_INPUTS", "LAYOUTS", "ISOLATE",
     "LARGE_ROW_BYTES", "PRESETS",
     "BenchConfig", "bench_config", "PerFrame", "apply_layout", "make_input", "build_model", "model_gmacs",
     "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",

@@ -18,7 +18,7 @@ isolates every row and `"none"` none. Each row records `isolated`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -28,8 +28,6 @@ PAPER_SHAPE: tuple[int, ...] = (3, 16, 224, 224)
 # The CPU inference time per frame the issue "Fast on CPU" sets as the goal for the 3D B1 at
 # PAPER_SHAPE, batch 1, on 2 cores (the paper's figure); `report.headline` quotes evitvid's against it.
 PAPER_MS_PER_FRAME = 11.0
-STUDY_SHAPE: tuple[int, ...] = (3, 4, 64, 64)  # the embedded study's clips (book/params/cpu.yaml)
-STUDY_BATCH = 16  # and its training batch
 # torchvision's documented inputs (weights meta and docs): R3D/R(2+1)D 16 x 112 x 112 crops;
 # S3D 224 crops, at least 14 frames (evaluated on 128; 16 here to match the paper's clips);
 # MViT-v2-S fixed at 16 x 224 x 224; Swin3D-T 224 crops of 32 frames.
@@ -116,7 +114,7 @@ class BenchConfig:
         return cls(**{k: tuples(v) for k, v in data.items() if k in names})
 
 
-def _smoke(threads: int) -> BenchConfig:
+def _smoke(threads: int, study_shape: tuple[int, ...], study_batch: int) -> BenchConfig:
     """B0 at tiny shapes, one repeat: checks that every section runs, in seconds."""
     b0_3d, b0_fa, tiny = "evitvid:efficientvit_b0_3d", "evitvid:efficientvit_b0_frameavg", (3, 2, 32, 32)
     return BenchConfig(
@@ -130,9 +128,9 @@ def _smoke(threads: int) -> BenchConfig:
         depthwise=((8, 3, 2, 8, 1),), matmul_n=256)
 
 
-def _light(threads: int) -> BenchConfig:
+def _light(threads: int, study_shape: tuple[int, ...], study_batch: int) -> BenchConfig:
     """The study's shape, few repeats, B1 and L1: the book's Performance chapter."""
-    b1_3d, b1_fa, s = "evitvid:efficientvit_b1_3d", "evitvid:efficientvit_b1_frameavg", STUDY_SHAPE
+    b1_3d, b1_fa, s = "evitvid:efficientvit_b1_3d", "evitvid:efficientvit_b1_frameavg", study_shape
     return BenchConfig(
         preset="light", threads=threads, warmup=1, repeats=5, budget_s=4.0,
         inference=(
@@ -145,21 +143,21 @@ def _light(threads: int) -> BenchConfig:
         frames=(1, 2, 4, 8, 16, 32), frames_size=64,
         attn_frames=(1, 4, 16, 64), attn_budget_gb=8.0,
         # the study's 3D model at its training shape first (what the study's budget depends on), then B1
-        train=(("evitvid:efficientvit_b0_3d", s, STUDY_BATCH), (b1_3d, s, 1), (b1_fa, s, 1)),
-        channels_last=((b1_3d, s, STUDY_BATCH), (b1_fa, s, STUDY_BATCH)),
+        train=(("evitvid:efficientvit_b0_3d", s, study_batch), (b1_3d, s, 1), (b1_fa, s, 1)),
+        channels_last=((b1_3d, s, study_batch), (b1_fa, s, study_batch)),
         compile=(),
         onnx=((b1_3d, s, 1),),
         backends=(((b1_3d, "timm-frames:efficientvit_b1"), s, 1),),
-        # B1 at the study's shape and batch: stage 1, stage 3's aggregation
-        depthwise=((128, 3, 4, 16, STUDY_BATCH), (384, 5, 4, 4, STUDY_BATCH)),
+        # B1 at the study's shape and batch: stage 1 (a quarter of the frame), stage 3's aggregation (a sixteenth)
+        depthwise=((128, 3, s[1], s[2] // 4, study_batch), (384, 5, s[1], s[2] // 16, study_batch)),
     )
 
 
-def _full(threads: int) -> BenchConfig:
+def _full(threads: int, study_shape: tuple[int, ...], study_batch: int) -> BenchConfig:
     """Everything: the paper's and the study's shapes, batches 1 and 8, torchvision's video models."""
     b1_3d, b1_fa = "evitvid:efficientvit_b1_3d", "evitvid:efficientvit_b1_frameavg"
     inference = []
-    for shape in (PAPER_SHAPE, STUDY_SHAPE):
+    for shape in (PAPER_SHAPE, study_shape):
         for size in ("b1", "l1"):
             for key in (f"evitvid:efficientvit_{size}_3d", f"evitvid:efficientvit_{size}_frameavg",
                         f"timm-frames:efficientvit_{size}"):
@@ -171,39 +169,43 @@ def _full(threads: int) -> BenchConfig:
         timm_pairs=("b1", "l1"), timm_shapes=((1, 3, 224, 224), (8, 3, 224, 224), (8, 3, 64, 64)),
         frames=(1, 2, 4, 8, 16, 32), frames_size=224,
         attn_frames=(1, 2, 4, 8, 16, 32, 64, 128), attn_budget_gb=8.0,
-        train=((b1_3d, STUDY_SHAPE, 8), (b1_fa, STUDY_SHAPE, 8), (b1_3d, PAPER_SHAPE, 1),
+        train=((b1_3d, study_shape, 8), (b1_fa, study_shape, 8), (b1_3d, PAPER_SHAPE, 1),
                (b1_fa, PAPER_SHAPE, 1)),
-        channels_last=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8), (b1_3d, PAPER_SHAPE, 1),
-                       (b1_fa, STUDY_SHAPE, 8), (b1_fa, PAPER_SHAPE, 1), ("timm-frames:efficientvit_b1", PAPER_SHAPE, 1),
+        channels_last=((b1_3d, study_shape, 1), (b1_3d, study_shape, 8), (b1_3d, PAPER_SHAPE, 1),
+                       (b1_fa, study_shape, 8), (b1_fa, PAPER_SHAPE, 1), ("timm-frames:efficientvit_b1", PAPER_SHAPE, 1),
                        ("torchvision:r3d_18", TORCHVISION_INPUTS["r3d_18"], 1)),
-        compile=((b1_3d, STUDY_SHAPE, 1), (b1_3d, PAPER_SHAPE, 1)),
-        onnx=((b1_3d, STUDY_SHAPE, 1), (b1_3d, STUDY_SHAPE, 8)),
+        compile=((b1_3d, study_shape, 1), (b1_3d, PAPER_SHAPE, 1)),
+        onnx=((b1_3d, study_shape, 1), (b1_3d, study_shape, 8)),
         # the issue's goals in one run: the 3D B1 at the paper's shape through every backend, beside
         # timm's B1 on the same 16 frames (eager and on its own ONNX graph) and the frame-averaged B1
         backends=(((b1_3d, "timm-frames:efficientvit_b1", b1_fa), PAPER_SHAPE, 1),
-                  ((b1_3d, "timm-frames:efficientvit_b1"), STUDY_SHAPE, 1)),
+                  ((b1_3d, "timm-frames:efficientvit_b1"), study_shape, 1)),
         depthwise=((128, 3, 8, 16, 8), (384, 5, 8, 4, 8), (128, 3, 16, 56, 1), (384, 5, 16, 14, 1)),
     )
 
 
-# preset name -> its configuration for a number of threads
-PRESETS: dict[str, Callable[[int], BenchConfig]] = {"smoke": _smoke, "light": _light, "full": _full}
+# preset name -> its configuration for a number of threads and the study's clip shape and batch
+PRESETS: dict[str, Callable[[int, tuple[int, ...], int], BenchConfig]] = {"smoke": _smoke, "light": _light,
+                                                                          "full": _full}
 
 
-def bench_config(preset: str = "light", *, threads: Optional[int] = None, layout: str = "channels_last",
-                 compile: bool = False, memory: Optional[bool] = None, isolate: Optional[str] = None) -> BenchConfig:
-    """The configuration of `preset` (smoke, light or full) with the command's options: `threads`
+def bench_config(preset: str = "light", *, study_shape: Sequence[int], study_batch: int,
+                 threads: Optional[int] = None, layout: str = "channels_last", compile: bool = False,
+                 memory: Optional[bool] = None, isolate: Optional[str] = None) -> BenchConfig:
+    """The configuration of `preset` (smoke, light or full) for the study's clips (`study_shape`,
+    C x T x H x W, and its training batch `study_batch`, as its profile gives them: the caller
+    reads them there) with the command's options: `threads`
     (default torch's), every model and input in `layout`; `compile` adds the 3D B1 at the study's
     shape to a preset without a compile section; `memory=False` skips the memory subprocesses;
     `isolate` replaces the preset's rule for which rows run in a fresh process. (`sections.only_sections`
     keeps some sections of it.)"""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
-    cfg = replace(PRESETS[preset](threads or torch.get_num_threads()), layout=layout)
+    cfg = replace(PRESETS[preset](threads or torch.get_num_threads(), tuple(study_shape), study_batch), layout=layout)
     if memory is not None:
         cfg = replace(cfg, memory=memory)
     if isolate is not None:
         cfg = replace(cfg, isolate=isolate)
     if compile and not cfg.compile:
-        cfg = replace(cfg, compile=(("evitvid:efficientvit_b1_3d", STUDY_SHAPE, 1),))
+        cfg = replace(cfg, compile=(("evitvid:efficientvit_b1_3d", tuple(study_shape), 1),))
     return cfg
