@@ -639,3 +639,12 @@ def test_list_parameters_take_the_forms_papermill_users_type():
     assert params.inflations == ("mean", "centre")
     with pytest.raises(study.ParameterError, match=r"seeds=\['x'\]: must be a non-empty list of integers"):
         study.notebook_parameters("cpu", {"seeds": "[x]"}, profiles=PROFILES)
+
+
+def test_verdict_numbers_group_the_findings_by_verdict():
+    verdicts = pd.DataFrame({"finding": ["3D beats frame averaging", "Frame averaging saturates", "Time grows"],
+                             "verdict": ["reproduced", "reproduced", "inconclusive"]})
+    numbers = study.verdict_numbers(verdicts)
+    assert numbers["verdicts_reproduced"] == "3D beats frame averaging; frame averaging saturates"
+    assert numbers["verdicts_inconclusive"] == "time grows"
+    assert numbers["verdicts_not_reproduced"] == numbers["verdicts_not_tested"] == "none"

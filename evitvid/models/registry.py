@@ -27,6 +27,12 @@ class ModelEntry:
     kind: str
     image_model: str
 
+    @property
+    def title(self) -> str:
+        """The model as a reader calls it: "3D B1", "frame-averaged B1", "2D L1"."""
+        size = self.name.removeprefix("efficientvit_").split("_")[0].upper()
+        return f"{_KIND_TITLES[self.kind]} {size}"
+
     def valid_kwargs(self) -> list[str]:
         params = inspect.signature(self.cls.__init__).parameters
         return sorted(p for p in params if p != "self" and p not in self.arch_args)
@@ -36,6 +42,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 MODEL_KINDS = ("image", "frameavg", "3d")
+_KIND_TITLES = {"image": "2D", "frameavg": "frame-averaged", "3d": "3D"}
 
 
 def register_model(name: str, cls: type, arch_args: dict, kind: str, image_model: str) -> None:

@@ -10,6 +10,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from ..models import get_model_entry
 from ..runs import Run
 
 __all__ = ["STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence",
@@ -23,24 +24,19 @@ def time_spent(runs: Mapping, methods: Mapping, pretraining: Mapping) -> pd.Data
     """Where the study's training time went: per method, minutes per run (mean over seeds) and in
     all, and how an epoch splits into training steps, waiting for data and validation (from the
     runs' per-epoch timings); the image pretraining beside them."""
-    rows = []
-    for key, group in runs.items():
+    def row(what: str, group: Sequence[Run]) -> dict:
         epochs = [m for r in group for m in r.metrics if "epoch_seconds" in m]
-        steps = sum(m["step_seconds"] for m in epochs)
-        data = sum(m["data_seconds"] for m in epochs)
-        val = sum(m.get("val_seconds", 0.0) for m in epochs)
         total = sum(r.results["train_seconds"] for r in group)
-        rows.append({"what": methods[key].label, "runs": len(group), "minutes per run": total / 60 / len(group),
-                     "minutes in all": total / 60, "steps (%)": 100 * steps / max(total, 1e-9),
-                     "waiting for data (%)": 100 * data / max(total, 1e-9),
-                     "validation (%)": 100 * val / max(total, 1e-9)})
-    for model, r in pretraining.items():
-        if r is not None:
-            minutes = r.results["train_seconds"] / 60
-            rows.append({"what": f"image pretraining ({model})", "runs": 1, "minutes per run": minutes,
-                         "minutes in all": minutes})
-    table = pd.DataFrame(rows).set_index("what")
-    return table.round(1)
+        share = {name: 100 * sum(m.get(key, 0.0) for m in epochs) / max(total, 1e-9)
+                 for name, key in (("steps (%)", "step_seconds"), ("waiting for data (%)", "data_seconds"),
+                                   ("validation (%)", "val_seconds"))}
+        return {"what": what, "runs": len(group), "minutes per run": total / 60 / len(group),
+                "minutes in all": total / 60, **share}
+
+    rows = [row(methods[key].label, group) for key, group in runs.items()]
+    rows += [row(f"image pretraining ({get_model_entry(model).title})", [r]) for model, r in pretraining.items()
+             if r is not None]
+    return pd.DataFrame(rows).set_index("what").round(1)
 
 
 def training_span(runs: Iterable[Run]) -> Optional[float]:
@@ -74,9 +70,9 @@ def budget_sentence(train_minutes: float, trained: str, budget: float = STUDY_BU
         return (f"more than the {budget:g} minutes the whole study was meant to take on 2 cores, for {trained}: "
                 "fitting the budget needs a faster training step or fewer runs, and more epochs would cost more "
                 "still (whether these reached a plateau is below)")
-    return (f"{train_minutes:.0f} of the {budget:g} minutes the whole study was meant to take on 2 cores, for "
-            f"{trained}; set-up, evaluation and the book come on top (the README gives a whole run's time; "
-            "`make study` makes the embedded dataset beside the image pretraining, inside this span)")
+    return (f"{train_minutes:.0f} of the {budget:g} minutes the whole study is meant to take on 2 cores, for "
+            f"{trained}. Set-up, evaluation and the book come on top; make study makes the embedded dataset "
+            "beside the image pretraining, inside this span")
 
 
 def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra: Sequence[Run] = ()) -> dict:
@@ -87,7 +83,7 @@ def budget_numbers(runs: Mapping, methods: Mapping, pretraining: Mapping, extra:
     every = [r for g in runs.values() for r in g] + [r for r in pretraining.values() if r is not None] + list(extra)
     env = every[0].results.get("environment", {})
     seeds = {r.params["seed"] for g in runs.values() for r in g}
-    data = table["waiting for data (%)"].dropna()
+    data = table.loc[[methods[key].label for key in runs], "waiting for data (%)"]  # the video runs
     run_minutes = sum(r.results["train_seconds"] for r in every) / 60
     span = training_span(every)
     minutes = span if span is not None else run_minutes

@@ -14,12 +14,12 @@ from .baselines import baselines
 from .curves import difference_drift, drift_sentence, plateau_sentence
 from .frames import evaluate_frames
 from .intervals import agreed_sign, mean_interval, paired_difference
-from .methods import MAIN_COMPARISONS
+from .methods import INFLATION_LABELS, MAIN_COMPARISONS
 from .params import StudyParams
 from .results import difference, per_segment_correctness, seed_difference_of
-from .text import comparison_sentence, over_seeds_text, pct, points
+from .text import comparison_sentence, pct, points
 
-__all__ = ["comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence", "pretraining_numbers",
+__all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence", "pretraining_numbers",
            "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers"]
 
 
@@ -60,8 +60,8 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
     where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
              "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
              "still get more right (undertrained, or not enough capacity)")
-    out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on it is {points(gap)} from "
-                                         f"the ceiling ({pct(ceiling)}); {where}")
+    out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on, it is {points(gap)} from "
+                                         f"the ceiling ({pct(ceiling)}). {where[0].upper()}{where[1:]}")
     return out
 
 
@@ -120,7 +120,9 @@ def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
 
 
 def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: StudyParams) -> dict:
-    """Which inflations beat random initialisation on verbs and on nouns, as the intervals allow."""
+    """Which inflations beat random initialisation on verbs and on nouns, as the intervals allow
+    (both over segments and over seeds: `intervals.agreed_sign`); the differences themselves are
+    in the table the sentence follows (`results.differences`)."""
     out = {}
     for head in ("verb", "noun"):
         ahead, behind, unclear = [], [], []
@@ -129,10 +131,9 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
                 continue
             d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
             seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
-            name = methods[a].label.removeprefix("3D, ")
+            name = INFLATION_LABELS.get(methods[a].inflation, methods[a].label)
             side = agreed_sign(d, seeds)
-            over_seeds = over_seeds_text(seeds)
-            (ahead if side > 0 else behind if side < 0 else unclear).append(f"{name} ({points(d)}{over_seeds})")
+            (ahead if side > 0 else behind if side < 0 else unclear).append(name)
         parts = []
         if ahead:
             parts.append("ahead of random initialisation: " + "; ".join(ahead))
@@ -140,6 +141,7 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
             parts.append("behind it: " + "; ".join(behind))
         if unclear:
             parts.append("not distinguishable from it: " + "; ".join(unclear))
+        parts = [p[0].upper() + p[1:] if i else p for i, p in enumerate(parts)]
         out[f"ablation_{head}s"] = ". ".join(parts) or "not measured"
     return out
 
@@ -162,3 +164,17 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
             "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}
+
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
+
+
+def verdict_numbers(verdicts: pd.DataFrame) -> dict:
+    """The findings grouped by verdict (`verdicts.verdict_table`), one glued text per verdict
+    (`verdicts_reproduced`, ...: the findings joined by semicolons, or "none"), for the book's
+    opening page."""
+    out = {}
+    for verdict in VERDICTS:
+        findings = [f[0].lower() + f[1:] for f in verdicts.loc[verdicts["verdict"] == verdict, "finding"]]
+        out[f"verdicts_{verdict.replace(' ', '_')}"] = "; ".join(findings) if findings else "none"
+    return out

@@ -65,8 +65,8 @@ def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
                 "(mean over seeds): a plateau at this budget")
     top = max(climbing, key=climbing.get)
     return (f"{len(climbing)} of {len(gains)} methods were still gaining at least {PLATEAU_POINTS:g} point of verb "
-            f"top-1 over their last {last} epochs (mean over seeds; most: {top}, {climbing[top]:+.1f} points), so "
-            "these models are not trained to a plateau and the verdicts describe them at this budget")
+            f"top-1 over their last {last} epochs (mean over seeds; most: {top}, {climbing[top]:+.1f} points): "
+            "not a plateau, so the verdicts describe these models at this budget")
 
 
 def difference_drift(curves: pd.DataFrame, methods: Mapping, comparisons, last: int = 2,
@@ -159,7 +159,7 @@ def _shift_sentence(comparison: pd.DataFrame, short: str, long: str) -> str:
                 f"includes 0 at both: more epochs did not change what the seeds allow")
     changes = "; ".join(f"{c}: {a} at {short}, {b} at {long}" for c, (a, b) in moved.items())
     return (f"Over seeds, {len(moved)} of {len(where)} differences stand elsewhere against 0 with more epochs "
-            f"({changes}): the verdicts on them at {short} describe that budget only")
+            f"({changes}). The verdicts on them at {short} describe that budget only")
 
 
 def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epochs: int,
@@ -177,19 +177,17 @@ def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epoc
     commit = about.get("commit") or "an unknown commit"
     commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
     labels = list(recorded.curves["method"].unique())
-    intro = (f"The runs above stop at {epochs} epochs, what fits the study's budget. The same protocol at "
-             f"{recorded.epochs} epochs, for {len(labels)} methods ({'; '.join(labels)}) with "
-             f"{recorded.curves['seed'].nunique()} seeds, was trained by make study-long on {env.get('cpu', '?')} "
-             f"({env.get('cores', '?')} cores"
+    intro = (f"The runs above stop at {epochs} epochs, what fits the study's budget. make study-long trained the "
+             f"same protocol at {recorded.epochs} epochs for {len(labels)} methods ({'; '.join(labels)}) with "
+             f"{recorded.curves['seed'].nunique()} seeds, on {env.get('cpu', '?')} ({env.get('cores', '?')} cores"
              + (f", {minutes:.0f} minutes of training" if minutes is not None else "")
-             + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}"
-             + f"; its learning curves are recorded in the repository ({recorded.location}). The record keeps each "
-               "run's accuracy per epoch, not its predictions per segment, so the differences below have intervals "
-               "over seeds only.")
+             + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}. Its learning curves "
+               f"are kept in the repository ({recorded.location}). The record keeps each run's accuracy per epoch, "
+               "not its predictions per segment, so the differences below have intervals over seeds only.")
     comparisons = every_comparison(methods) if comparisons is None else comparisons
     short, long = f"{epochs} epochs", f"{recorded.epochs} epochs"
     comparison = budget_comparison([(short, curves), (long, recorded.curves)], methods, comparisons)
-    findings = (f"At {recorded.epochs} epochs {plateau_sentence(recorded.curves)}; "
-                f"{drift_sentence(difference_drift(recorded.curves, methods, comparisons))}."
+    drift = drift_sentence(difference_drift(recorded.curves, methods, comparisons))
+    findings = (f"At {recorded.epochs} epochs {plateau_sentence(recorded.curves)}. {drift[0].upper()}{drift[1:]}."
                 + (f" {_shift_sentence(comparison, short, long)}." if not comparison.empty else ""))
     return {"long_intro": intro, "long_findings": findings}

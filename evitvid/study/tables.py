@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..models import get_model_entry
 from ..runs import Run, open_run
 from .params import StudyParams
 
@@ -48,9 +49,13 @@ SUMMARY_LABELS = {
 
 
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """`data.dataset_summary` with readable row names, counts as integers."""
-    out = summary.rename(index=SUMMARY_LABELS)
-    return out.map(lambda v: f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}")
+    """`data.dataset_summary` with readable row names: counts as integers, lengths and means
+    with one decimal, the same format across a row."""
+    out = summary.astype(float).rename(index=SUMMARY_LABELS)
+    counts = [k for k in summary.index if k not in ("mean_frames",) and not k.endswith("seconds")]
+    text = {column: [f"{v:,.0f}" if key in counts else f"{v:,.1f}" for key, v in zip(summary.index, out[column])]
+            for column in out.columns}
+    return pd.DataFrame(text, index=out.index)
 
 
 def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
@@ -80,11 +85,12 @@ def pretraining_table(pretraining: Mapping) -> pd.DataFrame:
     """One row per 2D backbone: where its image weights come from and how good they are."""
     rows = []
     for model, r in pretraining.items():
+        title = get_model_entry(model).title
         if r is None:
-            rows.append({"2D model": model, "image weights": "a real checkpoint (the profile's pretrained)"})
+            rows.append({"2D model": title, "image weights": "a real checkpoint (the profile's pretrained)"})
         else:
             res = r.results
-            rows.append({"2D model": model, "image weights": f"pretrained here ({r.name})",
+            rows.append({"2D model": title, "image weights": "pretrained here, on Fashion-MNIST pictures",
                          "training images": f"{res['train_images']:,}", "held-out images": f"{res['val_images']:,}",
                          "epochs": len(r.metrics), "held-out top-1 (%)": f"{100 * res['val']['top1']:.1f}",
                          "minutes": f"{res['train_seconds'] / 60:.1f}"})

@@ -73,5 +73,6 @@ def timing_table(timing: pd.DataFrame) -> pd.DataFrame:
     """Median ms per clip and per frame, a row per number of frames, a column per model."""
     med = timing.groupby(["model", "frames"])[["ms_per_clip", "ms_per_frame"]].median().reset_index()
     wide = med.pivot(index="frames", columns="model", values=["ms_per_clip", "ms_per_frame"]).round(1)
-    wide.columns = [f"{model}: ms per {'clip' if what == 'ms_per_clip' else 'frame'}" for what, model in wide.columns]
+    wide.columns = [f"{_models.get_model_entry(model).title}: ms per {'clip' if what == 'ms_per_clip' else 'frame'}"
+                     for what, model in wide.columns]
     return wide
