@@ -47,7 +47,7 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else echo "note: cannot install chromium (no apt-get/root); the explorer's browser test will be skipped"; fi
+	else echo "note: cannot install chromium (no apt-get/root); the browser tests (explorer, book) will be skipped"; fi
 
 book: setup
 	$(VENV)/bin/jb build book --warningiserror --keep-going

@@ -46,10 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"python -m evitvid {args.command}", description=COMMANDS[args.command][1])
     module.configure(sub)
     sub_args = sub.parse_args(argv[argv.index(args.command) + 1:])
+    from .data.decoders import VideoError
     from .runs import RunBusyError
     try:
         return int(module.run(sub_args) or 0)
-    except (ValueError, FileNotFoundError, RunBusyError) as e:
+    except (ValueError, FileNotFoundError, RunBusyError, VideoError) as e:
         # Bad input (a wrong row, a missing file, a checkpoint that does not fit) or a run
         # folder another process is writing: the message names the file, row, parameter or
         # process; a traceback would only bury it.
