@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make study   set everything up, run every notebook of the study with papermill on the
 #                embedded dataset (outputs saved in place), then build the book
-#   make test    set everything up, then run the test suite (what .ci/run calls)
+#   make test    set everything up, lint (ruff), then run the test suite (what .ci/run calls)
 #   make study-long  every method at twice the epochs, recorded for the results chapter
 #   make explore serve the prediction explorer (book/05_explorer.ipynb, as a Voila web app) on
 #                127.0.0.1:$(PORT) for a browser; needs the runs of `make study`
@@ -78,6 +78,7 @@ study-long: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_long.yaml --record book/recorded/cpu_long --retrain-stale
 
 test: setup chromium
+	$(VENV)/bin/ruff check evitvid tests
 	$(PY) -m pytest -q
 
 # The prediction explorer as a web page (Voila: the notebook's widgets, no code) on this machine
