@@ -14,15 +14,24 @@ from typing import Sequence
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "flops": ("evitvid.commands.flops", "params and GMACs of 2D and 3D models at the paper's input shapes"),
-    "study": ("evitvid.commands.study", "train every run a profile's book reads (pretraining, methods, seeds), N at a time"),
-    "train": ("evitvid.commands.train", "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
-    "eval": ("evitvid.commands.eval", "evaluate a finished training run with each number of frames per segment"),
-    "stats": ("evitvid.commands.stats", "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
-    "extract": ("evitvid.commands.extract", "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
-    "bench-data": ("evitvid.commands.bench_data", "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
-    "bench": ("evitvid.commands.bench", "model latency, throughput, memory and scaling against timm and torchvision"),
-    "synth": ("evitvid.commands.synth", "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
+    "flops": ("evitvid.commands.flops",
+              "params and GMACs of 2D and 3D models at the paper's input shapes"),
+    "study": ("evitvid.commands.study",
+              "train every run a profile's book reads (pretraining, methods, seeds), N at a time"),
+    "train": ("evitvid.commands.train",
+              "train a frame-averaged or 3D model on verbs and nouns (resumable; torchrun for DDP)"),
+    "eval": ("evitvid.commands.eval",
+             "evaluate a finished training run with each number of frames per segment"),
+    "stats": ("evitvid.commands.stats",
+              "dataset statistics of an EK100 annotation file (segments, lengths, classes)"),
+    "extract": ("evitvid.commands.extract",
+                "extract N JPEG frames per segment (TSN midpoints), resumable, in parallel"),
+    "bench-data": ("evitvid.commands.bench_data",
+                   "data-loader throughput (clips/s) with 0, 1 and 2 workers"),
+    "bench": ("evitvid.commands.bench",
+              "model latency, throughput, memory and scaling against timm and torchvision"),
+    "synth": ("evitvid.commands.synth",
+              "generate the synthetic EK100-format data set (Fashion-MNIST items, paired motions)"),
 }
 
 

@@ -116,7 +116,8 @@ def test_headline_quotes_the_results(micro_results):
     assert h["train"] == "not measured"  # its only training row is frame averaging
     tr = {**micro_results["train"][0], "model": B0_3D}
     assert bench.headline({**micro_results, "train": [tr]})["train"] == (
-        f"{tr['step_ms']:.0f} ms a step for efficientvit_b0_3d at 3x2x32x32, batch 2 ({tr['clips_per_s']:.0f} clips/s), "
+        f"{tr['step_ms']:.0f} ms a step for efficientvit_b0_3d at 3x2x32x32, batch 2 "
+        f"({tr['clips_per_s']:.0f} clips/s), "
         f"{tr['speedup']:.2f}x faster than on PyTorch's kernels only ({tr['pytorch_step_ms']:.0f} ms)")
     assert h["backends"] == h["ms_per_frame"] == h["eager_over_timm"] == h["backends_model"] == "not measured"
     assert h["peak"] == f"{micro_results['matmul_peak_gflops']:.0f} GFLOP/s"

@@ -69,7 +69,8 @@ def test_mit_format_round_trip(tmp_path, size):
     ref = randomize_(evitvid.create_model(f"efficientvit_{size}"), seed=11).eval()
     mit = to_mit_names(ref.state_dict(), size[0])
     # real key names of the mit-han-lab checkpoints, spelled out
-    known = {"b1": ["backbone.input_stem.op_list.0.conv.weight", "backbone.input_stem.op_list.1.main.depth_conv.conv.weight",
+    known = {"b1": ["backbone.input_stem.op_list.0.conv.weight",
+                    "backbone.input_stem.op_list.1.main.depth_conv.conv.weight",
                     "backbone.stages.2.op_list.1.context_module.main.qkv.conv.weight",
                     "backbone.stages.2.op_list.1.context_module.main.aggreg.0.0.weight"],
              "l1": ["backbone.stages.0.op_list.0.conv.weight", "backbone.stages.0.op_list.1.main.conv1.conv.weight",

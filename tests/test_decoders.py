@@ -220,7 +220,8 @@ def test_av1_and_gif_read_through_pyav_with_one_warning(av1_and_gif, fresh_fallb
 
 def test_decord_alone_raises_a_plain_error(av1_and_gif):
     av1, gif = av1_and_gif
-    with pytest.raises(VideoError, match=r"clip\.mp4: cannot open with decord: no decoder for its video codec$") as info:
+    with pytest.raises(VideoError,
+                       match=r"clip\.mp4: cannot open with decord: no decoder for its video codec$") as info:
         open_decoder(av1, "decord")
     assert_plain(str(info.value))
     with pytest.raises(VideoError, match=r"clip\.gif: cannot open with decord: cannot count its frames") as info:

@@ -69,8 +69,13 @@ def test_memory_format_lays_out_the_model_and_its_checkpoint_loads_anywhere(tmp_
     cfg = config(epochs=1, memory_format=memory_format, ema_decay=0.9)
     trainer = Trainer(make_model(), ToyClips(8), None, cfg, tmp_path)
     assert trainer.model.channels_last is channels_last  # auto: channels-last on CPU
-    is_cl = lambda t: t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous()
-    stem = lambda m: m.stem.in_conv.conv.weight
+
+    def is_cl(t: torch.Tensor) -> bool:
+        return t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous()
+
+    def stem(m) -> torch.Tensor:
+        return m.stem.in_conv.conv.weight
+
     assert is_cl(stem(trainer.model)) is channels_last and is_cl(stem(trainer.ema)) is channels_last
     trainer.fit()
     assert is_cl(trainer.optimizer.state[stem(trainer.model)]["exp_avg"]) is channels_last

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "05_explorer.ipynb"
 PAGE_TIMEOUT = 300_000  # ms: Voila runs every cell (torch import, reading the runs) before showing anything
 # a transparent 1 x 1 PNG: the chapter's screenshot, when the book has none yet
-_BLANK_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+_BLANK_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6k"
+                              "gAAAABJRU5ErkJggg==")
 
 pytestmark = [
     pytest.mark.slow,  # about 50 s with the tiny study's training, 25 s without

@@ -129,7 +129,8 @@ def test_openvino_bf16_is_close_to_fp32(name, shape):
         ref = model(x)
     diff = _max_diff(compile_model(model, shape, "openvino", precision="bf16", threads=1)(x), ref)
     scale = max(h.abs().max().item() for h in _heads(ref))
-    message = f"{name}: OpenVINO bf16 differs from PyTorch fp32 by {diff:.2e} ({diff / scale:.2e} of max |logit| {scale:.2f})"
+    message = (f"{name}: OpenVINO bf16 differs from PyTorch fp32 by {diff:.2e} "
+               f"({diff / scale:.2e} of max |logit| {scale:.2f})")
     assert BF16_MIN < diff <= BF16_REL_MAX * scale, message
 
 

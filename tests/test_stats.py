@@ -29,7 +29,8 @@ def test_dataset_stats_by_hand():
 
 
 def test_unlabelled_stats_have_no_class_counts(tmp_path):
-    path = write_csv(tmp_path / "test.csv", [segment_row("P01_01_0", 0, 1), segment_row("P01_01_1", 1, 3)], LABELLED[:8])
+    path = write_csv(tmp_path / "test.csv", [segment_row("P01_01_0", 0, 1), segment_row("P01_01_1", 1, 3)],
+                     LABELLED[:8])
     stats = dataset_stats(read_segments(path))
     assert stats.segments == 2 and stats.verb_classes is None and stats.action_classes is None
     assert "-" in format_stats(stats).splitlines()[-1]

@@ -58,7 +58,8 @@ __all__ = [
     "BenchConfig", "bench_config", "PerFrame", "apply_layout", "make_input", "build_model", "model_gmacs",
     "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
     "call_in_fresh_process", "FreshProcessError", "softmax_bytes", "attention_scaling", "Column", "Section",
-    "SECTIONS", "get_section", "only_sections", "benchmark", "header", "format_results", "section_table", "readable_table", "headline",
+    "SECTIONS", "get_section", "only_sections", "benchmark", "header", "format_results", "section_table",
+    "readable_table", "headline",
     "backend_figures", "tune_malloc",
 ]
 

@@ -109,7 +109,9 @@ class BenchConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BenchConfig":
         """The config from `dataclasses.asdict` read back from JSON (lists as tuples again)."""
-        tuples = lambda v: tuple(map(tuples, v)) if isinstance(v, list) else v
+        def tuples(v):
+            return tuple(map(tuples, v)) if isinstance(v, list) else v
+
         names = {f.name for f in fields(cls)}
         return cls(**{k: tuples(v) for k, v in data.items() if k in names})
 
@@ -172,7 +174,8 @@ def _full(threads: int, study_shape: tuple[int, ...], study_batch: int) -> Bench
         train=((b1_3d, study_shape, 8), (b1_fa, study_shape, 8), (b1_3d, PAPER_SHAPE, 1),
                (b1_fa, PAPER_SHAPE, 1)),
         channels_last=((b1_3d, study_shape, 1), (b1_3d, study_shape, 8), (b1_3d, PAPER_SHAPE, 1),
-                       (b1_fa, study_shape, 8), (b1_fa, PAPER_SHAPE, 1), ("timm-frames:efficientvit_b1", PAPER_SHAPE, 1),
+                       (b1_fa, study_shape, 8), (b1_fa, PAPER_SHAPE, 1),
+                       ("timm-frames:efficientvit_b1", PAPER_SHAPE, 1),
                        ("torchvision:r3d_18", TORCHVISION_INPUTS["r3d_18"], 1)),
         compile=((b1_3d, study_shape, 1), (b1_3d, PAPER_SHAPE, 1)),
         onnx=((b1_3d, study_shape, 1), (b1_3d, study_shape, 8)),

@@ -21,8 +21,11 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
         return ""
     cols = [header, *rows]
     widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                        for i, (c, w) in enumerate(zip(r, widths))) + " |"
+
+    def line(r: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                 for i, (c, w) in enumerate(zip(r, widths))) + " |"
+
     sep = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([f"\n{title}", line(header), sep, *map(line, rows)])
 
@@ -107,14 +110,16 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
         row = ref and first("inference", model=model, input=ref["input"], batch=ref["batch"])
         out[key] = f"{row['gflops']:.0f} GFLOP/s" if row else "not measured"
     out["inference_shape"] = f"{_shape_str(ref['input'])}, batch {ref['batch']}" if ref else "not measured"
-    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} ({r.get('layout', 'contiguous').replace('_', '-')}, "
-             f"{_shape_str(r['input'])})" for r in results.get("timm_ratio", [])]
+    pairs = [f"{r['model'].split('_')[-1].upper()} {r['ratio']:.2f} "
+             f"({r.get('layout', 'contiguous').replace('_', '-')}, {_shape_str(r['input'])})"
+             for r in results.get("timm_ratio", [])]
     out["timm_ratio"] = ", ".join(pairs) or "not measured"
     train = next((r for r in results.get("train", []) if r.get("speedup") and r["model"].endswith("_3d")), None)
     out["train"] = ("not measured" if train is None else
                     f"{train['step_ms']:.0f} ms a step for {train['model'].partition(':')[2]} at "
                     f"{_shape_str(train['input'])}, batch {train['batch']} ({train['clips_per_s']:.0f} clips/s), "
-                    f"{train['speedup']:.2f}x faster than on PyTorch's kernels only ({train['pytorch_step_ms']:.0f} ms)")
+                    f"{train['speedup']:.2f}x faster than on PyTorch's kernels only "
+                    f"({train['pytorch_step_ms']:.0f} ms)")
     cl = first("channels_last", model="evitvid:efficientvit_b1_3d")
     out["cl_3d"] = (f"a speed-up of {1 / cl['infer_cl_over_contiguous']:.2f}x for inference and "
                     f"{1 / cl['train_cl_over_contiguous']:.2f}x for training ({_shape_str(cl['input'])}, "
@@ -132,7 +137,8 @@ def headline(results: dict[str, Any]) -> dict[str, str]:
                         else f"{speedups[0]:.1f}x to {speedups[-1]:.1f}x")
     onnx = first("onnx")
     out["onnx"] = (f"outputs within {onnx['max_abs_diff']:.0e} of PyTorch's, at {onnx['ort_over_pytorch']:.2f}x "
-                   f"PyTorch's latency" if onnx and onnx["status"] == "ok" else (onnx or {}).get("status", "not measured"))
+                   f"PyTorch's latency" if onnx and onnx["status"] == "ok"
+                   else (onnx or {}).get("status", "not measured"))
     timed = [r for r in results.get("attention", []) if r.get("softmax_over_linear")]
     skipped = [r for r in results.get("attention", []) if r.get("softmax_skipped")]
     out["attention"] = (f"softmax is {timed[-1]['softmax_over_linear']:.0f}x slower than linear attention at "

@@ -263,7 +263,8 @@ class ActionSpace:
         pairs = []
         for seg in items:
             if not seg.has_labels:
-                raise ValueError(f"segment {seg.narration_id} has no labels; build the action space from a labelled file")
+                raise ValueError(f"segment {seg.narration_id} has no labels; "
+                                 "build the action space from a labelled file")
             pairs.append(seg.action)
         return cls(pairs)
 

@@ -304,7 +304,8 @@ class ChunkedVideos(VideoSource):
         super().__init__(root, max_open=max_open, num_threads=num_threads, max_overrun=max_overrun, backend=backend)
         per_chunk = chunk_seconds * fps
         if chunk_seconds <= 0 or fps <= 0 or abs(per_chunk - round(per_chunk)) > 1e-6:
-            raise ValueError(f"chunk_seconds * fps must be a positive whole number of frames, got {chunk_seconds} * {fps}")
+            raise ValueError("chunk_seconds * fps must be a positive whole number of frames, "
+                             f"got {chunk_seconds} * {fps}")
         self.chunk_seconds, self.fps, self.ext = int(chunk_seconds), float(fps), ext
         self.frames_per_chunk = int(round(per_chunk))
         self._chunk_counts: dict[str, int] = {}  # video_id -> number of chunk files

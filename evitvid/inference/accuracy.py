@@ -35,7 +35,8 @@ def input_shape_of(dataset: Dataset, task: Task = VIDEO) -> tuple[int, ...]:
         raise ValueError("the dataset is empty: nothing to evaluate")
     item = dataset[0]
     if item is None or item.get(task.input_key) is None:
-        raise ValueError(f"the dataset's first item has no {task.input_key!r} input to take the model's input shape from")
+        raise ValueError(f"the dataset's first item has no {task.input_key!r} input "
+                         "to take the model's input shape from")
     return tuple(item[task.input_key].shape)
 
 

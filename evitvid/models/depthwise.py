@@ -23,7 +23,8 @@ a time axis of size 1 (no copy). They need channels-last tensors (what the train
 CPU); other layouts, and machines where the kernels cannot be built, use PyTorch's kernels.
 
 Gradients equal PyTorch's to rounding (`tests/test_depthwise.py`: fp32 results against
-PyTorch's and against the exact float64 sums, float64 gradcheck). Differentiable once: a double backward (`create_graph=True`) raises.
+PyTorch's and against the exact float64 sums, float64 gradcheck). Differentiable once: a double
+backward (`create_graph=True`) raises.
 `python -m evitvid bench --only depthwise` times one layer both ways.
 """
 from __future__ import annotations
@@ -88,7 +89,8 @@ def input_grad(grad: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, stride
 
 
 class DepthwiseConvFunction(torch.autograd.Function):
-    """`F.conv2d`/`F.conv3d(x, weight, bias, stride, padding, groups=C)` for depthwise kernels, with the backward above."""
+    """`F.conv2d`/`F.conv3d(x, weight, bias, stride, padding, groups=C)` for depthwise kernels,
+    with the backward above."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):

@@ -98,8 +98,10 @@ class ConvBlock(nn.Module):
         bias, norm, act = to_tuple(bias, 2), to_tuple(norm, 2), to_tuple(act_layer, 2)
         mid_chs = round(in_chs * expand_ratio)
         kw = dict(spec=spec, norm_eps=norm_eps)
-        self.conv1 = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0], act_layer=act[0], **kw)
-        self.conv2 = ConvNormAct(mid_chs, out_chs, kernel_size, 1, bias=bias[1], norm=norm[1], act_layer=act[1], **kw)
+        self.conv1 = ConvNormAct(in_chs, mid_chs, kernel_size, stride, bias=bias[0], norm=norm[0],
+                                 act_layer=act[0], **kw)
+        self.conv2 = ConvNormAct(mid_chs, out_chs, kernel_size, 1, bias=bias[1], norm=norm[1],
+                                 act_layer=act[1], **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -614,13 +616,20 @@ class EfficientVit3d(_EfficientVitVideo):
 # ---------------------------------------------------------------------------------------
 
 _VARIANTS: dict[str, dict] = {
-    "b0": dict(family="b", widths=(8, 16, 32, 64, 128), depths=(1, 2, 2, 2, 2), head_dim=16, head_widths=(1024, 1280)),
-    "b1": dict(family="b", widths=(16, 32, 64, 128, 256), depths=(1, 2, 3, 3, 4), head_dim=16, head_widths=(1536, 1600)),
-    "b2": dict(family="b", widths=(24, 48, 96, 192, 384), depths=(1, 3, 4, 4, 6), head_dim=32, head_widths=(2304, 2560)),
-    "b3": dict(family="b", widths=(32, 64, 128, 256, 512), depths=(1, 4, 6, 6, 9), head_dim=32, head_widths=(2304, 2560)),
-    "l1": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 1, 1, 6, 6), head_dim=32, head_widths=(3072, 3200)),
-    "l2": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 2, 2, 8, 8), head_dim=32, head_widths=(3072, 3200)),
-    "l3": dict(family="l", widths=(64, 128, 256, 512, 1024), depths=(1, 2, 2, 8, 8), head_dim=32, head_widths=(6144, 6400)),
+    "b0": dict(family="b", widths=(8, 16, 32, 64, 128), depths=(1, 2, 2, 2, 2),
+               head_dim=16, head_widths=(1024, 1280)),
+    "b1": dict(family="b", widths=(16, 32, 64, 128, 256), depths=(1, 2, 3, 3, 4),
+               head_dim=16, head_widths=(1536, 1600)),
+    "b2": dict(family="b", widths=(24, 48, 96, 192, 384), depths=(1, 3, 4, 4, 6),
+               head_dim=32, head_widths=(2304, 2560)),
+    "b3": dict(family="b", widths=(32, 64, 128, 256, 512), depths=(1, 4, 6, 6, 9),
+               head_dim=32, head_widths=(2304, 2560)),
+    "l1": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 1, 1, 6, 6),
+               head_dim=32, head_widths=(3072, 3200)),
+    "l2": dict(family="l", widths=(32, 64, 128, 256, 512), depths=(1, 2, 2, 8, 8),
+               head_dim=32, head_widths=(3072, 3200)),
+    "l3": dict(family="l", widths=(64, 128, 256, 512, 1024), depths=(1, 2, 2, 8, 8),
+               head_dim=32, head_widths=(6144, 6400)),
 }
 
 

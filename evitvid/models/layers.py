@@ -92,8 +92,8 @@ class _FastConv:
 
     def _plain_cpu(self, x: torch.Tensor) -> bool:
         return (kernels.fast_paths_enabled() and x.device.type == "cpu" and self.padding_mode == "zeros"
-                and isinstance(self.padding, tuple) and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling())
+                and isinstance(self.padding, tuple) and not torch.is_autocast_enabled("cpu")
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
     def _fast_depthwise(self, x: torch.Tensor) -> bool:
         return (self._plain_cpu(x) and x.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
