@@ -190,6 +190,7 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out: str) -> Non
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes, each importing torch: about 7 s
 def test_ddp_over_gloo_agrees_with_one_process_on_the_same_global_batch(tmp_path):
     """Two processes, each with half of the global batch, end with the weights of one process
     training on the whole batch (batch-norm statistics frozen: per-process batch statistics

@@ -114,6 +114,7 @@ def test_extract_decodes_with_the_decoder_asked_for(tree, segments, tmp_path, mo
               "--decoder", "opencv"])
 
 
+@pytest.mark.slow  # a command in its own interpreter, killed mid-run: about 8 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_sigkill_of_extract_kills_its_workers_and_leaves_only_whole_files(tree, tmp_path):
     """Issue item 11: SIGKILL of `extract --workers 2` left its two workers writing on."""

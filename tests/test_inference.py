@@ -181,6 +181,7 @@ _SIGNAL_AFTER_OPENVINO = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # OpenVINO in a fresh interpreter, several models compiled: about 8 s
 @needs["openvino"]
 def test_openvino_models_freed_in_any_order_leave_the_signal_stack_usable():
     result = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_OPENVINO], capture_output=True, text=True,

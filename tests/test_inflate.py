@@ -74,7 +74,7 @@ def _max_relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-@pytest.mark.parametrize("size", ["b1", "l1"])
+@pytest.mark.parametrize("size", ["b1", pytest.param("l1", marks=pytest.mark.slow)])  # l1: 5-12 s a case
 def test_boring_video_replicate_padding_gives_the_2d_output(size, dtype, bound):
     """A clip of T identical frames through the inflated 3D model (replicated time padding)
     gives the 2D model's features on that frame, and so the same verb/noun logits.

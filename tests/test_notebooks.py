@@ -96,6 +96,7 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     assert inflated["pretrained"].startswith("02_pretrain_efficientvit_b0-") and inflated["inflation"] == "mean"
 
 
+@pytest.mark.slow  # a Jupyter kernel started for the notebook: about 6 s
 def test_a_bad_parameter_fails_at_once_naming_it(tmp_path, tiny_profile):
     with pytest.raises(papermill.PapermillExecutionError, match="num_frames=0"):
         papermill.execute_notebook(str(BOOK / "03_3d_inflated.ipynb"), str(tmp_path / "bad.ipynb"),
@@ -103,6 +104,7 @@ def test_a_bad_parameter_fails_at_once_naming_it(tmp_path, tiny_profile):
                                    cwd=str(BOOK), kernel_name="python3", progress_bar=False)
 
 
+@pytest.mark.slow  # a Jupyter kernel started for the notebook: about 7 s
 def test_a_misspelt_parameter_is_refused_naming_the_valid_ones(tmp_path, tiny_profile):
     with pytest.raises(papermill.PapermillExecutionError, match="unknown notebook parameter 'epochz'"):
         papermill.execute_notebook(str(BOOK / "00_data.ipynb"), str(tmp_path / "bad.ipynb"),

@@ -62,6 +62,7 @@ def test_compile_for_inference_falls_back_to_eager_with_the_reason(monkeypatch):
     assert out is model and "differ" in status
 
 
+@pytest.mark.slow  # inductor compiles C++: about 35 s with a cold cache
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler on CPU")
 def test_compile_for_inference_compiles_and_agrees():
     model = make_model().eval()

@@ -17,6 +17,7 @@ def tiny(tmp_path_factory) -> str:
     return str(root)
 
 
+@pytest.mark.slow  # trains and evaluates through the command line: about 10 s
 def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
     profile = tmp_path / "profile.yaml"
     profile.write_text(f"base: {PROFILES / 'cpu.yaml'}\nnum_frames: 2\ncrop_size: 32\nepochs: 1\nreversal_clips: 0\n")
