@@ -82,9 +82,28 @@ def _cpu_signature() -> str:
     return hashlib.sha256(flags.encode()).hexdigest()[:8]
 
 
+def _cpp_extension() -> types.ModuleType:
+    """`torch.utils.cpp_extension`, imported without the warning of its CUDA probe.
+
+    Importing it looks for a CUDA toolkit and, when it finds one (`nvcc` on the PATH) on a
+    machine without a CUDA runtime, logs "No CUDA runtime is found" at WARNING on stderr: on
+    such a CPU machine every training run, bench and notebook that loads these kernels printed
+    it. They are C++ for the CPU and never use the toolkit; torch's other warnings from the
+    module (those of `load`) are left as they are.
+    """
+    import importlib
+    probe = logging.getLogger("torch.utils.cpp_extension")
+    level = probe.level
+    probe.setLevel(logging.ERROR)
+    try:
+        return importlib.import_module("torch.utils.cpp_extension")  # probes on the first import only
+    finally:
+        probe.setLevel(level)
+
+
 def _build() -> types.ModuleType:
     import sysconfig
-    from torch.utils.cpp_extension import load
+    load = _cpp_extension().load
     scripts = sysconfig.get_path("scripts")  # where pip put ninja (pinned), also when the venv is not activated
     if scripts and scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
