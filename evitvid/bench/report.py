@@ -37,8 +37,9 @@ def _section_text(section: Section, results: dict[str, Any]) -> str:
 
 def header(results: dict[str, Any]) -> str:
     """What was measured on what: preset, threads, torch, matmul peak, layout, isolation; how
-    many rows ran in a fresh process; and a warning line when other processes were using the
-    CPUs at the start."""
+    many rows ran in a fresh process; how memory was allocated; and a line saying the timings
+    are unreliable when other processes were using the CPUs at the start. Read as the book's
+    Performance chapter prints it: facts about the measurement, no log or warning prefixes."""
     cfg = results["config"]
     lines = [f"evitvid bench, preset {results['preset']}, {results['threads']} threads, "
              f"torch {results['machine']['torch']}, fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s "
@@ -50,12 +51,12 @@ def header(results: dict[str, Any]) -> str:
         lines.append(f"isolation: {ISOLATE[cfg['isolate']]} ({isolated} of {len(rows)} rows)")
     malloc = results.get("malloc")
     if malloc is not None:
-        lines.append("glibc malloc thresholds raised (evitvid.allocator)" if malloc.get("applied")
-                     else f"glibc malloc as configured ({malloc.get('reason', 'not tuned')})")
+        lines.append("allocator: glibc malloc keeps freed activations (mmap and trim thresholds raised)"
+                     if malloc.get("applied") else
+                     f"allocator: glibc malloc as configured ({malloc.get('reason', 'not tuned')})")
     busy = results.get("cpu_busy_start")
     if busy is not None and busy >= BUSY_WARNING:
-        lines.append(f"WARNING: other processes used {100 * busy:.0f}% of the CPUs at the start: "
-                     "timings are unreliable")
+        lines.append(f"timings unreliable: other processes used {100 * busy:.0f}% of the CPUs at the start")
     return "\n".join(lines)
 
 
