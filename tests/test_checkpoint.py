@@ -90,7 +90,7 @@ def test_convert_mit_rejects_foreign_keys():
 
 def test_pretrained_3d_and_frameavg_from_a_2d_checkpoint(tmp_path, b1, caplog):
     """A 2D ImageNet checkpoint into video models: inflated for 3D, as is for frame averaging;
-    the 1000-way classifier is dropped with a warning, the rest carries over."""
+    the 1000-way classifier is dropped with a log line, the rest carries over."""
     path = tmp_path / "b1.safetensors"
     save_file({k: v.contiguous() for k, v in b1.state_dict().items()}, str(path))
     mit_path = tmp_path / "b1.pt"
@@ -98,7 +98,9 @@ def test_pretrained_3d_and_frameavg_from_a_2d_checkpoint(tmp_path, b1, caplog):
     image = X[:1]
     with torch.no_grad():
         want = b1.forward_head(b1.forward_features(image), pre_logits=True)
-    with caplog.at_level(logging.WARNING, logger="evitvid"):
+    # from INFO up: dropping a classifier that cannot fit is what every inflation from an image
+    # model does, a fact to log rather than a problem to warn about
+    with caplog.at_level(logging.INFO, logger="evitvid"):
         fa = evitvid.create_model("efficientvit_b1_frameavg", pretrained=path, num_verbs=4, num_nouns=3).eval()
     assert "classifier" in caplog.text and "dropped" in caplog.text
     m3 = evitvid.create_model("efficientvit_b1_3d", pretrained=mit_path, time_padding="replicate").eval()
