@@ -82,13 +82,16 @@ test: setup chromium
 	$(PY) -m pytest -q
 
 # The prediction explorer as a web page (Voila: the notebook's widgets, no code) on this machine
-# only. It reads the runs of `make study` and trains nothing: missing ones are named first.
+# only. It reads the runs of `make study` and trains nothing: missing ones are named first. The
+# template evitvid (evitvid/explorer/jupyter/voila/templates/) is Voila's lab template without the
+# stylesheets it links from a CDN: the page asks for nothing outside this machine.
 explore: setup
 	@test -x $(VENV)/bin/voila || { echo "explore: voila is not installed in $(VENV) (it is pinned in pyproject.toml: rerun make setup)"; exit 2; }
 	@$(PY) -c 'import sys; from evitvid.explorer import check_inputs; sys.exit(check_inputs("$(PROFILES)/cpu.yaml"))'
 	@echo "== prediction explorer: open http://127.0.0.1:$(PORT)/ in a browser (ready a few seconds after it opens; Ctrl+C stops the server)"
-	$(VENV)/bin/voila book/05_explorer.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --Voila.port_retries=0 \
-		--show_tracebacks=True
+	JUPYTER_PATH=$(CURDIR)/evitvid/explorer/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} \
+		$(VENV)/bin/voila book/05_explorer.ipynb --template=evitvid --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) \
+		--Voila.port_retries=0 --show_tracebacks=True
 
 clean-book:
 	rm -rf book/_build

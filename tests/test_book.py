@@ -68,7 +68,7 @@ def test_every_page_loads_in_a_browser_without_errors(built):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     problems = []
     try:
-        with browser_page(sync_api, (1200, 900)) as (page, console, errors):
+        with browser_page(sync_api, (1200, 900)) as (page, console, errors, _external):
             for name in _pages():
                 errors.clear()
                 response = page.goto(base + name, wait_until="load")

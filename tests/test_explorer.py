@@ -394,3 +394,17 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     assert missing_inputs(load_profile(profile)) == [f"dataset: {tmp_path / 'nowhere'} is not a folder"]
     profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset="synth:no-such-preset")))
     assert "embedded dataset" in missing_inputs(load_profile(profile))[0]
+
+
+def test_make_explore_serves_the_template_that_fetches_nothing():
+    """`make explore` passes Voila evitvid's template and the JUPYTER_PATH entry it lives under
+    (what tests/test_explorer_browser.py serves, and where it checks that the page asks for
+    nothing outside 127.0.0.1); the template extends Voila's lab template."""
+    from evitvid.explorer import VOILA_JUPYTER_PATH, VOILA_TEMPLATE
+    root = Path(__file__).resolve().parents[1]
+    recipe = (root / "Makefile").read_text().split("\nexplore:", 1)[1].split("\n\n", 1)[0]
+    assert f"--template={VOILA_TEMPLATE} " in recipe
+    assert f"JUPYTER_PATH=$(CURDIR)/{VOILA_JUPYTER_PATH.relative_to(root).as_posix()}" in recipe
+    template = VOILA_JUPYTER_PATH / "voila" / "templates" / VOILA_TEMPLATE
+    assert json.loads((template / "conf.json").read_text()) == {"base_template": "lab"}
+    assert "{%- extends 'voila/templates/lab/index.html.j2' -%}" in (template / "index.html.j2").read_text()

@@ -4,10 +4,10 @@ checks that the frames and the prediction table follow, with no console error.
 
 Needs Debian's `chromium` (`make test` installs it as root or with sudo; the test skips
 without it) and the Python packages `voila` and `playwright`. Playwright drives the system
-browser through its bundled driver: its own browser download is never used, and the page's
-only requests outside 127.0.0.1 (Voila's template links Font Awesome from a CDN) are aborted,
-so the test runs offline. Those two are the only console errors allowed, by URL, never by
-message.
+browser through its bundled driver: its own browser download is never used. Voila serves
+the page as `make explore` does, with evitvid's template (Voila's lab template without the
+Font Awesome stylesheets it links from a CDN), and the test fails on any request the page
+makes outside 127.0.0.1 (each is aborted, so the test runs offline) and on any console error.
 
 By default the notebook runs on the tiny study (`test_explorer.tiny_study`). Against the
 runs of `make study`, and to write the book's screenshot:
@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from _browser import browser_page, needs_chromium
+from evitvid.explorer import VOILA_JUPYTER_PATH, VOILA_TEMPLATE
 from test_explorer import tiny_study
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -83,12 +84,15 @@ def served(profile, tmp_path_factory):
         (folder / "images" / "explorer.png").write_bytes(_BLANK_PNG)
     port = _free_port()
     log_path = folder / "voila.log"
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--Voila.port_retries=0", "--show_tracebacks=True"]
+    # as `make explore` serves it (its template, found through JUPYTER_PATH)
+    cmd = [sys.executable, "-m", "voila", str(notebook), f"--template={VOILA_TEMPLATE}", "--no-browser",
+           f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True"]
+    env = dict(os.environ, JUPYTER_PATH=os.pathsep.join(filter(None, [str(VOILA_JUPYTER_PATH),
+                                                                      os.environ.get("JUPYTER_PATH")])))
     with open(log_path, "wb") as log:
         # its own process group; Voila shuts its kernels down on SIGTERM
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -169,7 +173,7 @@ def test_explorer_in_a_headless_browser(served, profile, tmp_path):
     frames = SegmentFrames(data, predictions.segments)
     url, log_path = served
     # 1000 px: the screenshot shrinks little in the book's text column
-    with browser_page(sync_api, (1000, 1000)) as (page, console, errors):
+    with browser_page(sync_api, (1000, 1000)) as (page, console, errors, external):
         t0 = time.monotonic()
         page.goto(url, wait_until="domcontentloaded", timeout=PAGE_TIMEOUT)
         # a failing cell shows its traceback instead of the app (--show_tracebacks): stop at once then
@@ -230,3 +234,4 @@ def test_explorer_in_a_headless_browser(served, profile, tmp_path):
     print(f"page rendered in {rendered:.2f} s; segment change shown in {changed:.3f} s; screenshot: {shot}")
     print("\n".join(console))
     assert not errors, "console errors:\n" + "\n".join(errors)
+    assert not external, "the page asked for URLs outside 127.0.0.1:\n" + "\n".join(external)
