@@ -1,6 +1,7 @@
 """The built book: `jb build book` works from the root-level _config.yml/_toc.yml (through
 book/'s symlinks) without warnings, and every page loads in a real browser (headless
-Chromium) with no missing image, no broken link and no console error."""
+Chromium) with no missing image, no broken link, no console error and no request outside
+127.0.0.1."""
 from __future__ import annotations
 
 import functools
@@ -69,9 +70,10 @@ def test_every_page_loads_in_a_browser_without_errors(built):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     problems = []
     try:
-        with browser_page(sync_api, (1200, 900)) as (page, console, errors, _external):
+        with browser_page(sync_api, (1200, 900)) as (page, console, errors, external):
             for name in _pages():
                 errors.clear()
+                external.clear()
                 response = page.goto(base + name, wait_until="load")
                 if response is None or response.status != 200:
                     problems.append(f"{name}: HTTP {response and response.status}")
@@ -89,6 +91,7 @@ def test_every_page_loads_in_a_browser_without_errors(built):
                     except OSError as exc:
                         problems.append(f"{name}: broken link {href} ({exc})")
                 problems += [f"{name}: console {e}" for e in errors]
+                problems += [f"{name}: asked for {url} (outside 127.0.0.1)" for url in external]
     finally:
         server.shutdown()
     assert not problems, "\n".join(problems)
