@@ -38,3 +38,24 @@ def test_loading_the_kernels_prints_no_cuda_warning_on_a_cpu_machine(tmp_path):
     on_import, after = result.stderr.split("-- imported --")
     assert "No CUDA runtime" not in on_import, on_import
     assert "No CUDA runtime" in after, after  # the stand-in toolkit was found: the first check could fail
+
+
+def test_checkouts_with_the_same_source_share_one_build(tmp_path, monkeypatch):
+    """The build is named after the source's content and compiles a copy kept under that name:
+    the same source in two checkouts is one build (compiled from each checkout's own path, ninja
+    saw a new command at every switch and compiled again), another source is another build."""
+    from evitvid.models import kernels
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
+    cpp_extension = kernels._cpp_extension()
+    staged = []
+    for checkout, extra in (("a", ""), ("b", ""), ("c", "// changed\n")):
+        source = tmp_path / checkout / "cpu_kernels.cpp"
+        source.parent.mkdir()
+        source.write_text(kernels.SOURCE.read_text() + extra)
+        monkeypatch.setattr(kernels, "SOURCE", source)
+        staged.append(kernels._staged_source(cpp_extension))
+    (name_a, path_a), (name_b, path_b), (name_c, path_c) = staged
+    assert (name_a, path_a) == (name_b, path_b) and path_a.is_relative_to(tmp_path / "cache")
+    assert path_a.read_text() == kernels.SOURCE.read_text().removesuffix("// changed\n")
+    assert name_c != name_a and path_c != path_a and path_c.read_text().endswith("// changed\n")
+    assert name_a.startswith(f"evitvid_cpu_kernels_{kernels._cpu_signature()}_") and name_a.isidentifier()

@@ -23,7 +23,11 @@ hands one CPU another's build) but without FMA contraction or reassociation
 whatever the vector width, so a result does not depend on which vector instructions ran.
 
 The extension is compiled once per machine by `torch.utils.cpp_extension` with ninja (pinned;
-about 30 s; cached under `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`).
+about 30 s; cached under `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`). The
+build is named after the source's content and flags too, and compiles a copy of the source kept
+under that name (`_staged_source`): two checkouts on one machine share the build of the same
+source, and one with another source builds beside it. Compiled from each checkout's own path,
+ninja saw its command change at every switch and compiled again (30 s of two cores each time).
 Where it cannot be built (no C++ compiler), or `EVITVID_CPU_KERNELS=0`, `available()` says
 so once and the callers use PyTorch's kernels.
 """
@@ -101,15 +105,32 @@ def _cpp_extension() -> types.ModuleType:
         probe.setLevel(level)
 
 
+def _staged_source(cpp_extension: types.ModuleType) -> tuple[str, Path]:
+    """(extension name, the source to compile): the name holds this CPU's signature and a digest
+    of the source and flags; the source is a copy written once under the build root, named by
+    that digest, so that every checkout with this source compiles the same file."""
+    import hashlib
+    from ..atomic import write_bytes_atomic
+    code = SOURCE.read_bytes()
+    digest = hashlib.sha256(code + "\0".join(FLAGS).encode()).hexdigest()[:8]
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()  # as torch's own
+    staged = Path(root) / "evitvid_sources" / f"cpu_kernels_{digest}.cpp"
+    if not staged.is_file() or staged.read_bytes() != code:  # left alone otherwise: its age keeps ninja's build
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(staged, code)
+    return f"evitvid_cpu_kernels_{_cpu_signature()}_{digest}", staged
+
+
 def _build() -> types.ModuleType:
     import sysconfig
-    load = _cpp_extension().load
+    cpp_extension = _cpp_extension()
     scripts = sysconfig.get_path("scripts")  # where pip put ninja (pinned), also when the venv is not activated
     if scripts and scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     _log.info("loading evitvid's C++ CPU kernels (compiled on first use on a machine, about 30 s)")
-    module = load(name=f"evitvid_cpu_kernels_{_cpu_signature()}", sources=[str(SOURCE)], extra_cflags=FLAGS,
-                  extra_ldflags=["-fopenmp"], verbose=False)
+    name, source = _staged_source(cpp_extension)
+    module = cpp_extension.load(name=name, sources=[str(source)], extra_cflags=FLAGS, extra_ldflags=["-fopenmp"],
+                                verbose=False)
     if module.SLICES != SLICES:
         raise RuntimeError(f"cpu_kernels.cpp sums {module.SLICES} slices, kernels.py expects {SLICES}")
     return module
