@@ -173,5 +173,6 @@ def environment() -> dict:
             else os.cpu_count(), "threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
-            "device": str(resolve_device()), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "device": str(resolve_device()),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions}

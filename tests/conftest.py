@@ -24,6 +24,7 @@ from evitvid.data.synth import format_timestamp, generate
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "book" / "params"  # the book's profiles: the library is told where they are
+CPU_BASE = str(PROFILES / "cpu.yaml")  # what a test's own profile starts from (`base:` takes a path)
 
 # ------------------------------------------------------------------ the process's signal stack
 

@@ -372,3 +372,14 @@ def test_malloc_tuning_is_recorded_idempotent_and_can_be_turned_off(micro_result
     monkeypatch.setenv(allocator.OPT_OUT, "0")  # inherited by the fresh process, which tunes first thing
     child = bench.call_in_fresh_process(allocator.malloc_status)
     assert child == {"applied": False, "reason": f"{allocator.OPT_OUT}=0"}
+
+
+def test_the_book_names_models_as_readers_do(micro_results):
+    assert bench.models.model_title("evitvid:efficientvit_b1_3d") == "3D B1 (evitvid)"
+    assert bench.models.model_title("timm-frames:efficientvit_b1") == "timm 2D B1 on each frame"
+    assert bench.models.model_title("torchvision:r3d_18") == "torchvision r3d_18"
+    assert bench.models.model_title("efficientvit_l1_frameavg") == "frame-averaged L1"
+    shown = bench.readable_table(micro_results, "inference")["model"].tolist()
+    assert shown[0] == "3D B0 (evitvid)" and not any(":" in m or "efficientvit_" in m for m in shown)
+    html = bench.book_table(micro_results, "inference").to_html()
+    assert "3D B0 (evitvid)" in html and ">0<" not in html  # no integer row index

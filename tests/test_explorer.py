@@ -23,7 +23,7 @@ from evitvid.explorer import (Explorer, Predictions, SegmentFrames, check_inputs
                               gallery_segments, missing_inputs, strip_png, study_predictions)
 from evitvid.runs import Run
 from evitvid.study import Splits
-from conftest import PROFILES
+from conftest import CPU_BASE
 
 VERBS = ["take", "put", "open", "close", "shake"]   # take/put and open/close: reversal pairs
 NOUNS = ["cup", "lid", "pan"]
@@ -331,7 +331,7 @@ def tiny_study(tmp_path_factory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers share the base folder's parent only; be safe
         if not (base / "done").exists():
             root = synth.generate(base / "data", "tiny", seed=0, workers=1, progress=False)
-            profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"),
+            profile.write_text(yaml.safe_dump(dict(base=CPU_BASE,
                 dataset=str(root), runs_root=str(base / "runs"), methods=["frame_averaging_random", "3d_random"],
                 seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4, max_train=8, reversal_clips=4,
                 gallery_size=2)))
@@ -373,7 +373,7 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     data, _ = tiny_data
     profile = tmp_path / "p.yaml"
     runs_root = tmp_path / "runs"
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset=str(data.videos.parent), runs_root=str(runs_root),
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["frame_averaging", "3d_random"])))
     # the pretraining first, then every run of every method (named by their parameters, the pretraining's too)
     missing = missing_inputs(load_profile(profile))
@@ -382,7 +382,7 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
                                                   "3D, random init, seed 1"]
     assert missing[0].startswith(f"image pretraining (efficientvit_b0): no finished run {runs_root}")
     assert not runs_root.exists() or not any(runs_root.iterdir())
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset=str(data.videos.parent), runs_root=str(runs_root),
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset=str(data.videos.parent), runs_root=str(runs_root),
                                            seeds=[0, 1], methods=["3d_random"])))
     missing = missing_inputs(load_profile(profile))
     assert [m.split(":")[0] for m in missing] == ["3D, random init, seed 0", "3D, random init, seed 1"]
@@ -390,9 +390,9 @@ def test_missing_runs_are_named_and_nothing_is_trained(tiny_data, tmp_path, caps
     out = capsys.readouterr().out
     assert "run `make study` first" in out and "3D, random init, seed 1" in out
     assert check_inputs(str(tmp_path / "nope.yaml")) == 2
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset=str(tmp_path / "nowhere"))))
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset=str(tmp_path / "nowhere"))))
     assert missing_inputs(load_profile(profile)) == [f"dataset: {tmp_path / 'nowhere'} is not a folder"]
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset="synth:no-such-preset")))
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset="synth:no-such-preset")))
     assert "embedded dataset" in missing_inputs(load_profile(profile))[0]
 
 

@@ -12,7 +12,7 @@ from evitvid.data import synth
 from evitvid.runs import Run
 from evitvid.study import jobs
 from evitvid.study.jobs import RunSpec, threads_per_run
-from conftest import PROFILES
+from conftest import CPU_BASE, PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_the_study_lists_the_pretraining_first_then_what_needs_nothing(tiny_root
     assert set(spread[0].environment) == {"ONEDNN_MAX_CPU_ISA"}
 
 
+@pytest.mark.slow
 def test_workers_train_each_run_after_what_it_needs_and_as_this_process_would(tiny_root, tmp_path):
     """Two workers of one thread each: the frame-averaging run starts only once its pretraining
     is finished, while the random-init run trains beside the pretraining; and each run computes
@@ -94,6 +95,7 @@ def test_workers_train_each_run_after_what_it_needs_and_as_this_process_would(ti
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_named_and_nothing_starts_after_it(tiny_root, tmp_path):
     """The run beside it finishes (its epochs are not thrown away); the one waiting never starts."""
     params = tiny_params(tiny_root, tmp_path, seeds=[0, 1], methods=["3d_random", "frame_averaging_random"])
@@ -108,6 +110,7 @@ def test_a_failing_run_is_named_and_nothing_starts_after_it(tiny_root, tmp_path)
     assert beside.complete and not (tmp_path / waiting.name).exists() and not (tmp_path / first.name).exists()
 
 
+@pytest.mark.slow
 def test_a_failing_preparation_is_named_and_no_video_run_starts(tiny_root, tmp_path):
     """The pretraining beside it finishes; nothing that reads videos starts; the error names it.
     Without a video run to train, nothing is prepared."""
@@ -155,7 +158,7 @@ def test_the_study_command_lists_every_run_and_whether_it_is_finished(tiny_root,
 
     from evitvid.cli import main
     profile = tmp_path / "tiny.yaml"
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"), dataset=str(tiny_root), runs_root=str(tmp_path / "runs"),
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset=str(tiny_root), runs_root=str(tmp_path / "runs"),
                                            seeds=[0], methods=["frame_averaging", "3d_random"],
                                            inflations=["mean"])))
     assert main(["study", "--profile", str(profile), "--list"]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import PROFILES
+from conftest import CPU_BASE
 
 papermill = pytest.importorskip("papermill")
 
@@ -29,7 +29,7 @@ def tiny_profile(tmp_path_factory) -> Path:
     synth.generate(root, "tiny", seed=0, workers=1, progress=False)
     runs = tmp_path_factory.mktemp("runs")
     profile = runs.parent / "tiny.yaml"
-    profile.write_text(yaml.safe_dump(dict(base=str(PROFILES / "cpu.yaml"),
+    profile.write_text(yaml.safe_dump(dict(base=CPU_BASE,
         dataset=str(root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
         max_val=16, reversal_clips=4, inflations=["mean", "centre"], pretrain_image_size=32, pretrain_epochs=1,
         pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32, eval_frames=[1, 2, 8, 16],

@@ -51,6 +51,7 @@ def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
         **changes})
 
 
+@pytest.mark.slow
 def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
     """The study's path: pictures smaller than the clips (a 24-pixel window of a 32-pixel frame,
     as the cpu profile's 48 of 64), then 32-pixel clips; every weight but the classifier carries
@@ -193,7 +194,8 @@ def test_missing_videos_are_listed_before_training(tiny_root, tmp_path):
     chunk = sorted((copy / "videos").glob("*/*.MP4/0.MP4"))[0]  # a chunk that segments lie in
     chunk.unlink()
     data = study.resolve_data(str(copy))
-    with pytest.raises(FileNotFoundError, match=r"1 video file\(s\) the segments need do not exist: " + re.escape(str(chunk)) + "$"):
+    missing = r"1 video file\(s\) the segments need do not exist: " + re.escape(str(chunk)) + "$"
+    with pytest.raises(FileNotFoundError, match=missing):
         study.train_video("x", model="efficientvit_b0_3d", data=data, runs_root=tmp_path / "runs", **SMALL)
     assert not (tmp_path / "runs" / "x").exists()
     shutil.rmtree(chunk.parent)  # the whole video: each of its chunks that segments need is named
@@ -229,6 +231,7 @@ def test_missing_data_is_named(tmp_path):
         study.resolve_data(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     params = tiny_params(tiny_root, runs)
     methods = study.study_methods(params)
@@ -436,7 +439,8 @@ def test_plateau_sentence_reads_the_same_changes_as_the_table():
     runs = {"a": [run(0, [0.1, 0.2, 0.3, 0.35]), run(1, [0.1, 0.2, 0.3, 0.33])],  # +15 and +13 points
             "b": [run(0, [0.2, 0.3, 0.301, 0.302])]}                                 # +0.2 points
     sentence = plateau_sentence(study.learning_curves(runs, methods))
-    assert sentence.startswith("1 of 2 methods were still gaining at least 1 point") and "most: A, +14.0 points" in sentence
+    assert sentence.startswith("1 of 2 methods were still gaining at least 1 point")
+    assert "most: A, +14.0 points" in sentence
     flat = study.learning_curves({"b": runs["b"]}, methods)
     assert "every method moved by less than 1 point" in plateau_sentence(flat)
     assert "too few validated epochs" in plateau_sentence(flat, last=4)
@@ -540,7 +544,8 @@ def test_every_value_is_written_once_in_the_cpu_profile():
         return [n for n in names if signature[n].default is not inspect.Parameter.empty]
 
     assert defaulted(study.train_video, [*study.PROTOCOL, "seed"]) == []
-    assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(study.load_profile(PROFILES / "cpu.yaml"))]) == []
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
+    assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(cpu)]) == []
     assert [f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING] == [
         "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed"]
     cpu = study.load_profile(PROFILES / "cpu.yaml")

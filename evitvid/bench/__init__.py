@@ -48,7 +48,8 @@ from .isolation import FreshProcessError, call_in_fresh_process
 from .memory import METHOD as MEMORY_METHOD
 from .memory import peak_memory
 from .models import PerFrame, apply_layout, build_model, make_input, model_gmacs
-from .report import backend_figures, format_results, header, headline, readable_table, section_table
+from .report import (backend_figures, book_table, format_results, header, headline, latency_by_frames,
+                     readable_table, section_table)
 from .sections import SECTIONS, Column, Section, attention_scaling, get_section, only_sections, softmax_bytes
 from .timing import compare, cpu_busy_fraction, matmul_peak_gflops, ratio, time_call
 
@@ -59,7 +60,7 @@ __all__ = [
     "time_call", "compare", "ratio", "cpu_busy_fraction", "matmul_peak_gflops", "peak_memory",
     "call_in_fresh_process", "FreshProcessError", "softmax_bytes", "attention_scaling", "Column", "Section",
     "SECTIONS", "get_section", "only_sections", "benchmark", "header", "format_results", "section_table",
-    "readable_table", "headline",
+    "readable_table", "book_table", "latency_by_frames", "headline",
     "backend_figures", "tune_malloc",
 ]
 

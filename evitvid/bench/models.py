@@ -49,6 +49,17 @@ def make_input(batch: int, shape: Sequence[int], layout: str) -> torch.Tensor:
     return x.contiguous(memory_format=channels_last_format(x.ndim)) if layout == "channels_last" else x
 
 
+def model_title(key: str) -> str:
+    """A model key as a reader calls it: "evitvid:efficientvit_b1_3d" -> "3D B1 (evitvid)",
+    "timm-frames:efficientvit_b1" -> "timm 2D B1 on each frame", "torchvision:r3d_18" ->
+    "torchvision r3d_18"; a bare registered name by its title ("3D B1")."""
+    from evitvid.models.registry import get_model_entry, list_models
+    source, _, name = key.rpartition(":")
+    title = get_model_entry(name).title if name in list_models() else name
+    return {"": title, "evitvid": f"{title} (evitvid)", "timm": f"timm {title}",
+            "timm-frames": f"timm {title} on each frame"}.get(source, f"{source} {name}")
+
+
 def build_model(key: str, layout: Optional[str] = None, **kwargs: Any) -> nn.Module:
     """A model in eval mode from its key: "evitvid:NAME", "timm-frames:NAME" (timm's 2D model per
     frame), "timm:NAME" (timm's 2D model) or "torchvision:NAME" (a video model, weights=None);

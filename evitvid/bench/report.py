@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from .config import ISOLATE, PAPER_MS_PER_FRAME, PAPER_SHAPE
+from .models import model_title
 from .sections import SECTIONS, Section, _shape_str, get_section
 from .timing import BUSY_WARNING
 
@@ -91,7 +92,23 @@ def readable_table(results: dict[str, Any], section: str, columns: Sequence[str]
     keys = list(section_table(results, section, columns).columns)
     by_key = {c.key: c for c in declared.columns}
     chosen = [by_key[k] for k in keys if k in by_key]
-    return pd.DataFrame([[c.text(r) for c in chosen] for r in rows], columns=[c.header for c in chosen])
+    # models by the names readers use (the rows and the terminal keep their keys)
+    text = [[model_title(r[c.key]) if c.key == "model" and c.key in r else c.text(r) for c in chosen] for r in rows]
+    return pd.DataFrame(text, columns=[c.header for c in chosen])
+
+
+def book_table(results: dict[str, Any], section: str, columns: Sequence[str] = ()):
+    """`readable_table` as a page shows it: a Styler without the rows' integer index."""
+    return readable_table(results, section, columns).style.hide(axis="index")
+
+
+def latency_by_frames(results: dict[str, Any]) -> "pd.DataFrame":
+    """The `frames` section as the book shows it: ms per clip, a row per number of frames, a
+    column per model (by its title)."""
+    frames = section_table(results, "frames")
+    wide = frames.pivot(index="frames", columns="model", values="latency_ms").round(1)
+    wide.columns = [model_title(c) for c in wide.columns]
+    return wide
 
 
 def headline(results: dict[str, Any]) -> dict[str, str]:

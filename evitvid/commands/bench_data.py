@@ -29,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default runs/bench-data/<time>/results.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default runs/bench-data/<time>/results.json)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ from ..data.stats import dataset_stats, format_stats
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("annotations", type=Path, help="EK100 segment CSV (train, validation or test timestamps)")
-    parser.add_argument("--verb-classes", type=Path, help="EPIC_100_verb_classes.csv: check ids and report classes defined")
+    parser.add_argument("--verb-classes", type=Path,
+                        help="EPIC_100_verb_classes.csv: check ids and report classes defined")
     parser.add_argument("--noun-classes", type=Path, help="EPIC_100_noun_classes.csv")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

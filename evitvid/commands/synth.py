@@ -27,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)
                  if getattr(args, f.name) is not None}
-    root = generate(args.out, args.preset, args.seed, data_root=args.data_root, workers=args.workers, progress=not args.no_progress,
+    root = generate(args.out, args.preset, args.seed, data_root=args.data_root, workers=args.workers,
+                    progress=not args.no_progress,
                     force=args.force, **overrides)
     manifest = read_manifest(root) or {}
     counts = manifest.get("counts", {})

@@ -13,7 +13,8 @@ Where the files come from, in order: an explicit `root`, the `EVITVID_FASHION_MN
 environment variable, Debian's `dataset-fashion-mnist` package
 (`/usr/share/datasets/fashion-mnist`), a previous torchvision download in the user's cache
 (`$XDG_CACHE_HOME/evitvid/fashion-mnist`, by default `~/.cache/...`), and, last,
-torchvision's `FashionMNIST(download=True)` into that cache where there is internet. The idx files are read with gzip + numpy; torchvision is needed only to download.
+torchvision's `FashionMNIST(download=True)` into that cache where there is internet. The idx
+files are read with gzip + numpy; torchvision is needed only to download.
 """
 from __future__ import annotations
 

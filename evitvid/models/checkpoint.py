@@ -110,8 +110,8 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     except Exception as e:  # truncated zip, bad pickle, bad safetensors header, ...
         if (path.parent / "params.json").exists() and path.name == "checkpoint.pt":
             raise CheckpointError(f"{path}: a training run's checkpoint (model, optimiser and RNG states), not image "
-                                  f"weights; pass a 2D checkpoint (e.g. an image pretraining run's model.safetensors, or "
-                                  f"a timm or mit-han-lab file)") from None
+                                  f"weights; pass a 2D checkpoint (e.g. an image pretraining run's "
+                                  f"model.safetensors, or a timm or mit-han-lab file)") from None
         reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {reason})") from None
     sd = _unwrap(obj, path)
@@ -150,7 +150,8 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *
     cannot fit.
 
     A classifier is dropped only when its shape or kind cannot fit the model (an ImageNet
-    1000-way classifier into verb/noun heads or another class count), and a warning says so.
+    1000-way classifier into verb/noun heads or another class count), and an INFO log line says
+    so: every inflation of an image model into a video model drops it, as intended.
     """
     target = model.state_dict()
     src_cls = sorted(k for k in state_dict if is_classifier_key(k))
@@ -158,9 +159,9 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *
         k in state_dict for k in target if is_classifier_key(k))
     drop = not fits
     if drop:
-        log.warning("%s: the checkpoint's classifier (%s) does not fit the model's; it is dropped and the "
-                    "model's classifier keeps its fresh initialisation", type(model).__name__,
-                    ", ".join(src_cls) or "none")
+        log.info("%s: the checkpoint's classifier (%s) does not fit the model's; it is dropped and the "
+                 "model's classifier keeps its fresh initialisation", type(model).__name__,
+                 ", ".join(src_cls) or "none")
     if any(v.ndim == 5 for v in target.values()):
         return inflate_state_dict(state_dict, target, drop_classifier=drop, method=inflation, noise=inflation_noise,
                                   generator=torch.Generator().manual_seed(inflation_seed))

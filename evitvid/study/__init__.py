@@ -80,7 +80,8 @@ __all__ = [
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",
-    "verdict_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence", "pretraining_numbers", "reversal_numbers",
+    "verdict_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence", "pretraining_numbers",
+    "reversal_numbers",
     "ablation_numbers", "pair_numbers", "protocol_numbers",
     "benchmark_run",
 ]

@@ -19,7 +19,8 @@ from .params import StudyParams
 from .results import difference, per_segment_correctness, seed_difference_of
 from .text import comparison_sentence, pct, points
 
-__all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence", "pretraining_numbers",
+__all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence",
+           "pretraining_numbers",
            "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers"]
 
 
@@ -76,7 +77,8 @@ def pretraining_sentence(top1: float, last_change: float, target: float = PRETRA
     longer one would reach, and the sentence says no more."""
     if top1 >= target:
         return f"it reaches the {pct(target, 0)} a stand-in for ImageNet should reach"
-    where = f"it stays {100 * (target - top1):.1f} points below the {pct(target, 0)} a stand-in for ImageNet should reach"
+    where = (f"it stays {100 * (target - top1):.1f} points below the {pct(target, 0)} a stand-in for ImageNet "
+             "should reach")
     if abs(last_change) < 1:
         return (f"{where}; the last epoch moved it by less than a point, so this schedule has run its course "
                 "(a longer one might still gain)")
@@ -159,7 +161,8 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
     whether their learning `curves` (`learning_curves`, read once by the notebook) plateaued."""
     any_run = next(iter(next(iter(runs.values()))))
     data = any_run.params["data"]
-    used = data.get("dataset") if not data.get("annotations_dir") else f"{data['annotations_dir']} and {data['videos_dir']}"
+    used = (data.get("dataset") if not data.get("annotations_dir") else
+            f"{data['annotations_dir']} and {data['videos_dir']}")
     return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),

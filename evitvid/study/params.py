@@ -7,8 +7,9 @@ field and is the one place a value is written; another profile names `base: cpu`
 in the same folder) and the values it changes. The caller says where profiles are: a YAML
 path, or a name looked up in the folders it passes (`profiles`); the library knows no
 repository. Paths a profile gives (runs, data, a recorded study) are relative to the file
-that gives them, so a profile finds its folders from wherever it is read. The library's training functions (`train_video`, `pretrain_images`,
-`TrainConfig`) have no defaults for what a profile sets. Everything else derives from the
+that gives them, so a profile finds its folders from wherever it is read. The library's
+training functions (`train_video`, `pretrain_images`, `TrainConfig`) have no defaults for
+what a profile sets. Everything else derives from the
 profile: a notebook's `parameters` cell lists the names it uses with `None` ("the
 profile's value") and passes them to `notebook_parameters`; `python -m evitvid train
 --profile NAME` takes its defaults from it; a run records the values it was trained with.
@@ -71,7 +72,8 @@ class StudyParams:
         "or {model: checkpoint}")
     methods: tuple[str, ...] = _doc(
         "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation)")
-    inflations: tuple[str, ...] = _doc(f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})")
+    inflations: tuple[str, ...] = _doc(
+        f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})")
     inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations")
     time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate")
     # -- one protocol for every method ---------------------------------------------------------
@@ -334,10 +336,11 @@ _NOT_PARAMETERS = {"In", "Out", "exit", "quit", "get_ipython", "profile"}
 def notebook_parameters(profile: Union[str, Path], namespace: Mapping[str, Any], *,
                         profiles: Union[str, Path, Sequence[Union[str, Path]], None] = None) -> StudyParams:
     """A notebook's parameters: the profile (a YAML path, or a name in the folders `profiles`),
-    overridden by the notebook's own variables that are not None. Call it right after the `parameters` cell with `globals()`: a variable that is not
-    a parameter (a misspelt papermill `-p epochz 5`) is refused, naming the valid ones.
-    Every notebook starts here, so this is also where its kernel tunes glibc's malloc
-    (`evitvid.allocator`: large activations stay in the heap between passes)."""
+    overridden by the notebook's own variables that are not None. Call it right after the
+    `parameters` cell with `globals()`: a variable that is not a parameter (a misspelt papermill
+    `-p epochz 5`) is refused, naming the valid ones. Every notebook starts here, so this is
+    also where its kernel tunes glibc's malloc (`evitvid.allocator`: large activations stay in
+    the heap between passes)."""
     tune_malloc()
     names = set(StudyParams.names())
     given, unknown = {}, []

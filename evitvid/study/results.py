@@ -34,7 +34,8 @@ from .methods import Method
 from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "segments_by_seed", "per_segment_correctness", "main_metrics", "accuracy", "summary",
-           "per_seed_top1", "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
+           "per_seed_top1", "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary",
+           "learning_curves", "frames_curve",
            "seed_spread"]
 
 HEADS = ("verb", "noun", "action")
@@ -104,7 +105,8 @@ def summary(table: pd.DataFrame, baselines_table: pd.DataFrame) -> pd.DataFrame:
 
 def difference(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb", **interval) -> Interval:
     """A minus B in points of top-1 on the same segments (seed-averaged), paired bootstrap."""
-    return paired_difference(per_segment_correctness(runs_a, head), per_segment_correctness(runs_b, head), **interval).scaled(100)
+    return paired_difference(per_segment_correctness(runs_a, head), per_segment_correctness(runs_b, head),
+                             **interval).scaled(100)
 
 
 def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",

@@ -120,9 +120,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     recorded with the code's digest (`made_by`): a finished run that other code, kernels or
     layout computed is refused (`stale="refuse"`) or trained again (`"retrain"`). Runs live in
     `runs_root`; `data_root` is where `data` (an embedded dataset) was generated, recorded
-    relative to the runs root so the run finds it again (`predictions.run_data`). `environment` names variables the run needs set before
-    torch starts (e.g. `{"ONEDNN_MAX_CPU_ISA": "AVX2"}` to stand in for another machine); they are
-    part of its parameters, and a process without them is refused. `frame_cache` reads the
+    relative to the runs root so the run finds it again (`predictions.run_data`).
+    `environment` names variables the run needs set before torch starts (e.g.
+    `{"ONEDNN_MAX_CPU_ISA": "AVX2"}` to stand in for another machine); they are part of its
+    parameters, and a process without them is refused. `frame_cache` reads the
     frames from a `FrameCache` (decoded once; its resolution is recorded, since it changes the
     training crops' pixels).
     """

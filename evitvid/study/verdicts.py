@@ -114,7 +114,8 @@ def _saturation(runs: Sequence[Run], label: str, positions: int, max_val: Option
         verdict, why = "reproduced", (f"{label} gains less than {SATURATION_POINTS:g} points from 8 to 16 frames "
                                       f"(95 % upper end {gain.high:.1f})")
     elif gain.low >= SATURATION_POINTS:
-        verdict, why = "not reproduced", f"{label} still gains at least {SATURATION_POINTS:g} points from 8 to 16 frames"
+        verdict = "not reproduced"
+        why = f"{label} still gains at least {SATURATION_POINTS:g} points from 8 to 16 frames"
     else:
         verdict, why = "inconclusive", "the interval of the gain straddles the saturation threshold"
     return Finding(finding, paper, gain, "points (16 against 8 frames)", verdict, why)
