@@ -31,6 +31,8 @@ def test_eval_of_a_crafted_run_folder_runs_nothing_and_says_so_in_one_line(tmp_p
     import json
     import pickle
 
+    import torch
+
     class Payload:  # what a crafted checkpoint.pt holds: loading it would call os.system
         def __reduce__(self):
             return (__import__("os").system, (f"touch {tmp_path / 'ran'}",))
@@ -40,8 +42,12 @@ def test_eval_of_a_crafted_run_folder_runs_nothing_and_says_so_in_one_line(tmp_p
     (run / "params.json").write_text(json.dumps({"model": "efficientvit_b0_3d", "data": {}, "crop_size": 32,
                                                  "max_val": None}))
     (run / "results.json").write_text("{}")
-    (run / "checkpoint.pt").write_bytes(pickle.dumps({"model": Payload()}))
+    torch.save({"model": Payload()}, run / "checkpoint.pt")  # as a training checkpoint is written
     assert main(["eval", str(run), "--frames", "1"]) == 2
     err = capsys.readouterr().err
     assert not (tmp_path / "ran").exists()
     assert err.startswith("python -m evitvid eval: error: ") and "checkpoint.pt" in err and len(err.splitlines()) == 1
+    assert "could run code" in err
+    (run / "checkpoint.pt").write_bytes(pickle.dumps({"model": Payload()}))  # a bare pickle: no checkpoint at all
+    assert main(["eval", str(run), "--frames", "1"]) == 2
+    assert not (tmp_path / "ran").exists() and "cannot be read as a checkpoint" in capsys.readouterr().err

@@ -118,7 +118,7 @@ def read_checkpoint(path: os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):
+        if "GLOBAL" not in str(exc):  # an object beyond tensors and plain values, by name
             raise CheckpointError(f"{path}: cannot be read as a checkpoint (not a file torch.save wrote with tensors "
                                   f"and plain values)") from None
         # torch's own message advises weights_only=False: the one thing not to do with a file from elsewhere
