@@ -6,6 +6,7 @@ path entry (not its editable install)."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -31,9 +32,12 @@ def _run(python: Path, *args: str, cwd: Path) -> str:
 def installed(tmp_path_factory) -> tuple[Path, Path]:
     """(python of a fresh environment with the evitvid wheel installed, a folder outside the checkout)."""
     place = tmp_path_factory.mktemp("elsewhere")
-    wheels = place / "wheels"
+    source, wheels = place / "source", place / "wheels"  # a copy: building writes build/ beside the sources
+    shutil.copytree(REPO / "evitvid", source / "evitvid", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True, timeout=600)
+                    "--wheel-dir", str(wheels), str(source)], check=True, capture_output=True, timeout=600)
     wheel = next(wheels.glob("evitvid-*.whl"))
     env = place / "env"
     venv.create(env, with_pip=False)
