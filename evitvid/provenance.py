@@ -26,13 +26,14 @@ import torch
 from .models import kernels
 from .runtime import resolve_device
 
-__all__ = ["source_files", "source_digest", "memory_layout", "cpu_kernels_run", "made_by"]
+__all__ = ["package_imports", "source_files", "source_digest", "memory_layout", "cpu_kernels_run", "made_by"]
 
 _PACKAGE = "evitvid"
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """The package's modules that the file of `module` imports, anywhere in it."""
+def package_imports(path: Path, module: str) -> set[str]:
+    """The names of this package that the file `path` of `module` imports, anywhere in it (in a
+    function too), as absolute names: modules, and `module.name` for what `from` imports name."""
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -45,8 +46,9 @@ def _imports(path: Path, module: str) -> set[str]:
             else:
                 name = node.module or ""
             if name.split(".")[0] == _PACKAGE:
-                out.add(name)
-                out |= {f"{name}.{a.name}" for a in node.names}  # `from . import x` names a submodule
+                # `from . import x` imports submodules (or names) of the package, `from .x import y` the module x
+                out |= {f"{name}.{a.name}" for a in node.names} if not node.module else {name, *(
+                    f"{name}.{a.name}" for a in node.names)}
     return out
 
 
@@ -79,7 +81,7 @@ def source_files(entry: str) -> tuple[Path, ...]:
         if path is None:
             continue
         seen[module] = path
-        todo += sorted(_imports(path, module))
+        todo += sorted(package_imports(path, module))
     root = _package_root()
     return tuple(sorted(set(seen.values()) | set(root.rglob("*.cpp")), key=lambda p: p.relative_to(root).as_posix()))
 

@@ -6,9 +6,10 @@ import; they import no layer themselves. The package's front door (`evitvid/__in
 `__main__.py`) may import anything."""
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
+
+from evitvid.provenance import package_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "evitvid"
@@ -36,22 +37,8 @@ def _layer_of(module: str, layers) -> int | None:
 
 
 def _imports(path: Path) -> set[str]:
-    """The evitvid modules `path` imports, anywhere in it, resolved to absolute names."""
-    package = _module(path) if path.name == "__init__.py" else _module(path).rsplit(".", 1)[0]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.split(".")[0] == "evitvid"}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
-            if name.split(".")[0] == "evitvid":
-                # `from . import x` names submodules: each is an import of its own
-                out |= {f"{name}.{a.name}" for a in node.names} if not node.module else {name}
-    return out
+    """The evitvid names `path` imports, anywhere in it, resolved to absolute names."""
+    return package_imports(path, _module(path))
 
 
 def test_the_layout_table_places_every_package():
