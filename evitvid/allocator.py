@@ -8,11 +8,10 @@ threshold is free there. `tune_malloc` raises both thresholds with `mallopt` (th
 ctypes), so that freed activations stay in the heap and the next pass reuses them. The cost:
 the process keeps its peak heap until it exits.
 
-Measured (`python -m evitvid bench --preset full --only backends`, 2 cores, two runs
-in a row on one machine, with and without `EVITVID_TUNE_MALLOC=0`): PyTorch eager 3D B1 at
-3 x 16 x 224 x 224, batch 1, 279 -> 172 ms; timm's B1 on the same 16 frames 255 -> 155 ms;
-at 3 x 8 x 64 x 64 (the study's clips then) the activations are below the default threshold and the
-figures move within noise (43 -> 39 ms). OpenVINO manages its own memory (186 -> 170 ms).
+It pays at the paper's clip size (3 x 16 x 224 x 224), whose activations are above glibc's
+default mmap threshold; at the study's small clips they are below it and nothing changes.
+`python -m evitvid bench --preset full --only backends`, run with and without
+`EVITVID_TUNE_MALLOC=0`, measures it; OpenVINO manages its own memory.
 
 Linux with glibc only; a no-op elsewhere (macOS, musl, Windows), and a no-op when the
 environment already sets glibc's malloc (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,

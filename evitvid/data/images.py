@@ -31,8 +31,8 @@ class FashionImages(EpochDataset):
 
     `views=N` renders N drawings of every image once, on first use (or in worker processes
     with `render`), and training epoch e shows drawing e mod N (evaluation: the first):
-    rendering costs about 0.7 ms an image, as much as a third of a 64 x 64 training step of
-    the 2D B0, so re-rendering every epoch would cost a third of the pretraining. The drawings
+    rendering an image costs about a third of what a 64 x 64 training step of the 2D B0 spends
+    on it, so re-rendering every epoch would cost about a third of the pretraining. The drawings
     are the same function of (seed, view, index) as the per-epoch ones of epochs 0 .. N-1,
     whoever renders them.
     """

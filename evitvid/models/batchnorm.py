@@ -2,9 +2,9 @@
 
 The 3D model trains on NDHWC activations (channels-last, what oneDNN's depthwise and pointwise
 convolutions are fastest on). PyTorch's CPU batch norm is slow on that layout: its backward
-took 5 ms on the stem's 8-channel activations at the study's shape (batch 8 of 8 x 32 x 32),
-against 0.17 ms on the same tensor laid out contiguously, and batch norm was the largest part
-of the training step in `torch.profiler` (18 % backward, 7 % forward). `BatchNormFunction`
+on the stem's 8-channel activations took about thirty times as long as on the same tensor
+laid out contiguously, and batch norm was the largest part of the training step in
+`torch.profiler`. `BatchNormFunction`
 sees a channels-last tensor as rows of channels and normalises it with
 `evitvid.models.kernels`' `batch_norm_forward` and `batch_norm_backward` (sums in double,
 independent of the thread count). `layers.ConvSpec.batch_norm` builds `BatchNorm2d` and

@@ -1,10 +1,10 @@
 """Depthwise 2D and 3D convolutions with fast CPU gradients, for training on a CPU.
 
 PyTorch's CPU backward for depthwise convolutions (oneDNN) is among the most expensive
-training kernels of both models: in 3D its weight gradient runs at about 2-10 GFLOP/s, and
-on the small maps of the last stages (2 x 2 and 4 x 4 positions under a 5 x 5 kernel) most
-of its work is padding. `DepthwiseConvFunction` keeps PyTorch's forward and replaces the
-backward:
+training kernels of both models: in 3D its weight gradient runs far below the machine's
+matmul rate (`python -m evitvid bench --only depthwise`), and on the small maps of the
+last stages (2 x 2 and 4 x 4 positions under a 5 x 5 kernel) most of its work is padding.
+`DepthwiseConvFunction` keeps PyTorch's forward and replaces the backward:
 
 - input gradient, stride 1: the output gradient correlated with the kernel flipped along
   every axis (padded by kernel - 1 - padding), itself a depthwise forward convolution,

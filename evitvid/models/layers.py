@@ -79,7 +79,7 @@ class _FastConv:
       as in LiteMLA's aggregation) of a batch under 16. That path is an order of magnitude
       slower (inference at batch 1, `python -m evitvid bench`), its backward more so, and its
       output is contiguous, so every layer after it leaves channels-last: a training step of
-      the 3D B0 at 4 x 64 x 64 on one thread took 219 ms at batch 8 against 156 ms at batch 16.
+      the 3D B0 at 4 x 64 x 64 on one thread took longer at batch 8 than at batch 16.
       Autograd's backward chooses by the same rule, so training such a convolution takes
       `PointwiseConvFunction`'s backward (`evitvid.models.pointwise`). Where the heuristic
       already picks oneDNN (a batch of 16 or more, or more than one thread) nothing changes,
