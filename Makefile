@@ -15,7 +15,8 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 PORT ?= 8866
 PROFILES := book/params
 
-NOTEBOOKS := 00_data 01_frame_averaging 02_image_pretraining 03_3d_inflated 04_results 05_explorer 06_performance
+# the book's notebooks, in the table of contents' order (_toc.yml is the one list of them)
+NOTEBOOKS := $(shell sed -n 's/^ *- file: \([0-9][0-9]_[a-z0-9_]*\)$$/\1/p' _toc.yml)
 
 .PHONY: setup study study-long notebooks book test clean-book explore fashion-mnist chromium
 
