@@ -86,14 +86,29 @@ def source_files(entry: str) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values()) | set(root.rglob("*.cpp")), key=lambda p: p.relative_to(root).as_posix()))
 
 
+def _code(path: Path) -> bytes:
+    """What of a source file computes: a Python module's syntax tree without its docstrings (so
+    comments, docstrings and line wrapping leave a digest alone), other sources' bytes."""
+    if path.suffix != ".py":
+        return path.read_bytes()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 @functools.lru_cache(maxsize=None)
 def source_digest(entry: str) -> str:
-    """16 hex digits naming the source `source_files(entry)` (each file's path in the package and
-    bytes), and the package's version."""
+    """16 hex digits naming the code of `source_files(entry)` (each file's path in the package and
+    its code, `_code`), and the package's version."""
     root = _package_root()
     h = hashlib.sha256(metadata.version(_PACKAGE).encode())
     for path in source_files(entry):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + _code(path) + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..models import get_model_entry
 from ..runs import Run
 from .baselines import baselines
 from .data import Splits
@@ -155,7 +156,7 @@ def _timing(timing: Optional[pd.DataFrame], model: str, **interval) -> Finding:
                              "frames at once (the paper measured a GPU)",
            "inconclusive": "the timing repeats cannot tell"}[verdict]
     return Finding(finding, paper, r, f"x ({int(t['frames'].max())} frames against {int(t['frames'].min())}, "
-                   f"{model})", verdict, why)
+                   f"{get_model_entry(model).title})", verdict, why)
 
 
 def verdict_table(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits, *,
