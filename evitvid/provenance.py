@@ -6,10 +6,11 @@ round differently: `evitvid.models.kernels`), or when the activations were laid 
 (the layout decides whether those kernels run). A run records all three (`made_by`) with its
 parameters, so that a finished run is reused only by the same computation (`evitvid.runs`).
 
-The code is named by a digest of the source a run executes: every module of the package that
-the entry point imports, directly or through others (read from the files, function-level
-imports included), and the C++ kernels' source. A change to the book's text or figures
-leaves it alone; a change to a model, the data pipeline or the training loop does not.
+The code is named by a digest of what a run executes: every module of the package that the
+entry point imports, directly or through others (read from the files, function-level imports
+included), as syntax trees without docstrings, and the C++ kernels' source. A change to the
+book's text or figures, a docstring or a comment leaves it alone; a change to a model, the data
+pipeline or the training loop does not.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import hashlib
 import importlib.resources
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -127,12 +127,9 @@ def cpu_kernels_run(memory_format: str, device: torch.device) -> bool:
             and kernels.fast_paths_enabled() and kernels.available())
 
 
-def made_by(entry: str, *, memory_format: str, device: str | torch.device = "auto",
-            extra_entries: Sequence[str] = ()) -> dict:
+def made_by(entry: str, *, memory_format: str, device: str | torch.device = "auto") -> dict:
     """What a run records about the computation beside its parameters: the code's digest
     (`source_digest` of `entry`), whether the CPU kernels run and the activations' layout."""
     device = resolve_device(device) if isinstance(device, str) else device
-    code = source_digest(entry) if not extra_entries else hashlib.sha256(
-        "".join(source_digest(e) for e in (entry, *extra_entries)).encode()).hexdigest()[:16]
-    return {"code": code, "cpu_kernels": cpu_kernels_run(memory_format, device),
+    return {"code": source_digest(entry), "cpu_kernels": cpu_kernels_run(memory_format, device),
             "memory_format": memory_layout(memory_format, device)}
