@@ -32,7 +32,8 @@ def test_forward_backward_tiny(name):
     x = _input(name)
     feats = model.forward_features(x)
     if x.ndim == 5:
-        assert feats.shape == (B, model.num_features, T, S // 32, S // 32)
+        steps = model.time_steps(T)[-1] if isinstance(model, EfficientVit3d) else T
+        assert feats.shape == (B, model.num_features, steps, S // 32, S // 32)
         out = model.forward_head(feats)
         assert isinstance(out, VideoLogits)
         assert out.verb.shape == (B, 5) and out.noun.shape == (B, 7)
@@ -250,3 +251,22 @@ def test_lite_mla_runs_attention_in_fp32_under_bf16_autocast(monkeypatch):
 def test_model_classes():
     assert isinstance(evitvid.create_model("efficientvit_l1_3d"), EfficientVit3d)
     assert isinstance(evitvid.create_model("efficientvit_l1_frameavg"), EfficientVitFrameAvg)
+
+
+def test_drop_path_drops_residual_branches_in_training_only():
+    torch.manual_seed(0)
+    plain = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4)
+    dropped = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4, drop_path_rate=0.5)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # no parameters of its own
+    dropped.load_state_dict(plain.state_dict())
+    rates = [b.drop_path.drop_prob for b in dropped._shortcut_blocks()[1:]]
+    assert rates == sorted(rates) and rates[-1] == 0.5  # rising to the rate at the last block
+    x = torch.randn(2, 3, 4, 32, 32)
+    plain.eval(), dropped.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(x).verb, dropped(x).verb)
+        dropped.train(), plain.train()
+        torch.manual_seed(1)
+        assert not torch.allclose(plain(x).verb, dropped(x).verb)
+    with pytest.raises(ValueError, match="drop_path_rate"):
+        evitvid.create_model("efficientvit_b0", drop_path_rate=1.0)

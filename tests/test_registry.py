@@ -12,7 +12,8 @@ ALL = evitvid.list_models()
 
 def test_registry_lists_every_size_in_three_kinds():
     sizes = ["b0", "b1", "b2", "b3", "l1", "l2", "l3"]
-    expected = sorted(f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_3d"))
+    expected = sorted([f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_3d")]
+                      + ["efficientvit_b0_3d_paper", "efficientvit_b1_3d_paper"])
     assert ALL == expected
     assert evitvid.list_models("*_3d") == sorted(f"efficientvit_{s}_3d" for s in sizes)
 
@@ -35,7 +36,8 @@ def test_every_entry_names_its_registered_image_model():
     for name in ALL:
         entry = get_model_entry(name)
         base = get_model_entry(entry.image_model)
-        assert base.kind == "image" and base.arch_args == entry.arch_args, name
+        assert base.kind == "image" and {k: entry.arch_args[k] for k in base.arch_args} == base.arch_args, name
+        assert entry.variant or entry.arch_args == base.arch_args, name  # only a named variant adds settings
     assert get_model_entry("efficientvit_l1_3d").image_model == "efficientvit_l1"
 
 

@@ -7,6 +7,11 @@ Formats:
   `backbone.input_stem.op_list.0.conv.weight` (B models), `backbone.stages.0.op_list.0...`
   (L models, where stage 0 is the stem) and `head.op_list.3.linear.weight`. The module
   order is timm's, so `convert_mit_state_dict` only renames prefixes.
+- the paper's code (AVION's fine-tuning script with a 3D EfficientViT): a `.pt` of
+  `{"state_dict": {"module.visual.input_stem...", "module.fc_cls.op_list.3.linear.weight", ...},
+  "args": Namespace(...), ...}`, saved from DistributedDataParallel. `visual` is the backbone
+  in mit-han-lab's layout and `fc_cls` its head over action classes; `convert_paper_state_dict`
+  renames them for `efficientvit_*_3d_paper` with an action head (`head.action`).
 - `"timm:efficientvit_b1.r288_in1k"`: downloaded from the Hugging Face hub (repo
   `timm/efficientvit_b1.r288_in1k`) when online; offline it fails with a message saying
   how to pass a local file instead.
@@ -16,6 +21,7 @@ name the file.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 from pathlib import Path
@@ -55,8 +61,25 @@ _MIT_HEAD_RULES = [
 ]
 
 
+# The paper's code: the backbone is `visual` (B layout), the head `fc_cls`, whose last layer
+# classifies actions.
+_PAPER_RULES = [
+    (re.compile(r"^visual\.input_stem\.op_list\.(\d+)\."),
+     lambda m: "stem.in_conv." if m[1] == "0" else f"stem.res{int(m[1]) - 1}."),
+    (re.compile(r"^visual\.stages\.(\d+)\.op_list\.(\d+)\."), lambda m: f"stages.{m[1]}.blocks.{m[2]}."),
+    (re.compile(r"^fc_cls\.op_list\.0\."), lambda m: "head.in_conv."),
+    (re.compile(r"^fc_cls\.op_list\.2\.linear\."), lambda m: "head.classifier.0."),
+    (re.compile(r"^fc_cls\.op_list\.2\.norm\."), lambda m: "head.classifier.1."),
+    (re.compile(r"^fc_cls\.op_list\.3\.linear\."), lambda m: "head.action."),
+]
+
+
 def is_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith("backbone.") for k in state_dict)
+
+
+def is_paper_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith(("visual.", "fc_cls.")) for k in state_dict)
 
 
 def convert_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -66,7 +89,17 @@ def convert_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
     rule covers raises, so a checkpoint of another architecture is not half-loaded.
     """
     rules = (_MIT_B_RULES if any(k.startswith("backbone.input_stem.") for k in state_dict) else _MIT_L_RULES)
-    rules = rules + _MIT_HEAD_RULES
+    return _rename(state_dict, rules + _MIT_HEAD_RULES, "the mit-han-lab EfficientViT layout")
+
+
+def convert_paper_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the state dict of the paper's video model (`visual` + `fc_cls`, `module.` already
+    stripped) to evitvid's `efficientvit_*_3d_paper` names; its action classifier becomes
+    `head.action`. A key that no rule covers raises."""
+    return _rename(state_dict, _PAPER_RULES, "the paper's code's layout (visual, fc_cls)")
+
+
+def _rename(state_dict: Mapping[str, torch.Tensor], rules: list, layout: str) -> dict[str, torch.Tensor]:
     out, unknown = {}, []
     for key, value in state_dict.items():
         for pattern, prefix in rules:
@@ -77,7 +110,7 @@ def convert_mit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"keys not in the mit-han-lab EfficientViT layout: {', '.join(unknown[:10])}"
+        raise CheckpointError(f"keys not in {layout}: {', '.join(unknown[:10])}"
                               + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""))
     return out
 
@@ -106,7 +139,10 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
             obj = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            # The paper's code saves its argparse arguments beside the weights: a plain
+            # attribute container, safe to rebuild; anything else still refuses to load.
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, bad safetensors header, ...
         if (path.parent / "params.json").exists() and path.name == "checkpoint.pt":
             raise CheckpointError(f"{path}: a training run's checkpoint (model, optimiser and RNG states), not image "
@@ -115,9 +151,11 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {reason})") from None
     sd = _unwrap(obj, path)
-    if is_mit_state_dict(sd):
+    convert = convert_mit_state_dict if is_mit_state_dict(sd) else (
+        convert_paper_state_dict if is_paper_state_dict(sd) else None)
+    if convert is not None:
         try:
-            sd = convert_mit_state_dict(sd)
+            sd = convert(sd)
         except CheckpointError as e:
             raise CheckpointError(f"{path}: {e}") from None
     return sd
@@ -154,6 +192,10 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *
     so: every inflation of an image model into a video model drops it, as intended.
     """
     target = model.state_dict()
+    if "head.action.weight" in state_dict and target.get("head.action.weight") is None:
+        raise CheckpointError(f"the checkpoint has an action head over {state_dict['head.action.weight'].shape[0]} "
+                              f"(verb, noun) classes and the model does not: build it with actions=[(verb, noun), "
+                              f"...] in the checkpoint's class order")
     src_cls = sorted(k for k in state_dict if is_classifier_key(k))
     fits = all(k in target and target[k].shape == state_dict[k].shape for k in src_cls) and all(
         k in state_dict for k in target if is_classifier_key(k))

@@ -25,7 +25,9 @@ from typing import Callable, NamedTuple, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import DropPath
 
+from .action import ActionClasses, marginal_log_probs
 from .batchnorm import norm_act
 from .layers import (TIME_PADDINGS, ConvSpec, GELUTanh, TimePadding, channels_last_format, is_channels_last,
                      set_conv_layout)
@@ -219,16 +221,21 @@ class LiteMLA(nn.Module):
 
 
 class ResidualBlock(nn.Module):
+    """`main(x) + shortcut(x)`, or `main(x)` alone without a shortcut. `drop_path` (stochastic
+    depth, timm's `DropPath`; an Identity unless the model sets a rate) drops the main branch
+    of a block with a shortcut, per sample, in training."""
+
     def __init__(self, main: nn.Module, shortcut: Optional[nn.Module] = None):
         super().__init__()
         self.pre_norm = nn.Identity()
         self.main = main
         self.shortcut = shortcut
+        self.drop_path = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.main(self.pre_norm(x))
         if self.shortcut is not None:
-            res = res + self.shortcut(x)
+            res = self.drop_path(res) + self.shortcut(x)
         return res
 
 
@@ -390,31 +397,59 @@ class VideoLogits(NamedTuple):
     noun: torch.Tensor
 
 
+class ActionLogits(NamedTuple):
+    """A model with an action head: `action` its B x A logits, `verb` and `noun` the log
+    marginal probabilities (`evitvid.models.action.marginal_log_probs`), which rank and
+    softmax as logits do."""
+    verb: torch.Tensor
+    noun: torch.Tensor
+    action: torch.Tensor
+
+
 class VideoClassifierHead(ClassifierHead):
-    """The image head with its 1000-way classifier replaced by separate verb and noun classifiers.
+    """The image head with its 1000-way classifier replaced by separate verb and noun classifiers,
+    or by one classifier over action classes (`actions`: the (verb, noun) pair of each class,
+    AVION's head) whose softmax is marginalised into verb and noun scores.
 
     `classifier.0`-`classifier.3` (Linear, LayerNorm, act, dropout) keep the image head's
     names so ImageNet weights load into them; `classifier.4` is an Identity and `verb` and
-    `noun` are new Linear layers.
+    `noun` (or `action`) are new Linear layers.
     """
 
-    def __init__(self, in_chs: int, widths: Sequence[int], num_verbs: int = 97, num_nouns: int = 300, **kwargs):
+    def __init__(self, in_chs: int, widths: Sequence[int], num_verbs: int = 97, num_nouns: int = 300,
+                 actions: Optional[Sequence[Sequence[int]]] = None, **kwargs):
         super().__init__(in_chs, widths, num_classes=0, **kwargs)
-        self.verb = self._fc(num_verbs)
-        self.noun = self._fc(num_nouns)
+        self.num_verbs, self.num_nouns = num_verbs, num_nouns
+        self.actions = ActionClasses(actions) if actions is not None else None
+        if self.actions is not None:
+            top_verb, top_noun = max(self.actions.verbs.tolist()), max(self.actions.nouns.tolist())
+            if top_verb >= num_verbs or top_noun >= num_nouns:
+                raise ValueError(f"actions: pairs name verb {top_verb} and noun {top_noun}, but the model has "
+                                 f"num_verbs={num_verbs} and num_nouns={num_nouns}")
+        self.reset(num_verbs, num_nouns)
 
     def reset(self, num_verbs: int, num_nouns: int) -> None:
-        self.verb, self.noun = self._fc(num_verbs), self._fc(num_nouns)
+        self.num_verbs, self.num_nouns = num_verbs, num_nouns
+        if self.actions is not None:
+            self.action = self._fc(len(self.actions))
+        else:
+            self.verb, self.noun = self._fc(num_verbs), self._fc(num_nouns)
 
-    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> Union[torch.Tensor, VideoLogits]:
+    def _classify(self, x: torch.Tensor) -> Union[VideoLogits, ActionLogits]:
+        if self.actions is None:
+            return VideoLogits(self.verb(x), self.noun(x))
+        action = self.action(x)
+        return ActionLogits(marginal_log_probs(action, self.actions.verbs, self.num_verbs),
+                            marginal_log_probs(action, self.actions.nouns, self.num_nouns), action)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> Union[torch.Tensor, VideoLogits, ActionLogits]:
         x = self.pre_logits(x)
-        return x if pre_logits else VideoLogits(self.verb(x), self.noun(x))
+        return x if pre_logits else self._classify(x)
 
-    def classify_frames(self, features: torch.Tensor) -> VideoLogits:
+    def classify_frames(self, features: torch.Tensor) -> Union[VideoLogits, ActionLogits]:
         """Frame averaging's last step: B x T x C' frame features (`frame_features`) -> their
         mean over time, classified (what `forward` does after `frame_features`)."""
-        x = self.classifier[:4](frame_mean(features, dim=1))
-        return VideoLogits(self.verb(x), self.noun(x))
+        return self._classify(self.classifier[:4](frame_mean(features, dim=1)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -463,6 +498,21 @@ class _EfficientVitBase(nn.Module):
             self.feature_info.append(dict(num_chs=w, reduction=stride, module=f"stages.{i}"))
         self.num_features = in_chs
 
+    def _shortcut_blocks(self) -> list[ResidualBlock]:
+        """The residual blocks with a shortcut, in the order the input meets them."""
+        return [m for m in self.modules() if isinstance(m, ResidualBlock) and m.shortcut is not None]
+
+    def _set_drop_path(self, rate: float) -> None:
+        """Stochastic depth on every block with a shortcut, its rate rising linearly from 0 at the
+        first to `rate` at the last (timm's rule). 0 leaves the network as it was (no module)."""
+        if not 0 <= rate < 1:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {rate!r}")
+        self.drop_path_rate = rate
+        blocks = self._shortcut_blocks()
+        for i, block in enumerate(blocks):
+            block_rate = rate * i / max(len(blocks) - 1, 1)
+            block.drop_path = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
@@ -506,9 +556,10 @@ class EfficientVit(_EfficientVitBase):
 
     def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
                  head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_classes: int = 1000,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()
         self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, [SPEC_2D] * 5)
+        self._set_drop_path(drop_path_rate)
         self.num_classes = num_classes
         self.head = ClassifierHead(self.num_features, head_widths, num_classes, drop_rate, self._act_layer,
                                    self._norm_eps)
@@ -523,14 +574,21 @@ class _EfficientVitVideo(_EfficientVitBase):
     """Shared by the frame-averaged and 3D models: verb and noun heads, B x 3 x T x H x W input."""
 
     def _build_video_head(self, head_widths: Sequence[int], num_verbs: int, num_nouns: int, drop_rate: float,
-                          spec: ConvSpec, fold_time: bool) -> None:
+                          spec: ConvSpec, fold_time: bool, actions: Optional[Sequence[Sequence[int]]]) -> None:
         self.num_verbs, self.num_nouns = num_verbs, num_nouns
-        self.head = VideoClassifierHead(self.num_features, head_widths, num_verbs, num_nouns, dropout=drop_rate,
-                                        act_layer=self._act_layer, norm_eps=self._norm_eps, spec=spec,
-                                        fold_time=fold_time)
+        self.head = VideoClassifierHead(self.num_features, head_widths, num_verbs, num_nouns, actions,
+                                        dropout=drop_rate, act_layer=self._act_layer, norm_eps=self._norm_eps,
+                                        spec=spec, fold_time=fold_time)
         self.head_hidden_size = self.head.num_features
 
+    @property
+    def actions(self) -> Optional[ActionClasses]:
+        """The action classes of an action head (AVION's), None for separate verb and noun heads."""
+        return self.head.actions
+
     def get_classifier(self) -> nn.ModuleDict:
+        if self.actions is not None:
+            return nn.ModuleDict({"action": self.head.action})
         return nn.ModuleDict({"verb": self.head.verb, "noun": self.head.noun})
 
     def reset_classifier(self, num_verbs: int, num_nouns: Optional[int] = None) -> None:
@@ -549,10 +607,13 @@ class EfficientVitFrameAvg(_EfficientVitVideo):
 
     def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
                  head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
-                 num_nouns: int = 300, drop_rate: float = 0.0):
+                 num_nouns: int = 300, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 actions: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
         self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, [SPEC_2D] * 5)
-        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, SPEC_2D, fold_time=True)
+        self._set_drop_path(drop_path_rate)
+        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, SPEC_2D, fold_time=True,
+                               actions=actions)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x T x H x W -> B x C' x T x H' x W' (each frame through the 2D trunk)."""
@@ -582,12 +643,26 @@ class EfficientVit3d(_EfficientVitVideo):
     identical: the first and last frames of every 3-tap conv see one zero frame, so their
     features differ from the middle frames' and the output differs from the 2D model's
     on that frame; with replicate, it equals it.
+
+    The paper's code builds its 3D model otherwise (`efficientvit_b0_3d_paper`): `time_kernels`
+    "cubic" (every k x k kernel k x k x k, LiteMLA's 5 x 5 aggregation 5 x 5 x 5) and
+    `time_strides` 2 (time strided wherever space is), so a 16-frame clip keeps 8, 4, 2, 1
+    and 1 time steps after the stem and stages 1-4 (`time_steps`): the attention of stages
+    3 and 4 sees one time step. Two settings make its other differences: `attention_eps`
+    (mit-han-lab's 1e-15 against timm's 1e-5) and `residual_bn_momentum`: its residual block
+    runs the main branch twice per forward (once for an unused variable), so in training
+    the batch norms there update their running statistics twice with the same batch, which
+    is one update at momentum 1 - (1 - 0.1)^2 = 0.19. `actions` gives it AVION's action head.
+    `drop_path_rate` is stochastic depth (0: none).
     """
 
     def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
                  head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
-                 num_nouns: int = 300, drop_rate: float = 0.0, time_kernels: Union[int, Sequence[int]] = 3,
-                 time_strides: Union[int, Sequence[int]] = 1, time_padding: TimePadding = "zeros"):
+                 num_nouns: int = 300, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 time_kernels: Union[int, str, Sequence[Union[int, str]]] = 3,
+                 time_strides: Union[int, Sequence[int]] = 1, time_padding: TimePadding = "zeros",
+                 attention_eps: float = 1e-5, residual_bn_momentum: Optional[float] = None,
+                 actions: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
         if time_padding not in TIME_PADDINGS:
             raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {time_padding!r}")
@@ -604,7 +679,29 @@ class EfficientVit3d(_EfficientVitVideo):
                 raise ValueError(f"time_kernels/time_strides entry {i} ({'stem' if i == 0 else f'stage {i}'}): {e}")
         self.time_kernels, self.time_strides, self.time_padding = kernels, strides, time_padding
         self._build_trunk(family, in_chans, widths, depths, head_dim, expand_ratio, specs)
-        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, base, fold_time=False)
+        self._set_drop_path(drop_path_rate)
+        if not attention_eps > 0:
+            raise ValueError(f"attention_eps must be > 0, got {attention_eps!r}")
+        for module in self.modules():
+            if isinstance(module, LiteMLA):
+                module.eps = attention_eps
+        if residual_bn_momentum is not None:
+            if not 0 < residual_bn_momentum <= 1:
+                raise ValueError(f"residual_bn_momentum must be in (0, 1], got {residual_bn_momentum!r}")
+            for block in self._shortcut_blocks():
+                for module in block.main.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.momentum = residual_bn_momentum
+        self._build_video_head(head_widths, num_verbs, num_nouns, drop_rate, base, fold_time=False,
+                               actions=actions)
+
+    def time_steps(self, num_frames: int) -> tuple[int, ...]:
+        """The time steps a clip of `num_frames` keeps after the stem and after each stage."""
+        steps, t = [], num_frames
+        for stride in self.time_strides:
+            t = (t - 1) // stride + 1  # a 'same'-padded odd kernel at this stride
+            steps.append(t)
+        return tuple(steps)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check_video(x)
@@ -633,12 +730,22 @@ _VARIANTS: dict[str, dict] = {
 }
 
 
+# The 3D model as the paper's code builds it (github shenzeng1234/efficientvit_avion, whose training
+# script builds B0; B1 follows the same rules). Its head is B0's ImageNet head (1024, 1280) in the
+# script, hard-coded; B1 takes B1's own, so that ImageNet weights carry over as they do for B0.
+PAPER_3D = dict(time_kernels="cubic", time_strides=2, attention_eps=1e-15, residual_bn_momentum=1 - (1 - 0.1) ** 2)
+PAPER_SIZES = ("b0", "b1")
+
+
 def _register_variants() -> None:
     for size, args in _VARIANTS.items():
         image = f"efficientvit_{size}"
         register_model(image, EfficientVit, args, kind="image", image_model=image)
         register_model(f"{image}_frameavg", EfficientVitFrameAvg, args, kind="frameavg", image_model=image)
         register_model(f"{image}_3d", EfficientVit3d, args, kind="3d", image_model=image)
+        if size in PAPER_SIZES:
+            register_model(f"{image}_3d_paper", EfficientVit3d, {**args, **PAPER_3D}, kind="3d", image_model=image,
+                           variant="the paper's code")
 
 
 _register_variants()

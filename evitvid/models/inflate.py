@@ -31,7 +31,7 @@ import torch.nn as nn
 
 # Keys of the layers that map features to classes. They are the only ones that may be
 # replaced, and only when the caller asks.
-CLASSIFIER_PREFIXES = ("head.classifier.4.", "head.verb.", "head.noun.")
+CLASSIFIER_PREFIXES = ("head.classifier.4.", "head.verb.", "head.noun.", "head.action.")
 
 
 class InflationError(ValueError):

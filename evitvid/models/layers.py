@@ -6,8 +6,9 @@ The 2D and 3D EfficientViT share every block (CONTRIBUTING.md, convention 2): a 
 so a 2D checkpoint maps onto the 3D model key for key and inflation (I3D, Carreira and
 Zisserman 2017) needs no rename table.
 
-In 3D a spatial k x k kernel becomes `time_kernel x k x k` and a 1 x 1 kernel stays
-1 x 1 x 1; a spatially strided convolution is strided `time_stride` in time.
+In 3D a spatial k x k kernel becomes `time_kernel x k x k` (or k x k x k with `cubic`, as
+the paper's code builds it) and a 1 x 1 kernel stays 1 x 1 x 1; a spatially strided
+convolution is strided `time_stride` in time.
 """
 from __future__ import annotations
 
@@ -146,14 +147,17 @@ class TimeReplicateConv3d(Conv3d):
 class ConvSpec:
     """How a block builds its convolutions: `dims=2`, or `dims=3` with a time kernel and stride.
 
-    `time_kernel` applies to every convolution whose spatial kernel is larger than 1;
-    `time_stride` to every convolution that is strided in space.
+    `time_kernel` applies to every convolution whose spatial kernel is larger than 1, or, with
+    `cubic`, each such convolution takes its spatial size in time too (3 x 3 x 3, and 5 x 5 x 5
+    for LiteMLA's aggregation); `time_stride` applies to every convolution that is strided in
+    space.
     """
 
     dims: int = 2
     time_kernel: int = 1
     time_stride: int = 1
     time_padding: TimePadding = "zeros"
+    cubic: bool = False
 
     def __post_init__(self) -> None:
         if self.dims not in (2, 3):
@@ -165,8 +169,13 @@ class ConvSpec:
         if self.time_padding not in TIME_PADDINGS:
             raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {self.time_padding!r}")
 
-    def with_time(self, time_kernel: int, time_stride: int) -> "ConvSpec":
-        return replace(self, time_kernel=time_kernel, time_stride=time_stride)
+    def with_time(self, time_kernel: int | str, time_stride: int) -> "ConvSpec":
+        """The spec with a time kernel (an odd integer, or "cubic") and a time stride."""
+        if time_kernel == "cubic":
+            return replace(self, time_kernel=1, cubic=True, time_stride=time_stride)
+        if not isinstance(time_kernel, int):
+            raise ValueError(f"time kernel must be a positive odd integer or 'cubic', got {time_kernel!r}")
+        return replace(self, time_kernel=time_kernel, cubic=False, time_stride=time_stride)
 
     def conv(
             self,
@@ -183,7 +192,7 @@ class ConvSpec:
         pad = kernel_size // 2
         if self.dims == 2:
             return Conv2d(in_chs, out_chs, kernel_size, stride, padding=pad, groups=groups, bias=bias)
-        kt = self.time_kernel if kernel_size > 1 else 1
+        kt = (kernel_size if self.cubic else self.time_kernel) if kernel_size > 1 else 1
         st = self.time_stride if stride > 1 else 1
         kernel, strides = (kt, kernel_size, kernel_size), (st, stride, stride)
         if self.time_padding == "replicate" and kt > 1:

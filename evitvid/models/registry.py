@@ -26,12 +26,14 @@ class ModelEntry:
     arch_args: dict
     kind: str
     image_model: str
+    variant: str = ""
 
     @property
     def title(self) -> str:
-        """The model as a reader calls it: "3D B1", "frame-averaged B1", "2D L1"."""
+        """The model as a reader calls it: "3D B1", "frame-averaged B1", "2D L1", "3D B0 (the
+        paper's code)"."""
         size = self.name.removeprefix("efficientvit_").split("_")[0].upper()
-        return f"{_KIND_TITLES[self.kind]} {size}"
+        return f"{_KIND_TITLES[self.kind]} {size}" + (f" ({self.variant})" if self.variant else "")
 
     def valid_kwargs(self) -> list[str]:
         params = inspect.signature(self.cls.__init__).parameters
@@ -45,12 +47,14 @@ MODEL_KINDS = ("image", "frameavg", "3d")
 _KIND_TITLES = {"image": "2D", "frameavg": "frame-averaged", "3d": "3D"}
 
 
-def register_model(name: str, cls: type, arch_args: dict, kind: str, image_model: str) -> None:
+def register_model(name: str, cls: type, arch_args: dict, kind: str, image_model: str, variant: str = "") -> None:
+    """Register `name`: `cls(**arch_args, **kwargs)`; `variant` says how it differs from the
+    other models of its kind and size (its title's last words)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
     if kind not in MODEL_KINDS:
         raise ValueError(f"model {name!r}: kind must be one of {MODEL_KINDS}, got {kind!r}")
-    _REGISTRY[name] = ModelEntry(name, cls, dict(arch_args), kind, image_model)
+    _REGISTRY[name] = ModelEntry(name, cls, dict(arch_args), kind, image_model, variant)
 
 
 def list_models(pattern: str = "*") -> list[str]:
