@@ -83,8 +83,9 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     bench = finished.pop("06_performance")
     assert bench["preset"] == "smoke" and bench["depthwise"] and bench["onnx"][0]["status"] == "ok"
     prefixes = sorted({name.split("-")[0].rsplit("_seed", 1)[0] for name in finished})
-    assert prefixes == ["02_pretrain_efficientvit_b0", "3d_centre_b0_3d", "3d_mean_b0_3d", "3d_random_b0_3d",
-                        "frame_averaging_b0_frameavg", "frame_averaging_random_b0_frameavg"]
+    assert prefixes == ["02_pretrain_efficientvit_b0", "3d_centre_b0_3d", "3d_mean_b0_3d", "3d_paper_mean_b0_3d_paper",
+                        "3d_paper_random_b0_3d_paper", "3d_random_b0_3d", "frame_averaging_b0_frameavg",
+                        "frame_averaging_random_b0_frameavg"]
     seeds = [n for n in finished if n.startswith("3d_mean_")]
     assert len(seeds) == 2 and all("val" in finished[n] for n in seeds)
     verdicts = (runs_root / "04_results" / "verdicts.csv").read_text().splitlines()
@@ -94,6 +95,11 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     assert (runs_root / "01_frame_averaging" / "figures" / "accuracy_vs_frames.png").exists()
     assert (runs_root / "03_3d_inflated" / "reversal_at_initialisation.csv").exists()
     assert (runs_root / "04_results" / "machine_spread.csv").exists()
+    # the paper's code's 3D model: its time steps, and the verdicts judged with it
+    steps = (runs_root / "03_3d_inflated" / "time_steps.csv").read_text()
+    assert "3D B0 (the paper's code),16,8,4,2,1,1" in steps
+    architecture = (runs_root / "04_results" / "architecture_verdicts.csv").read_text().splitlines()
+    assert len(architecture) == 4 and "not tested" not in "".join(architecture[1:])
     # 03 inflated the pretraining run of 02, recorded relative to the runs root
     inflated = json.loads((runs_root / seeds[0] / "params.json").read_text())
     assert inflated["pretrained"].startswith("02_pretrain_efficientvit_b0-") and inflated["inflation"] == "mean"

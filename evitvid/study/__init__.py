@@ -23,8 +23,8 @@ The modules form one pipeline, each importing only from those before it:
 """
 from .baselines import REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
-from .chapters import (ablation_numbers, comparison_numbers, frames_numbers, pair_numbers, pretraining_numbers,
-                       verdict_numbers,
+from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, pair_numbers,
+                       pretraining_numbers, verdict_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
                      plateau_changes, plateau_sentence, plateau_table)
@@ -33,7 +33,8 @@ from .data import (DataPaths, Splits, build_frame_caches, class_counts, class_na
 from .frames import evaluate_frames, positions
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .jobs import RunSpec, train_runs
-from .methods import MAIN_COMPARISONS, Method, every_comparison, inflation_comparisons, study_methods
+from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
+                      study_methods)
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
                      profile_values)
 from .performance import benchmark_run
@@ -47,19 +48,20 @@ from .results import (accuracy, difference, differences, frames_curve, learning_
 from .reversal import reversal_at_initialisation
 from .spread import machine_table, same_computation, spread_numbers
 from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
-                     readable_summary, reversal_table, save_table, verdict_display)
+                     readable_summary, reversal_table, save_table, time_steps_table, verdict_display)
 from .text import comparison_sentence, glue, pct, points
 from .timing import time_inference, time_inference_all, timing_table
 from .training import (finished_here, initial_model, pretrain_images, pretraining_params, run_name, train_video,
                        training_params)
-from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, verdict_table
+from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, architecture_verdicts, verdict_table
 
 __all__ = [
     "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
     "PROTOCOL",
     "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
     "missing_videos", "dataset_summary", "class_counts", "segment_lengths",
-    "Method", "study_methods", "inflation_comparisons", "MAIN_COMPARISONS", "every_comparison",
+    "Method", "study_methods", "inflation_comparisons", "architecture_comparisons", "MAIN_COMPARISONS",
+    "every_comparison", "architecture_verdicts", "architecture_numbers", "time_steps_table",
     "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",
     "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",
     "pretraining_params", "train_runs",

@@ -21,7 +21,7 @@ from .text import comparison_sentence, pct, points
 
 __all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence",
            "pretraining_numbers",
-           "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers"]
+           "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers", "architecture_numbers"]
 
 
 def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
@@ -113,7 +113,7 @@ def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
 
 def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
     means = at_init.groupby("method", sort=False)["reversal_change"].mean()
-    label = {m.inflation: m.label for m in methods.values() if m.inflation}
+    label = {m.inflation: m.label for m in methods.values() if m.inflation and not m.paper_code}
     random = next((m.label for k, m in methods.items() if k == "3d_random"), None)
     asymmetric = [means[label[i]] for i in label if i != "mean" and label[i] in means]
     return {"init_change_mean": f"{means.get(label.get('mean'), float('nan')):.1e}",
@@ -133,7 +133,8 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
                 continue
             d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
             seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
-            name = INFLATION_LABELS.get(methods[a].inflation, methods[a].label)
+            name = methods[a].label if methods[a].paper_code else INFLATION_LABELS.get(methods[a].inflation,
+                                                                                        methods[a].label)
             side = agreed_sign(d, seeds)
             (ahead if side > 0 else behind if side < 0 else unclear).append(name)
         parts = []
@@ -181,3 +182,19 @@ def verdict_numbers(verdicts: pd.DataFrame) -> dict:
         findings = [f[0].lower() + f[1:] for f in verdicts.loc[verdicts["verdict"] == verdict, "finding"]]
         out[f"verdicts_{verdict.replace(' ', '_')}"] = "; ".join(findings) if findings else "none"
     return out
+
+
+def architecture_numbers(table: pd.DataFrame) -> dict:
+    """Whether the verdicts change with the paper's code's 3D model (`verdicts.architecture_verdicts`),
+    as one sentence (`architecture_sentence`)."""
+    tested = table[(table["evitvid: verdict"] != "not tested") & (table["paper's code: verdict"] != "not tested")]
+    if tested.empty:
+        return {"architecture_sentence": "the paper's code's 3D model was not trained with this profile"}
+    changed = tested[tested["evitvid: verdict"] != tested["paper's code: verdict"]]
+    if changed.empty:
+        return {"architecture_sentence": f"every one of these {len(tested)} verdicts is the same with either 3D "
+                                         f"model"}
+    ours, paper = changed["evitvid: verdict"], changed["paper's code: verdict"]
+    parts = [f"{finding[0].lower() + finding[1:]}: {ours[finding]} with evitvid's, {paper[finding]} with the "
+             f"paper's code's" for finding in changed.index]
+    return {"architecture_sentence": f"{len(changed)} of {len(tested)} verdicts change: " + "; ".join(parts)}

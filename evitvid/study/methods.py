@@ -5,8 +5,10 @@ paper's first method) or from random initialisation (the same comparison of
 initialisations the paper makes for 3D), the 3D model from random initialisation, and
 the 3D model inflated from image-pretrained weights, once per inflation of
 `StudyParams.inflations` (the first, I3D's mean, is the paper's method; the others are the
-ablation). Every method trains with the same protocol (epochs, schedule, batch,
-augmentation) and the same seeds; `evitvid.study.plan` turns them into runs.
+ablation), and the 3D model as the paper's code builds it (`model_3d_paper`: time strided,
+so its attention sees one time step), from random initialisation and mean-inflated. Every
+method trains with the same protocol (epochs, schedule, batch, augmentation) and the same
+seeds; `evitvid.study.plan` turns them into runs.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Mapping, Optional
 from .params import StudyParams
 
 __all__ = ["Method", "INFLATION_LABELS", "MAIN_COMPARISONS", "study_methods", "inflation_comparisons",
-           "every_comparison"]
+           "architecture_comparisons", "every_comparison"]
 
 
 INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps"}
@@ -30,6 +32,15 @@ class Method:
     pretrained: bool
     inflation: Optional[str] = None
     ablation: bool = False  # an inflation variant, beside the main comparison
+    paper_code: bool = False  # the paper's code's architecture, beside evitvid's
+
+    @property
+    def random_key(self) -> Optional[str]:
+        """The method an inflated method is compared with: the same architecture from random
+        initialisation (None for a method that is not inflated)."""
+        if self.inflation is None:
+            return None
+        return "3d_paper_random" if self.paper_code else "3d_random"
 
 
 def _size(model: str) -> str:
@@ -53,13 +64,25 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
         for j, inflation in enumerate(params.inflations):
             label = "3D, inflated" + ("" if j == 0 else f" ({INFLATION_LABELS.get(inflation, inflation)})")
             out[f"3d_{inflation}"] = Method(f"3d_{inflation}", label, params.model_3d, True, inflation, ablation=j > 0)
+    if "3d_paper_random" in params.methods:
+        out["3d_paper_random"] = Method("3d_paper_random", "3D as the paper's code, random init",
+                                        params.model_3d_paper, False, paper_code=True)
+    if "3d_paper_inflated" in params.methods:
+        out["3d_paper_mean"] = Method("3d_paper_mean", "3D as the paper's code, inflated", params.model_3d_paper,
+                                      True, "mean", paper_code=True)
     return out
 
 
 def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:
-    """Each inflated 3D method against the 3D model from random initialisation, as (key a, key b)
-    pairs (notebook 03's ablation); none without a random-init 3D method."""
-    return [(key, "3d_random") for key, m in methods.items() if m.inflation is not None and "3d_random" in methods]
+    """Each inflated 3D method against the same architecture from random initialisation, as
+    (key a, key b) pairs (notebook 03's ablation); none where that method is not trained."""
+    return [(key, m.random_key) for key, m in methods.items() if m.random_key in methods]
+
+
+def architecture_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:
+    """The paper's code's 3D architecture against evitvid's, started alike: (paper key, evitvid key)."""
+    pairs = (("3d_paper_random", "3d_random"), ("3d_paper_mean", "3d_mean"))
+    return [(a, b) for a, b in pairs if a in methods and b in methods]
 
 
 # The comparisons behind the paper's findings (method key A, method key B): A - B.

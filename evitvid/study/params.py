@@ -67,11 +67,13 @@ class StudyParams:
     # -- models and how they start -----------------------------------------------------------
     frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models")
     model_3d: str = _doc("the 3D model")
+    model_3d_paper: str = _doc("the 3D model as the paper's code builds it (time strided, cubic kernels)")
     pretrained: Union[str, dict, None] = _doc(
         "image weights: 'auto' (notebook 02's pretraining of each model's 2D backbone), a path or 'timm:NAME', "
         "or {model: checkpoint}")
     methods: tuple[str, ...] = _doc(
-        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation)")
+        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation), "
+        "3d_paper_random, 3d_paper_inflated (model_3d_paper, I3D's mean inflation)")
     inflations: tuple[str, ...] = _doc(
         f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})")
     inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations")
@@ -142,8 +144,9 @@ class StudyParams:
             for m in getattr(self, name):
                 if m not in registered:
                     out.append(f"{name}: unknown model {m!r} (see evitvid.list_models())")
-        if self.model_3d not in registered:
-            out.append(f"model_3d: unknown model {self.model_3d!r} (see evitvid.list_models())")
+        for name in ("model_3d", "model_3d_paper"):
+            if getattr(self, name) not in registered:
+                out.append(f"{name}: unknown model {getattr(self, name)!r} (see evitvid.list_models())")
         for name in ("eval_frames", "time_frames", "seeds"):
             values = getattr(self, name)
             low = 0 if name == "seeds" else 1
@@ -169,7 +172,8 @@ class StudyParams:
                        f"({self.pretrain_image_size!r})")
         if not 0 < self.confidence < 1:
             out.append(f"confidence={self.confidence!r}: must be in (0, 1)")
-        known_methods = ("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated")
+        known_methods = ("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated", "3d_paper_random",
+                         "3d_paper_inflated")
         for m in self.methods:
             if m not in known_methods:
                 out.append(f"methods: unknown method {m!r}; valid: {', '.join(known_methods)}")

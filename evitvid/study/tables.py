@@ -9,12 +9,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..atomic import atomic_path
-from ..models import get_model_entry
+from ..models import create_model, get_model_entry
 from ..runs import Run, open_run
 from .params import StudyParams
 
 __all__ = ["notebook_run", "save_table", "read_table", "SUMMARY_LABELS", "readable_summary", "readable_baselines",
-           "verdict_display", "pretraining_curves", "pretraining_table", "reversal_table"]
+           "verdict_display", "pretraining_curves", "pretraining_table", "reversal_table", "time_steps_table"]
 
 
 def notebook_run(name: str, params: StudyParams, **extra: Any) -> Run:
@@ -103,3 +103,16 @@ def reversal_table(at_init: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"relative change (mean over seeds)": g.mean().map(lambda v: f"{v:.2e}"),
                          "lowest seed": g.min().map(lambda v: f"{v:.2e}"),
                          "highest seed": g.max().map(lambda v: f"{v:.2e}")})
+
+
+def time_steps_table(models: list[str], frames: list[int]) -> pd.DataFrame:
+    """How many time steps a clip of each length in `frames` keeps after the stem and after each
+    stage, per 3D model (`EfficientVit3d.time_steps`; the stages' attention sees stages 3 and 4's)."""
+    rows = []
+    for name in models:
+        model = create_model(name, num_verbs=1, num_nouns=1)
+        for n in frames:
+            steps = model.time_steps(n)
+            rows.append({"model": get_model_entry(name).title, "frames": n, "stem": steps[0],
+                         **{f"stage {i}": s for i, s in enumerate(steps[1:], 1)}})
+    return pd.DataFrame(rows).set_index(["model", "frames"])
