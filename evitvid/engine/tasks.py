@@ -8,6 +8,12 @@ model's output:
   `noun_loss_weight` x noun cross-entropy; EK100's metrics (`evitvid.metrics.video_metrics`).
 - `ImageTask`: images under "image" (B x C x H x W), one target "label", plain logits;
   cross-entropy; top-1/top-5 (`classification_metrics`). Image pretraining uses it.
+
+A task's `targets` are the class indices its loss trains on, by name; `num_classes` says how
+many classes each has, which mixing (`evitvid.engine.mixup`) needs to turn them into class
+probabilities. The loss takes either: cross-entropy of indices, or of probabilities (the
+soft-target cross-entropy timm's `SoftTargetCrossEntropy` computes, which
+`F.cross_entropy` does for a B x classes floating-point target).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
 
 
 class Task:
-    """The interface: `input_key`, `heads(output)`, `loss(output, batch, ...)`, `metrics(...)`."""
+    """The interface: `input_key`, `heads(output)`, `targets(batch, device)`, `num_classes(model)`,
+    `loss(output, targets, ...)`, `metrics(...)`."""
 
     input_key: str
     head_names: tuple[str, ...]
@@ -37,7 +44,18 @@ class Task:
         """The model's output as {head name: logits}."""
         raise NotImplementedError
 
-    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
+    def targets(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        """The class indices the loss trains on, by name, on `device`."""
+        raise NotImplementedError
+
+    def num_classes(self, model: torch.nn.Module) -> dict[str, int]:
+        """The number of classes of each of `targets`, for `model`."""
+        raise NotImplementedError
+
+    def loss(self, output: Any, targets: Mapping[str, torch.Tensor], *, label_smoothing: float = 0.0
+             ) -> torch.Tensor:
+        """The loss of `output` against `targets` (as `targets` gives them, or mixed into class
+        probabilities)."""
         raise NotImplementedError
 
     def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -53,12 +71,17 @@ class VideoTask(Task):
     def heads(self, output: Any) -> dict[str, torch.Tensor]:
         return {"verb": output.verb, "noun": output.noun}
 
-    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
-        device = output.verb.device
-        verb = F.cross_entropy(_at_least_fp32(output.verb), torch.as_tensor(batch["verb"], device=device),
-                               label_smoothing=label_smoothing)
-        noun = F.cross_entropy(_at_least_fp32(output.noun), torch.as_tensor(batch["noun"], device=device),
-                               label_smoothing=label_smoothing)
+    def targets(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        return {"verb": torch.as_tensor(batch["verb"], device=device),
+                "noun": torch.as_tensor(batch["noun"], device=device)}
+
+    def num_classes(self, model: torch.nn.Module) -> dict[str, int]:
+        return {"verb": model.num_verbs, "noun": model.num_nouns}
+
+    def loss(self, output: Any, targets: Mapping[str, torch.Tensor], *, label_smoothing: float = 0.0
+             ) -> torch.Tensor:
+        verb = F.cross_entropy(_at_least_fp32(output.verb), targets["verb"], label_smoothing=label_smoothing)
+        noun = F.cross_entropy(_at_least_fp32(output.noun), targets["noun"], label_smoothing=label_smoothing)
         return verb + self.noun_loss_weight * noun
 
     def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -73,9 +96,15 @@ class ImageTask(Task):
     def heads(self, output: Any) -> dict[str, torch.Tensor]:
         return {"label": output}
 
-    def loss(self, output: Any, batch: Mapping[str, Any], *, label_smoothing: float = 0.0) -> torch.Tensor:
-        target = torch.as_tensor(batch["label"], device=output.device)
-        return F.cross_entropy(_at_least_fp32(output), target, label_smoothing=label_smoothing)
+    def targets(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        return {"label": torch.as_tensor(batch["label"], device=device)}
+
+    def num_classes(self, model: torch.nn.Module) -> dict[str, int]:
+        return {"label": model.num_classes}
+
+    def loss(self, output: Any, targets: Mapping[str, torch.Tensor], *, label_smoothing: float = 0.0
+             ) -> torch.Tensor:
+        return F.cross_entropy(_at_least_fp32(output), targets["label"], label_smoothing=label_smoothing)
 
     def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return classification_metrics(logits["label"], targets["label"])

@@ -247,7 +247,7 @@ class Trainer:
             inputs = batch[key].to(self.device, non_blocking=True)
             with self._autocast():
                 out = self.ddp(inputs)
-            loss = self.task.loss(out, batch, label_smoothing=cfg.label_smoothing)
+            loss = self.task.loss(out, self.task.targets(batch, self.device), label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.clip_grad_norm:
