@@ -41,9 +41,14 @@ def make_model(seed: int = 0, dtype: torch.dtype = torch.float32):
     return evitvid.create_model("efficientvit_b0_3d", num_verbs=2, num_nouns=3).to(dtype)
 
 
+# the recipe as the study first trained it (evitvid.study.training.RECIPE): AdamW, no mixing, a step a batch
+RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
+              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False)
+
+
 def config(**kw) -> TrainConfig:
     return TrainConfig(**{**dict(epochs=3, batch_size=4, lr=2e-3, weight_decay=0.05, warmup_epochs=1,
-                                 label_smoothing=0.1, progress=False, seed=0), **kw})
+                                 label_smoothing=0.1, progress=False, seed=0, **RECIPE), **kw})
 
 
 def test_lr_warms_up_then_decays_to_min():
@@ -211,3 +216,78 @@ def test_ddp_over_gloo_agrees_with_one_process_on_the_same_global_batch(tmp_path
         "stem.in_conv.conv.weight"]).abs().max().item()
     assert moved > 1e-3  # training changed the weights, so agreement means something
     assert max(diffs.values()) < 1e-9, (max(diffs, key=diffs.get), max(diffs.values()))
+
+
+def test_accumulated_batches_step_as_one_batch_of_their_size(tmp_path):
+    """Two passes of 2 clips summed into a step train as one pass of 4 (float64; batch-norm
+    statistics frozen, since a pass of 2 normalises by other statistics than one of 4; SGD
+    without clipping, whose step, unlike AdamW's, follows the gradient's scale)."""
+    clips = ToyClips(16, dtype=torch.float64)
+    sgd = dict(epochs=2, freeze_bn=True, optimizer="sgd", clip_grad_norm=None)
+    whole = Trainer(make_model(dtype=torch.float64), clips, None, config(**sgd), tmp_path / "a")
+    split = Trainer(make_model(dtype=torch.float64), clips, None, config(**sgd, batch_size=2, accum_steps=2),
+                    tmp_path / "b")
+    assert split.steps_per_epoch == whole.steps_per_epoch == 4
+    whole.fit()
+    split.fit()
+    assert split.step == whole.step == 8
+    diffs = [(a - b).abs().max().item() for a, b in zip(whole.model.state_dict().values(),
+                                                         split.model.state_dict().values()) if a.is_floating_point()]
+    assert max(diffs) < 1e-9
+    moved = (whole.model.stem.in_conv.conv.weight - make_model(dtype=torch.float64).stem.in_conv.conv.weight).abs()
+    assert moved.max().item() > 1e-4  # training changed the weights, so agreement means something
+    assert split.cfg.global_batch == 4
+
+
+def test_a_training_set_smaller_than_a_step_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"smaller than one optimiser step \(batch_size=4 x accum_steps=3\)"):
+        Trainer(make_model(), ToyClips(8), None, config(accum_steps=3), tmp_path)
+
+
+def test_the_learning_rate_scales_with_the_global_batch():
+    cfg = config(lr=3e-3, min_lr=1e-5, batch_size=4, accum_steps=8, lr_scaling_batch=128)
+    assert cfg.peak_lr == pytest.approx(3e-3 * 32 / 128) and cfg.final_lr == pytest.approx(1e-5 * 32 / 128)
+    assert config(lr=3e-3).peak_lr == 3e-3  # unscaled by default
+    with pytest.raises(ValueError, match="lr_scaling_batch=0"):
+        config(lr_scaling_batch=0)
+
+
+def test_sgd_steps_with_momentum_and_decays_only_weights(tmp_path):
+    trainer = Trainer(make_model(), ToyClips(8), None, config(epochs=1, optimizer="sgd", warmup_epochs=0), tmp_path)
+    opt = trainer.optimizer
+    assert isinstance(opt, torch.optim.SGD)
+    assert all(g["momentum"] == 0.9 and not g["nesterov"] and g["dampening"] == 0 for g in opt.param_groups)
+    decayed, kept = opt.param_groups
+    assert decayed["weight_decay"] == 0.05 and all(p.ndim >= 2 for p in decayed["params"])
+    assert kept["weight_decay"] == 0.0 and all(p.ndim <= 1 for p in kept["params"])
+    trainer.fit()
+    assert "momentum_buffer" in opt.state[decayed["params"][0]]
+    with pytest.raises(ValueError, match="optimizer='lamb'"):
+        config(optimizer="lamb")
+
+
+def test_grad_checkpointing_recomputes_and_gives_the_same_gradients(tmp_path):
+    model = make_model()
+    trainer = Trainer(model, ToyClips(8), None, config(grad_checkpointing=True), tmp_path)
+    assert trainer.model.grad_checkpointing
+    clips = torch.stack([ToyClips(2)[i]["video"] for i in range(2)])
+    grads = []
+    for checkpointing in (False, True):
+        net = make_model().eval()  # eval: batch norm's statistics are not updated twice
+        net.set_grad_checkpointing(checkpointing)
+        net(clips).verb.sum().backward()
+        grads.append(net.stem.in_conv.conv.weight.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_mixup_that_never_mixes_trains_as_label_smoothing(tmp_path):
+    """With mixing switched on but its chance 0, the targets are the smoothed one-hots and the
+    loss adds no smoothing of its own: the same losses as plain label smoothing (up to the
+    rounding of two ways of summing the same cross-entropy)."""
+    plain = Trainer(make_model(), ToyClips(16), None, config(epochs=1), tmp_path / "a").fit()
+    mixing = Trainer(make_model(), ToyClips(16), None, config(epochs=1, mixup_alpha=0.8, cutmix_alpha=1.0,
+                                                              mixup_prob=0.0), tmp_path / "b").fit()
+    assert mixing[0]["train_loss"] == pytest.approx(plain[0]["train_loss"], rel=1e-5)
+    mixed = Trainer(make_model(), ToyClips(16), None, config(epochs=1, mixup_alpha=0.8, cutmix_alpha=1.0),
+                    tmp_path / "c").fit()
+    assert mixed[0]["train_loss"] != pytest.approx(plain[0]["train_loss"], rel=1e-3)

@@ -547,7 +547,9 @@ def test_every_value_is_written_once_in_the_cpu_profile():
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     assert defaulted(study.pretrain_images, ["model", *study.pretraining_params(cpu)]) == []
     assert [f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING] == [
-        "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed"]
+        "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed", "optimizer",
+        "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob", "mixup_switch_prob", "accum_steps",
+        "grad_checkpointing"]
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     assert study.training_params(cpu) == {k: getattr(cpu, k) for k in study.PROTOCOL}
 

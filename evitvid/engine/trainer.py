@@ -1,7 +1,14 @@
 """`Trainer`: fits a model for a `Task` and keeps its run folder resumable.
 
-AdamW with linear warm-up then cosine decay (per step), label smoothing, gradient
-clipping, optional EMA of the weights; the loss is the task's (`evitvid.engine.tasks`).
+AdamW or SGD with momentum (`TrainConfig.optimizer`, neither decaying norms and biases) with
+linear warm-up then cosine decay (per optimiser step; the learning rate optionally scaled by
+the global batch, `TrainConfig.peak_lr`), label smoothing, gradient clipping, optional EMA of
+the weights; the loss is the task's (`evitvid.engine.tasks`). Optionally: mixup and CutMix of
+each batch (`evitvid.engine.mixup`; label smoothing then goes into the mixed targets),
+gradients summed over `accum_steps` batches before each optimiser step, and activation
+checkpointing (the model's `set_grad_checkpointing`: each stage's activations recomputed in
+the backward pass instead of kept; batch norm then updates its running statistics in both
+passes).
 The device is CUDA when present, else the CPU. On CUDA, mixed precision (bf16, or fp16
 with a gradient scaler) wraps the forward pass; LiteMLA keeps its attention in fp32 by
 itself.
@@ -50,10 +57,12 @@ from ..data.hooks import EpochHooks
 from ..runtime import autocast_dtype, resolve_device, seed_everything, set_memory_format
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
+from .mixup import Mixer
 from .schedule import lr_at
 from .tasks import VIDEO, Task
 
-__all__ = ["Trainer", "ResumeError", "CheckpointError", "read_checkpoint", "adamw", "world_size", "check_batches"]
+__all__ = ["Trainer", "ResumeError", "CheckpointError", "read_checkpoint", "adamw", "sgd", "make_optimizer",
+           "world_size", "check_batches"]
 
 
 def world_size() -> int:
@@ -61,29 +70,56 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def check_batches(batch_size: int, train_items: int, world: int) -> int:
-    """Steps per epoch for `train_items` in global batches of `batch_size` over `world`
-    processes (the last partial batch dropped); a one-line `ValueError` when the batch does
-    not split over the processes or the training set holds less than one batch. Callers that
-    write a run folder check this before writing it, so a corrected retry is not refused."""
+def check_batches(batch_size: int, train_items: int, world: int, *, accum_steps: int) -> int:
+    """Optimiser steps per epoch for `train_items` in batches of `batch_size` over `world`
+    processes, `accum_steps` batches a step (the last partial batch, and the batches short of a
+    whole step, dropped); a one-line `ValueError` when the batch does not split over the
+    processes or the training set holds less than one step. Callers that write a run folder
+    check this before writing it, so a corrected retry is not refused."""
     if batch_size % world:
         raise ValueError(f"batch_size={batch_size} is not divisible by the {world} processes")
-    steps = (train_items // world) // (batch_size // world)
+    steps = (train_items // world) // (batch_size // world) // accum_steps
     if steps == 0:
-        raise ValueError(f"the training set ({train_items} items) is smaller than one batch (batch_size={batch_size})")
+        if accum_steps == 1:
+            raise ValueError(f"the training set ({train_items} items) is smaller than one batch "
+                             f"(batch_size={batch_size})")
+        raise ValueError(f"the training set ({train_items} items) is smaller than one optimiser step "
+                         f"(batch_size={batch_size} x accum_steps={accum_steps})")
     return steps
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    """The trainer's optimiser: AdamW without weight decay on norms and biases, fused (one
-    kernel for every parameter instead of a dozen small ops each) on CPU and CUDA, several times
-    faster than the loop of small ops at the study's shapes."""
+def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights, none on norms and biases (every parameter of fewer than two
+    dimensions; AVION's script also exempts names holding "bias", "bn", "ln" or "pos_embed",
+    which on EfficientViT are exactly these)."""
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr,
-                             fused=device.type in ("cpu", "cuda"))
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW without weight decay on norms and biases, fused (one kernel for every parameter
+    instead of a dozen small ops each) on CPU and CUDA, several times faster than the loop of
+    small ops at the study's shapes."""
+    return torch.optim.AdamW(_decay_groups(model, weight_decay), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def sgd(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.SGD:
+    """SGD as AVION's fine-tuning script runs it: momentum 0.9 (its `--betas`' first), no
+    dampening, no Nesterov, weight decay (added to the gradient, L2) on weights only; fused on
+    CPU and CUDA, as `adamw`."""
+    return torch.optim.SGD(_decay_groups(model, weight_decay), lr=lr, momentum=0.9,
+                           fused=device.type in ("cpu", "cuda"))
+
+
+def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser `name` ("adamw" or "sgd") of `model`'s parameters."""
+    builders = {"adamw": adamw, "sgd": sgd}
+    if name not in builders:
+        raise ValueError(f"optimizer={name!r}: one of {', '.join(builders)}")
+    return builders[name](model, lr, weight_decay, device)
 
 
 class ResumeError(ValueError):
@@ -145,12 +181,20 @@ class Trainer:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = world_size()
-        self.steps_per_epoch = check_batches(config.batch_size, len(train_set), self.world)
+        self.steps_per_epoch = check_batches(config.batch_size, len(train_set), self.world,
+                                             accum_steps=config.accum_steps)
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         if self.distributed and config.sync_bn and not config.freeze_bn and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SyncBatchNorm has no CPU kernel
         self.model = set_memory_format(model.to(self.device), config.memory_format, self.device)
+        if config.grad_checkpointing:
+            if not hasattr(self.model, "set_grad_checkpointing"):
+                raise ValueError(f"grad_checkpointing=True: {type(self.model).__name__} has no set_grad_checkpointing")
+            self.model.set_grad_checkpointing(True)
+        self.mixer = Mixer(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mixup_prob,
+                           switch_prob=config.mixup_switch_prob, label_smoothing=config.label_smoothing,
+                           num_classes=task.num_classes(self.model)) if config.mixes else None
         self.train_set, self.val_set, self.collate_fn = train_set, val_set, collate_fn
         # The dataset's epoch hooks, if it declares them (`EpochHooks`); other datasets get none.
         self.hooks: Optional[EpochHooks] = train_set if isinstance(train_set, EpochHooks) else None
@@ -159,7 +203,7 @@ class Trainer:
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                         if self.device.type == "cuda" else None)
                     if self.distributed else self.model)
-        self.optimizer = adamw(self.model, config.lr, config.weight_decay, self.device)
+        self.optimizer = make_optimizer(config.optimizer, self.model, config.peak_lr, config.weight_decay, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if config.ema_decay else None
         self.epoch = 0
@@ -231,36 +275,51 @@ class Trainer:
         loader = self._loader(self.train_set, self.sampler, cfg.batch_size // self.world)
         total_steps = cfg.epochs * self.steps_per_epoch
         warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
+        accum = cfg.accum_steps
         losses, skipped, step_seconds = [], 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress or self.rank != 0)
+                   disable=not cfg.progress or self.rank != 0, total=self.steps_per_epoch * accum)
         key = self.task.input_key
+        # mixed targets carry the label smoothing (timm's mixup_target); the loss must not add it again
+        smoothing = 0.0 if self.mixer is not None else cfg.label_smoothing
+        accumulated = 0  # batches whose gradients wait for the optimiser step
         started = time.perf_counter()
-        for batch in bar:
+        for index, batch in enumerate(bar):
+            if index == self.steps_per_epoch * accum:  # batches short of a whole step
+                break
             step_start = time.perf_counter()
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.step, total_steps, warmup, cfg.lr, cfg.min_lr)
+            if index % accum == 0:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(self.step, total_steps, warmup, cfg.peak_lr, cfg.final_lr)
+                self.optimizer.zero_grad(set_to_none=True)
             if self.hooks is not None:
                 skipped += self.hooks.collect_skipped(batch)
-            if batch[key] is None:  # every clip of the batch was skipped (opt-in skip mode)
-                continue
-            inputs = batch[key].to(self.device, non_blocking=True)
-            with self._autocast():
-                out = self.ddp(inputs)
-            loss = self.task.loss(out, self.task.targets(batch, self.device), label_smoothing=cfg.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.clip_grad_norm:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.ema is not None:
-                self._update_ema()
-            self.step += 1
-            losses.append(loss.item())
+            if batch[key] is not None:  # None: every clip of the batch was skipped (opt-in skip mode)
+                inputs = batch[key].to(self.device, non_blocking=True)
+                targets = self.task.targets(batch, self.device)
+                if self.mixer is not None:
+                    inputs, targets = self.mixer(inputs, targets)
+                # under DDP, gradients are averaged over the processes once a step, at its last batch
+                with self.ddp.no_sync() if self.distributed and (index + 1) % accum else nullcontext():
+                    with self._autocast():
+                        out = self.ddp(inputs)
+                    loss = self.task.loss(out, targets, label_smoothing=smoothing)
+                    # the step's gradient is the mean over its batches (x / 1 is exact: one batch a step is unchanged)
+                    self.scaler.scale(loss / accum).backward()
+                accumulated += 1
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if (index + 1) % accum == 0 and accumulated:
+                if cfg.clip_grad_norm:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                if self.ema is not None:
+                    self._update_ema()
+                self.step += 1
+                accumulated = 0
             step_seconds += time.perf_counter() - step_start
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
         epoch_seconds = time.perf_counter() - started
         loss = torch.tensor(float(np.mean(losses)), device=self.device)
         if self.distributed:  # gloo has no AVG: sum, then divide

@@ -53,6 +53,9 @@ __all__ = ["WEIGHTS_FILE", "STALE", "run_name", "finished_here", "train_video", 
 _log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"  # a pretraining run's checkpoint, in timm's format
 STALE = ("refuse", "retrain")  # what to do with a finished run that other code or kernels computed
+# The engine's training recipe as the study's runs train: AdamW, no mixing, a step a batch.
+RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
+              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False)
 
 
 def run_name(prefix: str, params: dict) -> str:
@@ -136,7 +139,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                       precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
-                      val_every=val_every, progress=show_progress(progress))
+                      val_every=val_every, progress=show_progress(progress), **RECIPE)
     if stale not in STALE:
         raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     root = Path(runs_root)
@@ -171,7 +174,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                              segments=train_segments, frame_cache=frame_cache)
     val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
                            segments=val_segments, frame_cache=frame_cache)
-    check_batches(batch_size, len(train_set), world_size())
+    check_batches(batch_size, len(train_set), world_size(), accum_steps=1)
     run = open_run(root, name, params, lock=_rank() == 0, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
@@ -231,7 +234,7 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
                       num_workers=num_workers, seed=seed, progress=show_progress(progress),
-                      memory_format=memory_format)
+                      memory_format=memory_format, **RECIPE)
     params = dict(model=model, image_size=image_size, image_scale=image_scale, epochs=epochs, batch_size=batch_size,
                   lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed,
@@ -249,7 +252,7 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
                             indices=np.arange(n - held_out, n), views=1)
     torch.manual_seed(seed)
     net = _models.create_model(model, num_classes=len(FashionImages.classes))
-    check_batches(batch_size, len(train_set), world_size())
+    check_batches(batch_size, len(train_set), world_size(), accum_steps=1)
     run = open_run(root, name, params, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
