@@ -493,6 +493,33 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
     with pytest.raises(study.ParameterError, match=r"pretrain_image_scale=32: must be null or an integer >= "
                                                    r"pretrain_image_size \(48\)"):
         study.load_profile(PROFILES / "cpu.yaml", pretrain_image_size=48, pretrain_image_scale=32)
+    for change, match in ((dict(optimizer="lamb"), r"optimizer='lamb': one of adamw, sgd"),
+                          (dict(min_lr="1e-6"), r"min_lr='1e-6': must be a number from 0 to lr"),
+                          (dict(lr_scaling_batch=0), r"lr_scaling_batch=0: must be a positive integer or null"),
+                          (dict(mixup_prob=1.5), r"mixup_prob=1.5: must be a probability"),
+                          (dict(cutmix_alpha=-1.0), r"cutmix_alpha=-1.0: must be a number >= 0"),
+                          (dict(accum_steps=0), r"accum_steps=0: must be a positive integer")):
+        with pytest.raises(study.ParameterError, match=match):
+            study.load_profile(PROFILES / "cpu.yaml", **change)
+
+
+def test_a_run_records_the_recipe_only_where_it_departs_from_the_first_runs(tiny_root, tmp_path):
+    """cpu.yaml's recipe is the one the study's first runs trained with: runs record none of it
+    (their names stay those of the record in book/recorded/). A departure is recorded and
+    renames the runs, and so are the settings it brings into play (mixup's chance)."""
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
+    record = study.training.recipe_record
+    assert record(study.training_params(cpu)) == {}
+    mixup = study.load_profile(PROFILES / "cpu.yaml", mixup_alpha=0.8, accum_steps=2)
+    assert record(study.training_params(mixup)) == {
+        "accum_steps": 2, "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
+    # mixup's chances without mixup change nothing, and are not recorded
+    assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", mixup_prob=0.5))) == {}
+    params = tiny_params(tiny_root, tmp_path)
+    names = {k: [s.name for s in v] for k, v in study.method_runs(params).items()}
+    sgd = study.method_runs(params.replace(optimizer="sgd"))
+    assert all(s.name not in names[k] for k, group in sgd.items() for s in group)
+    assert all(s.kwargs["optimizer"] == "sgd" and s.kwargs["accum_steps"] == 1 for g in sgd.values() for s in g)
 
 
 def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):

@@ -30,6 +30,7 @@ import yaml
 from .. import models as _models
 from ..allocator import tune_malloc
 from ..data.decoders import BACKENDS as DECODERS
+from ..engine.config import OPTIMIZERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
@@ -40,7 +41,8 @@ __all__ = ["StudyParams", "PROTOCOL", "PATH_FIELDS", "find_profile", "load_profi
 # these (`training.training_params`), and `python -m evitvid train` has a flag for each
 PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
             "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
-            "frame_cache")
+            "frame_cache", "optimizer", "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob",
+            "mixup_switch_prob", "accum_steps", "grad_checkpointing")
 
 
 class ParameterError(ValueError):
@@ -83,11 +85,23 @@ class StudyParams:
     num_frames: int = _doc("frames per training clip")
     crop_size: int = _doc("training and evaluation crop (pixels)")
     epochs: int = _doc("epochs of every video model")
-    batch_size: int = _doc("global batch")
-    lr: float = _doc("peak learning rate (AdamW)")
-    weight_decay: float = _doc("AdamW weight decay")
+    batch_size: int = _doc("clips of one forward and backward pass, over every process")
+    accum_steps: int = _doc("passes whose gradients one optimiser step sums: a step sees batch_size x accum_steps "
+                            "clips (the global batch)")
+    grad_checkpointing: bool = _doc("recompute each stage's activations in the backward pass (less memory, more "
+                                    "time; batch norm updates its statistics in both passes)")
+    optimizer: str = _doc(f"{' or '.join(OPTIMIZERS)} (momentum 0.9, AVION's); no weight decay on norms and biases")
+    lr: float = _doc("peak learning rate, after the warm-up (for a global batch of lr_scaling_batch when that is set)")
+    lr_scaling_batch: Optional[int] = _doc("null: lr as given; N: lr and min_lr scaled by global batch / N "
+                                           "(AVION: 128)")
+    min_lr: float = _doc("learning rate at the end of the cosine decay")
+    weight_decay: float = _doc("weight decay of the weights (not of norms and biases)")
     warmup_epochs: float = _doc("linear warm-up before the cosine decay")
-    label_smoothing: float = _doc("label smoothing of both heads")
+    label_smoothing: float = _doc("label smoothing of every head (folded into the mixed targets with mixup)")
+    mixup_alpha: float = _doc("mixup's Beta(alpha, alpha) (timm's Mixup); 0: no mixup")
+    cutmix_alpha: float = _doc("CutMix's Beta(alpha, alpha), one H x W box in every frame of a clip; 0: no CutMix")
+    mixup_prob: float = _doc("with mixup or CutMix on: the chance that a batch is mixed")
+    mixup_switch_prob: float = _doc("with both on: the chance of CutMix rather than mixup for a batch")
     precision: str = _doc(f"{', '.join(PRECISIONS)}")
     memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}")
     val_every: int = _doc("validate every N epochs (learning curves need 1)")
@@ -159,8 +173,25 @@ class StudyParams:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 out.append(f"{name}={value!r}: must be a positive integer")
         for name in ("lr", "pretrain_lr"):
-            if not getattr(self, name) > 0:
+            if not _number(getattr(self, name)) or not getattr(self, name) > 0:
                 out.append(f"{name}={getattr(self, name)!r}: must be positive")
+        if not isinstance(self.accum_steps, int) or isinstance(self.accum_steps, bool) or self.accum_steps <= 0:
+            out.append(f"accum_steps={self.accum_steps!r}: must be a positive integer")
+        scaling = self.lr_scaling_batch
+        if scaling is not None and (not isinstance(scaling, int) or isinstance(scaling, bool) or scaling <= 0):
+            out.append(f"lr_scaling_batch={scaling!r}: must be a positive integer or null")
+        if not _number(self.min_lr) or not 0 <= self.min_lr <= (self.lr if _number(self.lr) else 0):
+            out.append(f"min_lr={self.min_lr!r}: must be a number from 0 to lr ({self.lr!r})")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if not _number(getattr(self, name)) or getattr(self, name) < 0:
+                out.append(f"{name}={getattr(self, name)!r}: must be a number >= 0 (0: off)")
+        for name in ("mixup_prob", "mixup_switch_prob"):
+            if not _number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
+                out.append(f"{name}={getattr(self, name)!r}: must be a probability (0 to 1)")
+        if self.optimizer not in OPTIMIZERS:
+            out.append(f"optimizer={self.optimizer!r}: one of {', '.join(OPTIMIZERS)}")
+        if not isinstance(self.grad_checkpointing, bool):
+            out.append(f"grad_checkpointing={self.grad_checkpointing!r}: true or false")
         for name in ("max_train", "max_val", "pretrain_max_train"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -206,6 +237,11 @@ class StudyParams:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
+def _number(value: Any) -> bool:
+    """A real number (YAML reads `1e-6` as text: it wants `1.0e-6`)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _list_fields() -> tuple[str, ...]:

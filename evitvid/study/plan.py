@@ -22,8 +22,8 @@ from .data import DataPaths, build_frame_caches, resolve_data
 from .jobs import RunSpec, train_runs
 from .methods import study_methods
 from .params import StudyParams
-from .training import (WEIGHTS_FILE, checkpoint_source, pretrain_images, pretraining_params, pretraining_run,
-                       run_name, training_params)
+from .training import (RECIPE, WEIGHTS_FILE, checkpoint_source, pretrain_images, pretraining_params, pretraining_run,
+                       recipe_record, run_name, training_params)
 
 __all__ = ["study_data", "prepare_data", "pretraining_specs", "method_runs", "train_methods", "spread_run",
            "machine_spread", "study_runs", "train_study", "finished_methods", "pretraining_runs",
@@ -102,15 +102,20 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
                 pretrained = str(root / needs[0] / WEIGHTS_FILE)
         model_kwargs = {"time_padding": params.time_padding} if _models.get_model_entry(method.model).kind == "3d" \
             else {}
+        protocol = training_params(params)
+        # the name hashes the recipe's parameters only where they depart from the first runs' (recipe_record)
+        named = {k: v for k, v in protocol.items() if k not in RECIPE}
+        named.update(recipe_record(protocol))
         specs = []
         for seed in params.seeds:
             defining = dict(model=method.model, data=data.record, pretrained=relative_to_root(pretrained, root)
                             if pretrained else None, inflation=method.inflation or "mean", seed=seed,
-                            **training_params(params), **model_kwargs,
+                            **named, **model_kwargs,
                             **({"environment": dict(environment)} if environment else {}))
             name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
-            kwargs = dict(defining, pretrained=pretrained, runs_root=params.runs_root, data_root=params.data_root,
-                          num_workers=params.num_workers, memory_format=params.memory_format)
+            kwargs = dict(defining, **protocol, pretrained=pretrained, runs_root=params.runs_root,
+                          data_root=params.data_root, num_workers=params.num_workers,
+                          memory_format=params.memory_format)
             specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}", needs=needs))
         out[key] = specs
     return out

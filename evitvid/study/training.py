@@ -13,10 +13,13 @@ which runs the study trains: `evitvid.study.plan`.
 
 Runs are named by what determines them: `run_name(prefix, params)` appends a short hash of
 the parameters, so a run is reused only when every parameter matches, and another setting
-gets its own folder (CONTRIBUTING.md, Run folders). Beside its parameters a run records what
-computed it (`evitvid.provenance.made_by`: the code, the CPU kernels, the memory layout); a
-finished run made otherwise is refused, naming what differs, or trained again with
-`stale="retrain"`.
+gets its own folder (CONTRIBUTING.md, Run folders). The training recipe's parameters added
+after the study's first runs (the optimiser, mixup, accumulation, ...: `RECIPE`) are
+recorded only where they differ from what those runs trained with (`recipe_record`), so the
+earlier runs, and the record kept in `book/recorded/`, keep their names. Beside its
+parameters a run records what computed it (`evitvid.provenance.made_by`: the code, the CPU
+kernels, the memory layout); a finished run made otherwise is refused, naming what differs,
+or trained again with `stale="retrain"`.
 """
 from __future__ import annotations
 
@@ -47,13 +50,15 @@ from .params import PROTOCOL
 from .predictions import write_predictions
 from .probes import ReversalProbe
 
-__all__ = ["WEIGHTS_FILE", "STALE", "run_name", "finished_here", "train_video", "pretrain_images", "initial_model",
-           "checkpoint_source", "pretraining_run", "training_params", "pretraining_params", "show_progress"]
+__all__ = ["WEIGHTS_FILE", "STALE", "RECIPE", "recipe_record", "run_name", "finished_here", "train_video",
+           "pretrain_images", "initial_model", "checkpoint_source", "pretraining_run", "training_params",
+           "pretraining_params", "show_progress"]
 
 _log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"  # a pretraining run's checkpoint, in timm's format
 STALE = ("refuse", "retrain")  # what to do with a finished run that other code or kernels computed
-# The engine's training recipe as the study's runs train: AdamW, no mixing, a step a batch.
+# The training recipe's parameters added after the study's first runs, with the values those
+# runs trained with; the image pretraining still trains with them.
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
               mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False)
 
@@ -62,6 +67,20 @@ def run_name(prefix: str, params: dict) -> str:
     """`prefix-<8 hex digits>`: the digits hash the run's parameters (their JSON, keys sorted)."""
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{prefix}-{digest}"
+
+
+def recipe_record(values: dict) -> dict:
+    """What a run records of the `RECIPE` parameters in `values`: those that train otherwise than
+    the study's first runs did, and those that then matter (mixup's probabilities once batches are
+    mixed, the switch once both mixup and CutMix are on)."""
+    out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "accum_steps", "grad_checkpointing")
+           if values[k] != RECIPE[k]}
+    if values["mixup_alpha"] > 0 or values["cutmix_alpha"] > 0:
+        out.update(mixup_alpha=values["mixup_alpha"], cutmix_alpha=values["cutmix_alpha"],
+                   mixup_prob=values["mixup_prob"])
+        if values["mixup_alpha"] > 0 and values["cutmix_alpha"] > 0:
+            out["mixup_switch_prob"] = values["mixup_switch_prob"]
+    return out
 
 
 def finished_here(folder: Path | str, memory_format: str = "auto") -> bool:
@@ -105,7 +124,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_epochs: float,
                 label_smoothing: float, precision: str, seed: int, max_train: Optional[int],
                 max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
-                runs_root: Path | str, data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
+                optimizer: str, lr_scaling_batch: Optional[int], min_lr: float, mixup_alpha: float,
+                cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, accum_steps: int,
+                grad_checkpointing: bool, runs_root: Path | str,
+                data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
                 environment: Optional[dict] = None, num_workers: int = 0, progress: Optional[bool] = None,
                 memory_format: str = "auto", threads: Optional[int] = None, stale: str = "refuse",
                 **model_kwargs: Any) -> Run:
@@ -129,6 +151,13 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     parameters, and a process without them is refused. `frame_cache` reads the
     frames from a `FrameCache` (decoded once; its resolution is recorded, since it changes the
     training crops' pixels).
+
+    The recipe (`evitvid.study.params` says what each means): `optimizer`, `lr` scaled by the
+    global batch (`batch_size` x `accum_steps`) over `lr_scaling_batch` when that is set,
+    `min_lr`, mixup and CutMix (`mixup_alpha`, `cutmix_alpha`, `mixup_prob`,
+    `mixup_switch_prob`), gradients summed over `accum_steps` batches a step, and
+    `grad_checkpointing`; each is recorded where it departs from the study's first runs
+    (`recipe_record`).
     """
     for key, value in (environment or {}).items():
         if os.environ.get(key) != value:
@@ -136,10 +165,14 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                              f"(train it through train_runs, which sets it), found {os.environ.get(key)!r}")
     entry = _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
     _positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size)
+    recipe = dict(optimizer=optimizer, lr_scaling_batch=lr_scaling_batch, min_lr=min_lr, mixup_alpha=mixup_alpha,
+                  cutmix_alpha=cutmix_alpha, mixup_prob=mixup_prob, mixup_switch_prob=mixup_switch_prob,
+                  accum_steps=accum_steps, grad_checkpointing=grad_checkpointing)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                       precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
-                      val_every=val_every, progress=show_progress(progress), **RECIPE)
+                      val_every=val_every, progress=show_progress(progress), **recipe)
+
     if stale not in STALE:
         raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     root = Path(runs_root)
@@ -151,6 +184,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
+                  **recipe_record(recipe),
                   **({"frame_cache": {"train": frame_cache_size(crop_size, True),
                                       "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
                   **({"environment": dict(environment)} if environment else {}),
@@ -170,11 +204,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         raise FileNotFoundError(f"{len(missing)} video file(s) the segments need do not exist: {shown}")
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
                         inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
-    train_set = clip_dataset(data, "train", num_frames=num_frames, crop_size=crop_size, train=True, seed=seed,
-                             segments=train_segments, frame_cache=frame_cache)
-    val_set = clip_dataset(data, "val", num_frames=num_frames, crop_size=crop_size, train=False,
-                           segments=val_segments, frame_cache=frame_cache)
-    check_batches(batch_size, len(train_set), world_size(), accum_steps=1)
+    clips = dict(num_frames=num_frames, crop_size=crop_size, frame_cache=frame_cache)
+    train_set = clip_dataset(data, "train", train=True, seed=seed, segments=train_segments, **clips)
+    val_set = clip_dataset(data, "val", train=False, segments=val_segments, **clips)
+    check_batches(batch_size, len(train_set), world_size(), accum_steps=accum_steps)
     run = open_run(root, name, params, lock=_rank() == 0, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
