@@ -494,6 +494,7 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
                                                    r"pretrain_image_size \(48\)"):
         study.load_profile(PROFILES / "cpu.yaml", pretrain_image_size=48, pretrain_image_scale=32)
     for change, match in ((dict(optimizer="lamb"), r"optimizer='lamb': one of adamw, sgd"),
+                          (dict(sampling="uniform"), r"sampling='uniform': one of tsn, dense"),
                           (dict(min_lr="1e-6"), r"min_lr='1e-6': must be a number from 0 to lr"),
                           (dict(lr_scaling_batch=0), r"lr_scaling_batch=0: must be a positive integer or null"),
                           (dict(mixup_prob=1.5), r"mixup_prob=1.5: must be a probability"),
@@ -506,20 +507,28 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
 def test_a_run_records_the_recipe_only_where_it_departs_from_the_first_runs(tiny_root, tmp_path):
     """cpu.yaml's recipe is the one the study's first runs trained with: runs record none of it
     (their names stay those of the record in book/recorded/). A departure is recorded and
-    renames the runs, and so are the settings it brings into play (mixup's chance)."""
+    renames the runs, and so are the settings it brings into play (dense sampling's stride)."""
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     record = study.training.recipe_record
     assert record(study.training_params(cpu)) == {}
-    mixup = study.load_profile(PROFILES / "cpu.yaml", mixup_alpha=0.8, accum_steps=2)
-    assert record(study.training_params(mixup)) == {
-        "accum_steps": 2, "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
-    # mixup's chances without mixup change nothing, and are not recorded
-    assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", mixup_prob=0.5))) == {}
+    dense = study.load_profile(PROFILES / "cpu.yaml", sampling="dense", clip_stride=3, mixup_alpha=0.8)
+    assert record(study.training_params(dense)) == {
+        "sampling": "dense", "clip_stride": 3, "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
+    # a stride without dense sampling changes nothing, and is not recorded
+    assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", clip_stride=3))) == {}
     params = tiny_params(tiny_root, tmp_path)
     names = {k: [s.name for s in v] for k, v in study.method_runs(params).items()}
     sgd = study.method_runs(params.replace(optimizer="sgd"))
     assert all(s.name not in names[k] for k, group in sgd.items() for s in group)
     assert all(s.kwargs["optimizer"] == "sgd" and s.kwargs["accum_steps"] == 1 for g in sgd.values() for s in g)
+
+
+def test_dense_sampling_reaches_the_clips(data):
+    tsn = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False, limit=1)
+    dense = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False, limit=1, sampling="dense",
+                               clip_stride=3)
+    assert np.diff(dense.indices(0)).tolist() == [3, 3, 3]
+    assert np.diff(tsn.indices(0)).min() > 3  # TSN spreads the 4 frames over the whole segment
 
 
 def test_the_decoder_reads_the_data_and_names_the_run(tiny_root):

@@ -168,9 +168,12 @@ def build_frame_caches(data: DataPaths, crop_size: int, *, workers: Optional[int
 
 def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, segments: Optional[list] = None, model_cfg: Optional[dict] = None,
-                 sampling_offset: Optional[float] = None, frame_cache: bool = False):
+                 sampling: str = "tsn", clip_stride: int = 2, sampling_offset: Optional[float] = None,
+                 frame_cache: bool = False):
     """An `EK100Dataset` on one split ("train" or "val"); `limit` keeps the first segments (a
-    smoke run); `sampling_offset` places evaluation frames within their parts (0.5: midpoints).
+    smoke run); `sampling` is "tsn" (one frame in each of `num_frames` parts of the segment) or
+    "dense" (consecutive frames `clip_stride` apart; `evitvid.data.sampling`); `sampling_offset`
+    places TSN's evaluation frames within their parts (0.5: midpoints).
     No flip: it would turn move-left into move-right and clockwise into anticlockwise.
 
     `frame_cache=True` reads the split's frames from a `FrameCache` (decoded once, built on
@@ -182,7 +185,7 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
         segments = segments[:limit]
     videos: Any = _frame_cache(data, splits, split, crop_size) if frame_cache else data.source()
     cfg = model_cfg or _models.EfficientVit.default_cfg
-    return EK100Dataset(segments, videos, num_frames=num_frames, train=train,
+    return EK100Dataset(segments, videos, num_frames=num_frames, sampling=sampling, stride=clip_stride, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,
                         eval_offset=sampling_offset)
 

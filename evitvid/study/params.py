@@ -30,6 +30,7 @@ import yaml
 from .. import models as _models
 from ..allocator import tune_malloc
 from ..data.decoders import BACKENDS as DECODERS
+from ..data.sampling import SAMPLERS
 from ..engine.config import OPTIMIZERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
@@ -42,7 +43,7 @@ __all__ = ["StudyParams", "PROTOCOL", "PATH_FIELDS", "find_profile", "load_profi
 PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
             "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
             "frame_cache", "optimizer", "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob",
-            "mixup_switch_prob", "accum_steps", "grad_checkpointing")
+            "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing")
 
 
 class ParameterError(ValueError):
@@ -83,6 +84,10 @@ class StudyParams:
     # -- one protocol for every method ---------------------------------------------------------
     seeds: tuple[int, ...] = _doc("seeds: initialisation and data order")
     num_frames: int = _doc("frames per training clip")
+    sampling: str = _doc("where a clip's frames come from: tsn (one in each of num_frames equal parts of the segment) "
+                         "or dense (consecutive frames clip_stride apart, at a random place in training, centred in "
+                         "evaluation)")
+    clip_stride: int = _doc("dense sampling: frames between a clip's frames (shrunk to fit a short segment)")
     crop_size: int = _doc("training and evaluation crop (pixels)")
     epochs: int = _doc("epochs of every video model")
     batch_size: int = _doc("clips of one forward and backward pass, over every process")
@@ -175,8 +180,10 @@ class StudyParams:
         for name in ("lr", "pretrain_lr"):
             if not _number(getattr(self, name)) or not getattr(self, name) > 0:
                 out.append(f"{name}={getattr(self, name)!r}: must be positive")
-        if not isinstance(self.accum_steps, int) or isinstance(self.accum_steps, bool) or self.accum_steps <= 0:
-            out.append(f"accum_steps={self.accum_steps!r}: must be a positive integer")
+        for name in ("clip_stride", "accum_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                out.append(f"{name}={value!r}: must be a positive integer")
         scaling = self.lr_scaling_batch
         if scaling is not None and (not isinstance(scaling, int) or isinstance(scaling, bool) or scaling <= 0):
             out.append(f"lr_scaling_batch={scaling!r}: must be a positive integer or null")
@@ -190,6 +197,8 @@ class StudyParams:
                 out.append(f"{name}={getattr(self, name)!r}: must be a probability (0 to 1)")
         if self.optimizer not in OPTIMIZERS:
             out.append(f"optimizer={self.optimizer!r}: one of {', '.join(OPTIMIZERS)}")
+        if self.sampling not in SAMPLERS:
+            out.append(f"sampling={self.sampling!r}: one of {', '.join(SAMPLERS)}")
         if not isinstance(self.grad_checkpointing, bool):
             out.append(f"grad_checkpointing={self.grad_checkpointing!r}: true or false")
         for name in ("max_train", "max_val", "pretrain_max_train"):

@@ -33,11 +33,11 @@ def reversal_at_initialisation(params, keys: Optional[Sequence[str]] = None, dat
         else list(keys)
     data = data or study_data(params)
     splits = read_splits(data)
-    train = clip_dataset(data, "train", num_frames=params.num_frames, crop_size=params.crop_size, train=True,
-                         seed=0, segments=splits.train, frame_cache=params.frame_cache)
+    clips = dict(num_frames=params.num_frames, crop_size=params.crop_size, sampling=params.sampling,
+                 clip_stride=params.clip_stride, frame_cache=params.frame_cache)
+    train = clip_dataset(data, "train", train=True, seed=0, segments=splits.train, **clips)
     batch = torch.stack([train[i]["video"] for i in range(batch_size or params.batch_size)])
-    val = clip_dataset(data, "val", num_frames=params.num_frames, crop_size=params.crop_size, train=False,
-                       segments=splits.validation[:params.max_val], frame_cache=params.frame_cache)
+    val = clip_dataset(data, "val", train=False, segments=splits.validation[:params.max_val], **clips)
     probe = ReversalProbe(val, params.reversal_clips or 128)
     rows = []
     for key, specs in method_runs(params, keys, data).items():

@@ -14,7 +14,7 @@ which runs the study trains: `evitvid.study.plan`.
 Runs are named by what determines them: `run_name(prefix, params)` appends a short hash of
 the parameters, so a run is reused only when every parameter matches, and another setting
 gets its own folder (CONTRIBUTING.md, Run folders). The training recipe's parameters added
-after the study's first runs (the optimiser, mixup, accumulation, ...: `RECIPE`) are
+after the study's first runs (the optimiser, mixup, sampling, accumulation, ...: `RECIPE`) are
 recorded only where they differ from what those runs trained with (`recipe_record`), so the
 earlier runs, and the record kept in `book/recorded/`, keep their names. Beside its
 parameters a run records what computed it (`evitvid.provenance.made_by`: the code, the CPU
@@ -40,6 +40,7 @@ from .. import models as _models
 from .. import runtime
 from ..atomic import atomic_path
 from ..data.images import FashionImages
+from ..data.sampling import SAMPLERS
 from ..engine import IMAGE, TrainConfig, Trainer
 from ..engine.trainer import check_batches, world_size
 from ..provenance import made_by
@@ -60,7 +61,9 @@ STALE = ("refuse", "retrain")  # what to do with a finished run that other code 
 # The training recipe's parameters added after the study's first runs, with the values those
 # runs trained with; the image pretraining still trains with them.
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
-              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False)
+              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False, sampling="tsn",
+              clip_stride=2)
+_ENGINE_RECIPE = {k: v for k, v in RECIPE.items() if k not in ("sampling", "clip_stride")}  # TrainConfig's
 
 
 def run_name(prefix: str, params: dict) -> str:
@@ -72,14 +75,16 @@ def run_name(prefix: str, params: dict) -> str:
 def recipe_record(values: dict) -> dict:
     """What a run records of the `RECIPE` parameters in `values`: those that train otherwise than
     the study's first runs did, and those that then matter (mixup's probabilities once batches are
-    mixed, the switch once both mixup and CutMix are on)."""
-    out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "accum_steps", "grad_checkpointing")
-           if values[k] != RECIPE[k]}
+    mixed, the switch once both mixup and CutMix are on, the stride of dense sampling)."""
+    out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "accum_steps", "grad_checkpointing",
+                                  "sampling") if values[k] != RECIPE[k]}
     if values["mixup_alpha"] > 0 or values["cutmix_alpha"] > 0:
         out.update(mixup_alpha=values["mixup_alpha"], cutmix_alpha=values["cutmix_alpha"],
                    mixup_prob=values["mixup_prob"])
         if values["mixup_alpha"] > 0 and values["cutmix_alpha"] > 0:
             out["mixup_switch_prob"] = values["mixup_switch_prob"]
+    if values["sampling"] == "dense":
+        out["clip_stride"] = values["clip_stride"]
     return out
 
 
@@ -125,8 +130,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 label_smoothing: float, precision: str, seed: int, max_train: Optional[int],
                 max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
                 optimizer: str, lr_scaling_batch: Optional[int], min_lr: float, mixup_alpha: float,
-                cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, accum_steps: int,
-                grad_checkpointing: bool, runs_root: Path | str,
+                cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, sampling: str, clip_stride: int,
+                accum_steps: int, grad_checkpointing: bool, runs_root: Path | str,
                 data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
                 environment: Optional[dict] = None, num_workers: int = 0, progress: Optional[bool] = None,
                 memory_format: str = "auto", threads: Optional[int] = None, stale: str = "refuse",
@@ -155,16 +160,17 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     The recipe (`evitvid.study.params` says what each means): `optimizer`, `lr` scaled by the
     global batch (`batch_size` x `accum_steps`) over `lr_scaling_batch` when that is set,
     `min_lr`, mixup and CutMix (`mixup_alpha`, `cutmix_alpha`, `mixup_prob`,
-    `mixup_switch_prob`), gradients summed over `accum_steps` batches a step, and
-    `grad_checkpointing`; each is recorded where it departs from the study's first runs
-    (`recipe_record`).
+    `mixup_switch_prob`), the frames of a clip (`sampling`, `clip_stride`), gradients summed
+    over `accum_steps` batches a step, and `grad_checkpointing`; each is recorded where it
+    departs from the study's first runs (`recipe_record`).
     """
     for key, value in (environment or {}).items():
         if os.environ.get(key) != value:
             raise ValueError(f"environment: this run needs {key}={value} set before torch starts "
                              f"(train it through train_runs, which sets it), found {os.environ.get(key)!r}")
     entry = _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
-    _positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size)
+    _positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size,
+              clip_stride=clip_stride)
     recipe = dict(optimizer=optimizer, lr_scaling_batch=lr_scaling_batch, min_lr=min_lr, mixup_alpha=mixup_alpha,
                   cutmix_alpha=cutmix_alpha, mixup_prob=mixup_prob, mixup_switch_prob=mixup_switch_prob,
                   accum_steps=accum_steps, grad_checkpointing=grad_checkpointing)
@@ -172,7 +178,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                       precision=precision, memory_format=memory_format, num_workers=num_workers, seed=seed,
                       val_every=val_every, progress=show_progress(progress), **recipe)
-
+    if sampling not in SAMPLERS:
+        raise ValueError(f"sampling={sampling!r}: one of {', '.join(SAMPLERS)}")
     if stale not in STALE:
         raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     root = Path(runs_root)
@@ -184,7 +191,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
-                  **recipe_record(recipe),
+                  **recipe_record(dict(recipe, sampling=sampling, clip_stride=clip_stride)),
                   **({"frame_cache": {"train": frame_cache_size(crop_size, True),
                                       "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
                   **({"environment": dict(environment)} if environment else {}),
@@ -204,7 +211,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         raise FileNotFoundError(f"{len(missing)} video file(s) the segments need do not exist: {shown}")
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
                         inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
-    clips = dict(num_frames=num_frames, crop_size=crop_size, frame_cache=frame_cache)
+    clips = dict(num_frames=num_frames, crop_size=crop_size, sampling=sampling, clip_stride=clip_stride,
+                 frame_cache=frame_cache)
     train_set = clip_dataset(data, "train", train=True, seed=seed, segments=train_segments, **clips)
     val_set = clip_dataset(data, "val", train=False, segments=val_segments, **clips)
     check_batches(batch_size, len(train_set), world_size(), accum_steps=accum_steps)
@@ -267,7 +275,7 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, precision=precision,
                       num_workers=num_workers, seed=seed, progress=show_progress(progress),
-                      memory_format=memory_format, **RECIPE)
+                      memory_format=memory_format, **_ENGINE_RECIPE)
     params = dict(model=model, image_size=image_size, image_scale=image_scale, epochs=epochs, batch_size=batch_size,
                   lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
                   held_out=held_out, max_train=max_train, views=views, precision=precision, seed=seed,
