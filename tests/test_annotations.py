@@ -10,6 +10,7 @@ from conftest import LABELLED, segment_row, write_classes, write_csv
 from evitvid.data.annotations import (
     ActionSpace,
     AnnotationError,
+    avion_action_pairs,
     Segment,
     frame_number_rate,
     parse_timestamp,
@@ -97,6 +98,18 @@ def test_action_space_refuses_unlabelled(tmp_path, small):
     path = write_csv(tmp_path / "test.csv", small["rows"], LABELLED[:8])
     with pytest.raises(ValueError, match="no labels"):
         ActionSpace.from_segments(read_segments(path))
+
+
+def test_avion_action_pairs_are_numbered_by_their_text(tmp_path):
+    rows = [segment_row(f"P01_01_{i}", i, i + 1, verb=v, noun=n) for i, (v, n) in
+            enumerate([(1, 2), (10, 5), (1, 2), (2, 0), (1, 10)])]
+    train = read_segments(write_csv(tmp_path / "train.csv", rows[:3]))
+    val = read_segments(write_csv(tmp_path / "val.csv", rows[3:]))
+    # "10:5" < "1:10" < "1:2" < "2:0" as text; numerically (1, 2) would come first
+    assert avion_action_pairs([*train.values(), *val.values()]) == [(10, 5), (1, 10), (1, 2), (2, 0)]
+    unlabelled = read_segments(write_csv(tmp_path / "test.csv", rows, LABELLED[:8]))
+    with pytest.raises(ValueError, match="segment P01_01_0 has no labels"):
+        avion_action_pairs(unlabelled)
 
 
 def _corrupt(rows, row_index, column, value):
@@ -225,3 +238,27 @@ def test_real_chunk_crossing_fraction(shared_dir):
         crossing += start // 450 != (stop - 1) // 450
     assert crossing / len(segments) == pytest.approx(0.219, abs=0.005)
     assert math.isclose(min(s.duration for s in segments), 0.5)
+
+
+def test_real_action_pairs_in_the_order_of_the_paper_code(shared_dir, tmp_path, monkeypatch):
+    """The paper's code numbers its classes with AVION's `generate_label_map`, which reads the train
+    and validation files from fixed paths; given the validation file as both (the train file is
+    not in the shared folder), its classes are ours in the same order."""
+    code = shared_dir / "paper-code"
+    if not (code / "avion" / "utils" / "misc.py").is_file():
+        pytest.skip("the paper's code is not in the shared folder")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("avion_misc", code / "avion" / "utils" / "misc.py")
+    misc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(misc)
+    folder = tmp_path / "datasets" / "EK100" / "epic-kitchens-100-annotations"
+    folder.mkdir(parents=True)
+    val = shared_dir / "ek100" / "EPIC_100_validation.csv"
+    for name in ("EPIC_100_train.csv", "EPIC_100_validation.csv"):
+        (folder / name).symlink_to(val)
+    monkeypatch.chdir(tmp_path)
+    _, mapping = misc.generate_label_map("ek100_cls")
+    theirs = [tuple(int(x) for x in vn.split(":")) for vn, _ in sorted(mapping.items(), key=lambda item: item[1])]
+    ours = avion_action_pairs(read_segments(val))
+    assert ours == theirs and len(ours) > 1000
+    assert ours != sorted(ours)  # the text order is not the numeric one

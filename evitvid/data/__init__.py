@@ -15,7 +15,7 @@ from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "evitvid.data.annotations": (
-        "ActionSpace", "AnnotationError", "ClassEntry", "ClassList", "Segment", "VideoInfo",
+        "ActionSpace", "AnnotationError", "ClassEntry", "ClassList", "Segment", "VideoInfo", "avion_action_pairs",
         "frame_number_rate", "parse_timestamp", "read_classes", "read_segments", "read_video_info",
         "to_file_frames",
     ),

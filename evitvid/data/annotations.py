@@ -43,6 +43,7 @@ __all__ = [
     "ClassEntry",
     "ClassList",
     "ActionSpace",
+    "avion_action_pairs",
     "VideoInfo",
     "parse_timestamp",
     "read_segments",
@@ -300,6 +301,21 @@ class VideoInfo:
 
 
 # ---------------------------------------------------------------- CSV reading
+
+
+def avion_action_pairs(segments: Iterable[Segment] | Mapping[str, Segment]) -> list[tuple[int, int]]:
+    """The (verb_class, noun_class) pairs of `segments`, once each, in the order AVION numbers its
+    EK100 action classes (`avion/utils/misc.py`, `generate_label_map`: the strings "verb:noun" of
+    every pair in the train and validation files, sorted as text, so "10:5" comes before "1:2").
+    Class i of a model trained by AVION's script (the paper's code) is pair i of the train and
+    validation segments together; `ActionSpace` numbers pairs by value instead.
+    """
+    pairs = set()
+    for seg in segment_list(segments):
+        if not seg.has_labels:
+            raise ValueError(f"segment {seg.narration_id} has no labels; the action classes come from labelled files")
+        pairs.add(seg.action)
+    return sorted(pairs, key=lambda pair: f"{pair[0]}:{pair[1]}")
 
 
 def segment_list(segments: Iterable[Segment] | Mapping[str, Segment]) -> list[Segment]:
