@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 import evitvid
-from evitvid.engine import Trainer, TrainConfig, lr_at
+from evitvid.engine import ActionTask, Trainer, TrainConfig, lr_at
 
 
 class ToyClips(Dataset):
@@ -291,3 +291,24 @@ def test_mixup_that_never_mixes_trains_as_label_smoothing(tmp_path):
     mixed = Trainer(make_model(), ToyClips(16), None, config(epochs=1, mixup_alpha=0.8, cutmix_alpha=1.0),
                     tmp_path / "c").fit()
     assert mixed[0]["train_loss"] != pytest.approx(plain[0]["train_loss"], rel=1e-3)
+
+
+def test_an_action_head_trains_on_the_action_classes_of_its_vocabulary(tmp_path):
+    pairs = [(1, 2), (0, 0), (0, 1), (1, 0), (0, 2), (1, 1)]  # every (verb, noun) of ToyClips, in no numeric order
+    torch.manual_seed(0)
+    model = evitvid.create_model("efficientvit_b0_3d", num_verbs=2, num_nouns=3, actions=pairs)
+    task = ActionTask(actions=model.actions)
+    targets = task.targets({"verb": torch.tensor([1, 0]), "noun": torch.tensor([2, 1])}, torch.device("cpu"))
+    assert targets["action"].tolist() == [0, 2]
+    with pytest.raises(ValueError, match=r"\(verb 1, noun 3\) is not one of the 6 action classes"):
+        task.targets({"verb": torch.tensor([1]), "noun": torch.tensor([3])}, torch.device("cpu"))
+    clips = torch.stack([ToyClips(2)[i]["video"] for i in range(2)])
+    out = model.eval()(clips)
+    assert torch.equal(task.loss(out, targets), torch.nn.functional.cross_entropy(out.action, targets["action"]))
+    history = Trainer(model.train(), ToyClips(16), ToyClips(8, seed=1), config(epochs=1, mixup_alpha=0.8,
+                                                                                 cutmix_alpha=1.0),
+                      tmp_path / "a", task=task).fit()
+    assert torch.isfinite(torch.tensor(history[0]["train_loss"])) and "val_action_top1" in history[0]
+    other = ActionTask(actions=evitvid.models.ActionClasses(pairs[::-1]))
+    with pytest.raises(ValueError, match=r"actions: the model's action classes .* are not the task's"):
+        Trainer(model, ToyClips(8), None, config(), tmp_path / "b", task=other)

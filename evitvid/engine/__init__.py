@@ -1,7 +1,8 @@
 """Training and evaluation: `Trainer` fits a model for a `Task`; `evaluate` scores one.
 
 - `config.TrainConfig`: every setting of a run.
-- `tasks`: what a batch holds, the loss and the metrics (`VideoTask`, `ImageTask`).
+- `tasks`: what a batch holds, the loss and the metrics (`VideoTask`, `ActionTask`, `ImageTask`).
+- `mixup`: mixup and CutMix of a batch and its targets (`Mixer`).
 - `trainer.Trainer`: the loop, checkpoints and exact resume, DDP.
 - `evaluate.evaluate`: predictions and metrics over a dataset.
 - `schedule.lr_at`: warm-up then cosine.
@@ -11,8 +12,8 @@ Where a model runs (device, precision, memory layout, `torch.compile`) is `evitv
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
 from .schedule import lr_at
-from .tasks import IMAGE, VIDEO, ImageTask, Task, VideoTask
+from .tasks import IMAGE, VIDEO, ActionTask, ImageTask, Task, VideoTask
 from .trainer import Trainer
 
-__all__ = ["TrainConfig", "Trainer", "EvalResult", "evaluate", "lr_at", "Task", "VideoTask", "ImageTask",
+__all__ = ["TrainConfig", "Trainer", "EvalResult", "evaluate", "lr_at", "Task", "VideoTask", "ActionTask", "ImageTask",
            "VIDEO", "IMAGE"]

@@ -6,6 +6,10 @@ model's output:
 - `VideoTask`: clips under "video" (B x C x T x H x W), verb and noun targets, outputs
   with `.verb` and `.noun` (`evitvid.models.VideoLogits`); loss = verb cross-entropy plus
   `noun_loss_weight` x noun cross-entropy; EK100's metrics (`evitvid.metrics.video_metrics`).
+- `ActionTask`: AVION's task, for a video model built with `actions=` (one classifier over
+  action classes, `evitvid.models.ActionLogits`): the target is the action class of each
+  clip's (verb, noun) in the model's vocabulary, the loss cross-entropy over actions; the
+  metrics are `VideoTask`'s, on the verb and noun log marginal probabilities the model gives.
 - `ImageTask`: images under "image" (B x C x H x W), one target "label", plain logits;
   cross-entropy; top-1/top-5 (`classification_metrics`). Image pretraining uses it.
 
@@ -24,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import classification_metrics, video_metrics
+from ..models.action import ActionClasses
 
-__all__ = ["Task", "VideoTask", "ImageTask", "VIDEO", "IMAGE"]
+__all__ = ["Task", "VideoTask", "ActionTask", "ImageTask", "VIDEO", "IMAGE"]
 
 
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -86,6 +91,30 @@ class VideoTask(Task):
 
     def metrics(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return video_metrics(logits["verb"], logits["noun"], targets["verb"], targets["noun"])
+
+
+@dataclass(frozen=True)
+class ActionTask(VideoTask):
+    """`VideoTask` for a model with an action head: trains the action classifier over `actions`
+    (the model's vocabulary), scores verbs and nouns from the model's marginals."""
+    actions: ActionClasses = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.actions, ActionClasses):
+            raise TypeError(f"actions: an ActionClasses, got {type(self.actions).__name__}")
+
+    def targets(self, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        return {"action": self.actions.index(batch["verb"], batch["noun"]).to(device)}
+
+    def num_classes(self, model: torch.nn.Module) -> dict[str, int]:
+        if getattr(model, "actions", None) != self.actions:
+            raise ValueError(f"actions: the model's action classes ({getattr(model, 'actions', None)!r}) are not "
+                             f"the task's ({self.actions!r})")
+        return {"action": len(self.actions)}
+
+    def loss(self, output: Any, targets: Mapping[str, torch.Tensor], *, label_smoothing: float = 0.0
+             ) -> torch.Tensor:
+        return F.cross_entropy(_at_least_fp32(output.action), targets["action"], label_smoothing=label_smoothing)
 
 
 @dataclass(frozen=True)

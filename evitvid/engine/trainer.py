@@ -192,9 +192,10 @@ class Trainer:
             if not hasattr(self.model, "set_grad_checkpointing"):
                 raise ValueError(f"grad_checkpointing=True: {type(self.model).__name__} has no set_grad_checkpointing")
             self.model.set_grad_checkpointing(True)
+        classes = task.num_classes(self.model)  # also: an action task refuses a model of other action classes
         self.mixer = Mixer(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mixup_prob,
                            switch_prob=config.mixup_switch_prob, label_smoothing=config.label_smoothing,
-                           num_classes=task.num_classes(self.model)) if config.mixes else None
+                           num_classes=classes) if config.mixes else None
         self.train_set, self.val_set, self.collate_fn = train_set, val_set, collate_fn
         # The dataset's epoch hooks, if it declares them (`EpochHooks`); other datasets get none.
         self.hooks: Optional[EpochHooks] = train_set if isinstance(train_set, EpochHooks) else None
