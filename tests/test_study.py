@@ -17,6 +17,7 @@ from scipy import stats
 from evitvid import study
 from evitvid.data import synth
 from evitvid.engine.trainer import read_checkpoint
+from evitvid.runs import Run
 from conftest import PROFILES
 
 
@@ -66,7 +67,7 @@ def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
     from evitvid.models.inflate import is_classifier_key
     weights_2d = load_file(str(checkpoint))
     start = study.initial_model("efficientvit_b0_3d", study.read_splits(data), seed=0, pretrained=str(checkpoint),
-                                inflation="mean", inflation_noise=0.5, runs_root=runs).state_dict()
+                                inflation="mean", inflation_noise=0.5, head="verb_noun", runs_root=runs).state_dict()
     carried = [k for k in weights_2d if not is_classifier_key(k)]
     assert carried and set(carried) <= set(start)
     for key in carried:  # mean inflation: the taps over time sum to the 2D kernel, up to the fp32
@@ -87,6 +88,30 @@ def test_pretrain_then_inflate_into_3d_and_do_not_train_twice(data, runs):
     assert again.checkpoint.stat().st_mtime_ns == stamp  # nothing trained twice
     preds = study.predictions_frame(run)
     assert len(preds) == res["val_clips"] and preds["verb_top5"].str.split().str.len().eq(5).all()
+
+
+def test_an_action_head_run_records_its_classes_and_loads_back_as_trained(data, runs):
+    """head=action: one classifier over the action classes of both splits (AVION's order), of which
+    the run records the number and a digest; `load_trained` rebuilds them from the data and its
+    model predicts what the run wrote. A change of the data's pairs is named, not loaded."""
+    run = study.train_video("action", model="efficientvit_b0_3d", data=data, runs_root=runs,
+                            **{**SMALL, "head": "action", "epochs": 1, "max_train": 8, "max_val": 4})
+    pairs = study.action_pairs(study.read_splits(data))
+    assert run.params["head"] == "action" and run.params["actions"] == study.action_record(pairs)
+    assert len(pairs) > len(study.read_splits(data).verbs)
+    net = study.load_trained(run)
+    assert net.actions.pairs == tuple(pairs)
+    logits = study.read_logits(run)
+    val = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False, limit=4)
+    with torch.no_grad():
+        out = net(torch.stack([val[i]["video"] for i in range(4)]))
+    torch.testing.assert_close(out.verb, torch.from_numpy(logits["verb_logits"]), rtol=0, atol=1e-5)
+    params = json.loads((run.dir / "params.json").read_text())
+    params["actions"]["sha1"] = "0" * 40
+    (run.dir / "params.json").write_text(json.dumps(params))
+    with pytest.raises(ValueError, match=r"action.*: its data now gives \d+ action classes .*the annotation files "
+                                         r"changed"):
+        study.load_trained(Run(run.dir))
 
 
 def test_frame_averaging_over_frames_positions_and_time(data, runs):
@@ -499,7 +524,8 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
                           (dict(lr_scaling_batch=0), r"lr_scaling_batch=0: must be a positive integer or null"),
                           (dict(mixup_prob=1.5), r"mixup_prob=1.5: must be a probability"),
                           (dict(cutmix_alpha=-1.0), r"cutmix_alpha=-1.0: must be a number >= 0"),
-                          (dict(accum_steps=0), r"accum_steps=0: must be a positive integer")):
+                          (dict(accum_steps=0), r"accum_steps=0: must be a positive integer"),
+                          (dict(head="verb"), r"head='verb': one of verb_noun, action")):
         with pytest.raises(study.ParameterError, match=match):
             study.load_profile(PROFILES / "cpu.yaml", **change)
 
@@ -511,9 +537,9 @@ def test_a_run_records_the_recipe_only_where_it_departs_from_the_first_runs(tiny
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     record = study.training.recipe_record
     assert record(study.training_params(cpu)) == {}
-    dense = study.load_profile(PROFILES / "cpu.yaml", sampling="dense", clip_stride=3, mixup_alpha=0.8)
-    assert record(study.training_params(dense)) == {
-        "sampling": "dense", "clip_stride": 3, "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
+    dense = study.load_profile(PROFILES / "cpu.yaml", sampling="dense", clip_stride=3, mixup_alpha=0.8, head="action")
+    assert record(study.training_params(dense)) == {"sampling": "dense", "clip_stride": 3, "head": "action",
+                                                    "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
     # a stride without dense sampling changes nothing, and is not recorded
     assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", clip_stride=3))) == {}
     params = tiny_params(tiny_root, tmp_path)

@@ -28,8 +28,8 @@ from .chapters import (ablation_numbers, architecture_numbers, comparison_number
                        pretraining_sentence, protocol_numbers, reversal_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
                      plateau_changes, plateau_sentence, plateau_table)
-from .data import (DataPaths, Splits, build_frame_caches, class_counts, class_names, clip_dataset, dataset_summary,
-                   missing_videos, read_splits, resolve_data, segment_lengths)
+from .data import (DataPaths, Splits, action_pairs, action_record, build_frame_caches, class_counts, class_names,
+                   clip_dataset, dataset_summary, missing_videos, read_splits, resolve_data, segment_lengths)
 from .frames import evaluate_frames, positions
 from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
 from .jobs import RunSpec, train_runs
@@ -59,7 +59,7 @@ __all__ = [
     "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
     "PROTOCOL",
     "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
-    "missing_videos", "dataset_summary", "class_counts", "segment_lengths",
+    "missing_videos", "dataset_summary", "class_counts", "segment_lengths", "action_pairs", "action_record",
     "Method", "study_methods", "inflation_comparisons", "architecture_comparisons", "MAIN_COMPARISONS",
     "every_comparison", "architecture_verdicts", "architecture_numbers", "time_steps_table",
     "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",

@@ -8,9 +8,13 @@
   questions of them; on EK100 a read takes seconds).
 - `clip_dataset`: an `EK100Dataset` on one split, in the study's transform.
 - `missing_videos`: every video a split needs, checked before training starts.
+- `action_pairs`, `action_record`: the action classes of an action-head model, and what a
+  run records of them.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,13 +22,13 @@ from typing import Any, Optional
 import pandas as pd
 
 from .. import models as _models
-from ..data import EK100Dataset, dataset_stats, read_classes, read_segments, synth
+from ..data import EK100Dataset, avion_action_pairs, dataset_stats, read_classes, read_segments, synth
 from ..data.decoders import check_backend
 from ..data.frame_cache import FrameCache
 from ..data.video import make_source
 
 __all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size",
-           "build_frame_caches", "clip_dataset", "missing_videos",
+           "build_frame_caches", "clip_dataset", "missing_videos", "action_pairs", "action_record",
            "dataset_summary", "class_counts", "segment_lengths"]
 
 
@@ -128,6 +132,19 @@ class Splits:
 
     def split(self, name: str) -> list:
         return self.train if name == "train" else self.validation
+
+
+def action_pairs(splits: Splits) -> list[tuple[int, int]]:
+    """The action classes of a model with an action head: every (verb, noun) pair of both splits,
+    in the order of the paper's code (`evitvid.data.avion_action_pairs`), whatever part of the
+    splits a run trains on."""
+    return avion_action_pairs(splits.train + splits.validation)
+
+
+def action_record(pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """What a run records of its action classes: how many, and a digest of the pairs in order
+    (`load_trained` rebuilds them from the run's data and checks the digest)."""
+    return {"classes": len(pairs), "sha1": hashlib.sha1(json.dumps([list(p) for p in pairs]).encode()).hexdigest()}
 
 
 def class_names(path: Path) -> list[str]:

@@ -35,7 +35,7 @@ from ..engine.config import OPTIMIZERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROTOCOL", "PATH_FIELDS", "find_profile", "load_profile", "profile_values",
+__all__ = ["StudyParams", "PROTOCOL", "HEADS", "PATH_FIELDS", "find_profile", "load_profile", "profile_values",
            "notebook_parameters", "ParameterError"]
 
 # the parameters `train_video` takes as its protocol: every method of a comparison trains with
@@ -43,7 +43,9 @@ __all__ = ["StudyParams", "PROTOCOL", "PATH_FIELDS", "find_profile", "load_profi
 PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
             "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
             "frame_cache", "optimizer", "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob",
-            "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing")
+            "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing", "head")
+# what a video model classifies: verbs and nouns (two classifiers), or AVION's action classes
+HEADS = ("verb_noun", "action")
 
 
 class ParameterError(ValueError):
@@ -107,6 +109,9 @@ class StudyParams:
     cutmix_alpha: float = _doc("CutMix's Beta(alpha, alpha), one H x W box in every frame of a clip; 0: no CutMix")
     mixup_prob: float = _doc("with mixup or CutMix on: the chance that a batch is mixed")
     mixup_switch_prob: float = _doc("with both on: the chance of CutMix rather than mixup for a batch")
+    head: str = _doc("verb_noun (a verb and a noun classifier, their cross-entropies added) or action (AVION's: one "
+                     "classifier over the (verb, noun) pairs of the train and validation files, verbs and nouns "
+                     "scored by its marginals)")
     precision: str = _doc(f"{', '.join(PRECISIONS)}")
     memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}")
     val_every: int = _doc("validate every N epochs (learning curves need 1)")
@@ -197,6 +202,8 @@ class StudyParams:
                 out.append(f"{name}={getattr(self, name)!r}: must be a probability (0 to 1)")
         if self.optimizer not in OPTIMIZERS:
             out.append(f"optimizer={self.optimizer!r}: one of {', '.join(OPTIMIZERS)}")
+        if self.head not in HEADS:
+            out.append(f"head={self.head!r}: one of {', '.join(HEADS)}")
         if self.sampling not in SAMPLERS:
             out.append(f"sampling={self.sampling!r}: one of {', '.join(SAMPLERS)}")
         if not isinstance(self.grad_checkpointing, bool):

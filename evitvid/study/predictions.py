@@ -21,7 +21,7 @@ from ..engine.evaluate import EvalResult
 from ..models.action import action_scores
 from ..engine.trainer import read_checkpoint
 from ..runs import Run, resolve_from_root
-from .data import DataPaths, read_splits
+from .data import DataPaths, action_pairs, action_record, read_splits
 
 __all__ = ["LOGITS_FILE", "write_predictions", "read_logits", "segment_results", "correctness", "predictions_frame",
            "run_data", "load_trained"]
@@ -86,13 +86,22 @@ def run_data(run: Run) -> DataPaths:
 
 
 def load_trained(run: Run) -> torch.nn.Module:
-    """The model of a finished `train_video` run, in eval mode (EMA weights when the run kept them).
+    """The model of a finished `train_video` run, in eval mode (EMA weights when the run kept them),
+    with its action classes when it has an action head (checked against the digest it recorded).
     Its checkpoint is read as tensors only (`read_checkpoint`): a run folder from elsewhere cannot
     run code here."""
     p = run.params
     state = read_checkpoint(run.checkpoint)  # first: what a run folder from elsewhere can get wrong
     splits = read_splits(run_data(run))
+    heads = {}
+    if p.get("head") == "action":  # its action classes, rebuilt from its data as it trained them
+        pairs = action_pairs(splits)
+        if action_record(pairs) != p["actions"]:
+            raise ValueError(f"{run.dir}: its data now gives {len(pairs)} action classes (sha1 "
+                             f"{action_record(pairs)['sha1'][:12]}), not the {p['actions']['classes']} it trained with "
+                             f"(sha1 {p['actions']['sha1'][:12]}): the annotation files changed")
+        heads["actions"] = pairs
     net = _models.create_model(p["model"], num_verbs=len(splits.verbs), num_nouns=len(splits.nouns),
-                               **p.get("model_kwargs", {}))
+                               **heads, **p.get("model_kwargs", {}))
     net.load_state_dict(state["ema"] if state.get("ema") else state["model"])
     return net.eval()

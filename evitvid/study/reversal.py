@@ -44,7 +44,7 @@ def reversal_at_initialisation(params, keys: Optional[Sequence[str]] = None, dat
         for spec in specs:
             kw = spec.kwargs
             net = initial_model(kw["model"], splits, seed=kw["seed"], pretrained=kw["pretrained"],
-                                inflation=kw["inflation"], inflation_noise=kw["inflation_noise"],
+                                inflation=kw["inflation"], inflation_noise=kw["inflation_noise"], head=kw["head"],
                                 runs_root=params.runs_root, time_padding=kw["time_padding"])
             for m in net.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

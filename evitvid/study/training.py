@@ -41,13 +41,13 @@ from .. import runtime
 from ..atomic import atomic_path
 from ..data.images import FashionImages
 from ..data.sampling import SAMPLERS
-from ..engine import IMAGE, TrainConfig, Trainer
+from ..engine import IMAGE, VIDEO, ActionTask, TrainConfig, Trainer
 from ..engine.trainer import check_batches, world_size
 from ..provenance import made_by
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from ..runtime import set_threads
-from .data import DataPaths, clip_dataset, frame_cache_size, missing_videos, read_splits
-from .params import PROTOCOL
+from .data import DataPaths, action_pairs, action_record, clip_dataset, frame_cache_size, missing_videos, read_splits
+from .params import HEADS, PROTOCOL
 from .predictions import write_predictions
 from .probes import ReversalProbe
 
@@ -62,8 +62,8 @@ STALE = ("refuse", "retrain")  # what to do with a finished run that other code 
 # runs trained with; the image pretraining still trains with them.
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
               mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False, sampling="tsn",
-              clip_stride=2)
-_ENGINE_RECIPE = {k: v for k, v in RECIPE.items() if k not in ("sampling", "clip_stride")}  # TrainConfig's
+              clip_stride=2, head="verb_noun")
+_ENGINE_RECIPE = {k: v for k, v in RECIPE.items() if k not in ("sampling", "clip_stride", "head")}  # TrainConfig's
 
 
 def run_name(prefix: str, params: dict) -> str:
@@ -77,7 +77,7 @@ def recipe_record(values: dict) -> dict:
     the study's first runs did, and those that then matter (mixup's probabilities once batches are
     mixed, the switch once both mixup and CutMix are on, the stride of dense sampling)."""
     out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "accum_steps", "grad_checkpointing",
-                                  "sampling") if values[k] != RECIPE[k]}
+                                  "sampling", "head") if values[k] != RECIPE[k]}
     if values["mixup_alpha"] > 0 or values["cutmix_alpha"] > 0:
         out.update(mixup_alpha=values["mixup_alpha"], cutmix_alpha=values["cutmix_alpha"],
                    mixup_prob=values["mixup_prob"])
@@ -131,7 +131,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
                 optimizer: str, lr_scaling_batch: Optional[int], min_lr: float, mixup_alpha: float,
                 cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, sampling: str, clip_stride: int,
-                accum_steps: int, grad_checkpointing: bool, runs_root: Path | str,
+                accum_steps: int, grad_checkpointing: bool, head: str, runs_root: Path | str,
                 data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
                 environment: Optional[dict] = None, num_workers: int = 0, progress: Optional[bool] = None,
                 memory_format: str = "auto", threads: Optional[int] = None, stale: str = "refuse",
@@ -161,8 +161,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     global batch (`batch_size` x `accum_steps`) over `lr_scaling_batch` when that is set,
     `min_lr`, mixup and CutMix (`mixup_alpha`, `cutmix_alpha`, `mixup_prob`,
     `mixup_switch_prob`), the frames of a clip (`sampling`, `clip_stride`), gradients summed
-    over `accum_steps` batches a step, and `grad_checkpointing`; each is recorded where it
-    departs from the study's first runs (`recipe_record`).
+    over `accum_steps` batches a step, `grad_checkpointing`, and what the model classifies
+    (`head`: verbs and nouns, or AVION's action classes, `action_pairs`, whose number and
+    digest the run records); each is recorded where it departs from the study's first runs
+    (`recipe_record`).
     """
     for key, value in (environment or {}).items():
         if os.environ.get(key) != value:
@@ -180,6 +182,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                       val_every=val_every, progress=show_progress(progress), **recipe)
     if sampling not in SAMPLERS:
         raise ValueError(f"sampling={sampling!r}: one of {', '.join(SAMPLERS)}")
+    if head not in HEADS:
+        raise ValueError(f"head={head!r}: one of {', '.join(HEADS)}")
+    # the action classes come from the annotation files: read them now for the run's record
+    splits = read_splits(data) if head == "action" else None
     if stale not in STALE:
         raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     root = Path(runs_root)
@@ -191,7 +197,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
-                  **recipe_record(dict(recipe, sampling=sampling, clip_stride=clip_stride)),
+                  **recipe_record(dict(recipe, sampling=sampling, clip_stride=clip_stride, head=head)),
+                  **({"actions": action_record(action_pairs(splits))} if head == "action" else {}),
                   **({"frame_cache": {"train": frame_cache_size(crop_size, True),
                                       "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
                   **({"environment": dict(environment)} if environment else {}),
@@ -203,14 +210,14 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         return Run(root / name)
     set_threads(threads)
     # Everything that can fail is tried before the run folder exists.
-    splits = read_splits(data)
+    splits = splits or read_splits(data)
     train_segments, val_segments = splits.train[:max_train], splits.validation[:max_val]
     missing = missing_videos(data, train_segments + val_segments)
     if missing:
         shown = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
         raise FileNotFoundError(f"{len(missing)} video file(s) the segments need do not exist: {shown}")
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
-                        inflation_noise=inflation_noise, runs_root=root, **model_kwargs)
+                        inflation_noise=inflation_noise, head=head, runs_root=root, **model_kwargs)
     clips = dict(num_frames=num_frames, crop_size=crop_size, sampling=sampling, clip_stride=clip_stride,
                  frame_cache=frame_cache)
     train_set = clip_dataset(data, "train", train=True, seed=seed, segments=train_segments, **clips)
@@ -221,7 +228,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         return run
     started = time.time()
     probes = [ReversalProbe(val_set, reversal_clips)] if reversal_clips else []
-    trainer = Trainer(net, train_set, val_set, cfg, run.dir, probes=probes)
+    task = ActionTask(actions=net.actions) if head == "action" else VIDEO
+    trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=task, probes=probes)
     history = trainer.fit()
     if trainer.rank != 0:  # under torchrun the first process evaluates and writes the results
         return run
@@ -236,14 +244,16 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
 
 
 def initial_model(model: str, splits, *, seed: int, pretrained: Optional[str] = None, inflation: str = "mean",
-                  inflation_noise: float, runs_root: Path | str, **model_kwargs: Any):
+                  inflation_noise: float, head: str, runs_root: Path | str, **model_kwargs: Any):
     """A video model as a run starts it: seeded, with the splits' class counts, from `pretrained`
-    (a path relative to the runs root, absolute, or timm:NAME), inflated by `inflation` for 3D."""
+    (a path relative to the runs root, absolute, or timm:NAME), inflated by `inflation` for 3D;
+    with `head="action"`, one classifier over the splits' action classes (`action_pairs`)."""
     root = Path(runs_root)
     inflated = _models.get_model_entry(model).kind == "3d" and pretrained is not None
     torch.manual_seed(seed)
     return _models.create_model(model, pretrained=resolve_from_root(pretrained, root) if pretrained else None,
                                 num_verbs=len(splits.verbs), num_nouns=len(splits.nouns),
+                                **({"actions": action_pairs(splits)} if head == "action" else {}),
                                 **(dict(inflation=inflation, inflation_noise=inflation_noise, inflation_seed=seed)
                                    if inflated else {}), **model_kwargs)
 
