@@ -43,7 +43,7 @@ def make_model(seed: int = 0, dtype: torch.dtype = torch.float32):
 
 # the recipe as the study first trained it (evitvid.study.training.RECIPE): AdamW, no mixing, a step a batch
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
-              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False)
+              mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False, clip_grad_norm=1.0)
 
 
 def config(**kw) -> TrainConfig:

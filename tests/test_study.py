@@ -525,7 +525,8 @@ def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
                           (dict(mixup_prob=1.5), r"mixup_prob=1.5: must be a probability"),
                           (dict(cutmix_alpha=-1.0), r"cutmix_alpha=-1.0: must be a number >= 0"),
                           (dict(accum_steps=0), r"accum_steps=0: must be a positive integer"),
-                          (dict(head="verb"), r"head='verb': one of verb_noun, action")):
+                          (dict(head="verb"), r"head='verb': one of verb_noun, action"),
+                          (dict(clip_grad_norm=0.0), r"clip_grad_norm=0.0: must be positive or null")):
         with pytest.raises(study.ParameterError, match=match):
             study.load_profile(PROFILES / "cpu.yaml", **change)
 
@@ -540,6 +541,8 @@ def test_a_run_records_the_recipe_only_where_it_departs_from_the_first_runs(tiny
     dense = study.load_profile(PROFILES / "cpu.yaml", sampling="dense", clip_stride=3, mixup_alpha=0.8, head="action")
     assert record(study.training_params(dense)) == {"sampling": "dense", "clip_stride": 3, "head": "action",
                                                     "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
+    unclipped = cpu.replace(clip_grad_norm=None)  # (an override of None means "the profile's value")
+    assert record(study.training_params(unclipped)) == {"clip_grad_norm": None}
     # a stride without dense sampling changes nothing, and is not recorded
     assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", clip_stride=3))) == {}
     params = tiny_params(tiny_root, tmp_path)
@@ -611,7 +614,7 @@ def test_every_value_is_written_once_in_the_cpu_profile():
     assert [f.name for f in dataclasses.fields(TrainConfig) if f.default is dataclasses.MISSING] == [
         "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "seed", "optimizer",
         "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob", "mixup_switch_prob", "accum_steps",
-        "grad_checkpointing"]
+        "grad_checkpointing", "clip_grad_norm"]
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     assert study.training_params(cpu) == {k: getattr(cpu, k) for k in study.PROTOCOL}
 

@@ -37,7 +37,7 @@ class TrainConfig:
     mixup_switch_prob: float       # chance of CutMix rather than mixup (when both alphas > 0)
     accum_steps: int               # forward/backward passes summed into one optimiser step
     grad_checkpointing: bool       # recompute each stage's activations in the backward pass
-    clip_grad_norm: Optional[float] = 1.0
+    clip_grad_norm: Optional[float]  # the gradients' global norm clipped to this (None: not clipped)
     ema_decay: Optional[float] = None
     freeze_bn: bool = False        # keep batch-norm statistics fixed (small per-device batches)
     sync_bn: bool = True           # under torchrun on CUDA, batch-norm statistics over the global batch
@@ -63,7 +63,8 @@ class TrainConfig:
                   "mixup_alpha": self.mixup_alpha >= 0, "cutmix_alpha": self.cutmix_alpha >= 0,
                   "mixup_prob": 0 <= self.mixup_prob <= 1, "mixup_switch_prob": 0 <= self.mixup_switch_prob <= 1,
                   "accum_steps": isinstance(self.accum_steps, int) and self.accum_steps >= 1,
-                  "grad_checkpointing": isinstance(self.grad_checkpointing, bool)}
+                  "grad_checkpointing": isinstance(self.grad_checkpointing, bool),
+                  "clip_grad_norm": self.clip_grad_norm is None or self.clip_grad_norm > 0}
         bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training parameter(s): {', '.join(bad)}")

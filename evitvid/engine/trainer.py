@@ -2,8 +2,8 @@
 
 AdamW or SGD with momentum (`TrainConfig.optimizer`, neither decaying norms and biases) with
 linear warm-up then cosine decay (per optimiser step; the learning rate optionally scaled by
-the global batch, `TrainConfig.peak_lr`), label smoothing, gradient clipping, optional EMA of
-the weights; the loss is the task's (`evitvid.engine.tasks`). Optionally: mixup and CutMix of
+the global batch, `TrainConfig.peak_lr`), label smoothing, optional gradient clipping, optional
+EMA of the weights; the loss is the task's (`evitvid.engine.tasks`). Optionally: mixup and CutMix of
 each batch (`evitvid.engine.mixup`; label smoothing then goes into the mixed targets),
 gradients summed over `accum_steps` batches before each optimiser step, and activation
 checkpointing (the model's `set_grad_checkpointing`: each stage's activations recomputed in

@@ -43,7 +43,8 @@ __all__ = ["StudyParams", "PROTOCOL", "HEADS", "PATH_FIELDS", "find_profile", "l
 PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
             "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
             "frame_cache", "optimizer", "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob",
-            "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing", "head")
+            "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing", "head",
+            "clip_grad_norm")
 # what a video model classifies: verbs and nouns (two classifiers), or AVION's action classes
 HEADS = ("verb_noun", "action")
 
@@ -102,6 +103,8 @@ class StudyParams:
     lr_scaling_batch: Optional[int] = _doc("null: lr as given; N: lr and min_lr scaled by global batch / N "
                                            "(AVION: 128)")
     min_lr: float = _doc("learning rate at the end of the cosine decay")
+    clip_grad_norm: Optional[float] = _doc("the gradients' global norm clipped to this before each step (null: "
+                                           "never clipped, as AVION)")
     weight_decay: float = _doc("weight decay of the weights (not of norms and biases)")
     warmup_epochs: float = _doc("linear warm-up before the cosine decay")
     label_smoothing: float = _doc("label smoothing of every head (folded into the mixed targets with mixup)")
@@ -189,6 +192,9 @@ class StudyParams:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 out.append(f"{name}={value!r}: must be a positive integer")
+        clip = self.clip_grad_norm
+        if clip is not None and (not _number(clip) or clip <= 0):
+            out.append(f"clip_grad_norm={clip!r}: must be positive or null")
         scaling = self.lr_scaling_batch
         if scaling is not None and (not isinstance(scaling, int) or isinstance(scaling, bool) or scaling <= 0):
             out.append(f"lr_scaling_batch={scaling!r}: must be a positive integer or null")

@@ -62,7 +62,7 @@ STALE = ("refuse", "retrain")  # what to do with a finished run that other code 
 # runs trained with; the image pretraining still trains with them.
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
               mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False, sampling="tsn",
-              clip_stride=2, head="verb_noun")
+              clip_stride=2, head="verb_noun", clip_grad_norm=1.0)
 _ENGINE_RECIPE = {k: v for k, v in RECIPE.items() if k not in ("sampling", "clip_stride", "head")}  # TrainConfig's
 
 
@@ -76,8 +76,8 @@ def recipe_record(values: dict) -> dict:
     """What a run records of the `RECIPE` parameters in `values`: those that train otherwise than
     the study's first runs did, and those that then matter (mixup's probabilities once batches are
     mixed, the switch once both mixup and CutMix are on, the stride of dense sampling)."""
-    out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "accum_steps", "grad_checkpointing",
-                                  "sampling", "head") if values[k] != RECIPE[k]}
+    out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "clip_grad_norm", "accum_steps",
+                                  "grad_checkpointing", "sampling", "head") if values[k] != RECIPE[k]}
     if values["mixup_alpha"] > 0 or values["cutmix_alpha"] > 0:
         out.update(mixup_alpha=values["mixup_alpha"], cutmix_alpha=values["cutmix_alpha"],
                    mixup_prob=values["mixup_prob"])
@@ -129,7 +129,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_epochs: float,
                 label_smoothing: float, precision: str, seed: int, max_train: Optional[int],
                 max_val: Optional[int], val_every: int, reversal_clips: int, frame_cache: bool,
-                optimizer: str, lr_scaling_batch: Optional[int], min_lr: float, mixup_alpha: float,
+                optimizer: str, lr_scaling_batch: Optional[int], min_lr: float,
+                clip_grad_norm: Optional[float], mixup_alpha: float,
                 cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, sampling: str, clip_stride: int,
                 accum_steps: int, grad_checkpointing: bool, head: str, runs_root: Path | str,
                 data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
@@ -159,7 +160,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
 
     The recipe (`evitvid.study.params` says what each means): `optimizer`, `lr` scaled by the
     global batch (`batch_size` x `accum_steps`) over `lr_scaling_batch` when that is set,
-    `min_lr`, mixup and CutMix (`mixup_alpha`, `cutmix_alpha`, `mixup_prob`,
+    `min_lr`, `clip_grad_norm`, mixup and CutMix (`mixup_alpha`, `cutmix_alpha`, `mixup_prob`,
     `mixup_switch_prob`), the frames of a clip (`sampling`, `clip_stride`), gradients summed
     over `accum_steps` batches a step, `grad_checkpointing`, and what the model classifies
     (`head`: verbs and nouns, or AVION's action classes, `action_pairs`, whose number and
@@ -173,7 +174,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     entry = _models.get_model_entry(model)  # an unknown name fails now, not after the data is read
     _positive(num_frames=num_frames, crop_size=crop_size, epochs=epochs, batch_size=batch_size,
               clip_stride=clip_stride)
-    recipe = dict(optimizer=optimizer, lr_scaling_batch=lr_scaling_batch, min_lr=min_lr, mixup_alpha=mixup_alpha,
+    recipe = dict(optimizer=optimizer, lr_scaling_batch=lr_scaling_batch, min_lr=min_lr,
+                  clip_grad_norm=clip_grad_norm, mixup_alpha=mixup_alpha,
                   cutmix_alpha=cutmix_alpha, mixup_prob=mixup_prob, mixup_switch_prob=mixup_switch_prob,
                   accum_steps=accum_steps, grad_checkpointing=grad_checkpointing)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
