@@ -581,7 +581,7 @@ def test_notebook_parameters_refuse_a_misspelt_name():
         study.notebook_parameters("cpu", {**namespace, "epochz": 5}, profiles=PROFILES)
 
 
-def test_both_profiles_load():
+def test_the_book_profiles_load():
     cpu, ek100 = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "ek100.yaml")
     assert cpu.dataset == "synth:default" and ek100.annotations_dir and ek100.num_frames == 16
     assert list(study.study_methods(ek100)) == ["frame_averaging", "frame_averaging_l1", "3d_random", "3d_mean"]
@@ -589,6 +589,18 @@ def test_both_profiles_load():
     own = yaml.safe_load((PROFILES / "ek100.yaml").read_text())
     assert own["base"] == "cpu" and "weight_decay" not in own and ek100.weight_decay == cpu.weight_decay
     assert ek100.epochs == own["epochs"] != cpu.epochs
+    # ek100_code.yaml, the paper's code: ek100.yaml's data, the code's model and recipe
+    code = study.load_profile(PROFILES / "ek100_code.yaml")
+    assert yaml.safe_load((PROFILES / "ek100_code.yaml").read_text())["base"] == "ek100"
+    assert code.annotations_dir == ek100.annotations_dir and code.runs_root == ek100.runs_root
+    assert list(study.study_methods(code)) == ["3d_random", "3d_mean"]
+    assert (code.model_3d, code.head, code.sampling, code.optimizer, code.clip_grad_norm) == (
+        "efficientvit_b0_3d_paper", "action", "tsn", "sgd", None)
+    assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
+    assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
+    # every profile of the book loads
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "ek100", "ek100_code"}
+    assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 
 
 def test_every_value_is_written_once_in_the_cpu_profile():
