@@ -593,7 +593,8 @@ def test_the_book_profiles_load():
     code = study.load_profile(PROFILES / "ek100_code.yaml")
     assert yaml.safe_load((PROFILES / "ek100_code.yaml").read_text())["base"] == "ek100"
     assert code.annotations_dir == ek100.annotations_dir and code.runs_root == ek100.runs_root
-    assert list(study.study_methods(code)) == ["3d_random", "3d_mean"]
+    assert list(study.study_methods(code)) == ["frame_averaging", "3d_random", "3d_mean"]
+    assert code.frame_averaging_models == ("efficientvit_b0_frameavg",)
     assert (code.model_3d, code.head, code.sampling, code.optimizer, code.clip_grad_norm) == (
         "efficientvit_b0_3d_paper", "action", "tsn", "sgd", None)
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
