@@ -724,6 +724,12 @@ def test_list_parameters_take_the_forms_papermill_users_type():
     assert params.inflations == ("mean", "centre")
     with pytest.raises(study.ParameterError, match=r"seeds=\['x'\]: must be a non-empty list of integers"):
         study.notebook_parameters("cpu", {"seeds": "[x]"}, profiles=PROFILES)
+    # a mapping of checkpoints, as README's EK100 section types it
+    typed = _resolve_type('{"efficientvit_b0_3d_paper": "/w/b0-r224.pt", "efficientvit_b0_frameavg": "/w/b0.pt"}')
+    params = study.notebook_parameters("ek100_code", {"pretrained": typed}, profiles=PROFILES)
+    assert params.pretrained == {"efficientvit_b0_3d_paper": "/w/b0-r224.pt", "efficientvit_b0_frameavg": "/w/b0.pt"}
+    with pytest.raises(study.ParameterError, match="pretrained=.*not a mapping"):
+        study.notebook_parameters("cpu", {"pretrained": "{a: [b"}, profiles=PROFILES)
 
 
 def test_verdict_numbers_group_the_findings_by_verdict():

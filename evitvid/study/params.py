@@ -160,6 +160,13 @@ class StudyParams:
     def __post_init__(self) -> None:
         for name in _LIST_FIELDS:  # lists from YAML or papermill become tuples
             object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
+        if isinstance(self.pretrained, str) and self.pretrained.lstrip().startswith("{"):
+            # papermill passes `-p pretrained '{"model": "path", ...}'` as text
+            try:
+                object.__setattr__(self, "pretrained", yaml.safe_load(self.pretrained))
+            except yaml.YAMLError:
+                raise ParameterError(f"pretrained={self.pretrained!r}: not a mapping (write it as "
+                                     f"{{model: checkpoint, ...}})") from None
         problems = self._problems()
         if problems:
             raise ParameterError("bad parameter(s): " + "; ".join(problems))
