@@ -29,7 +29,7 @@ import platform
 import sys
 from typing import Any, Optional
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "OPT_OUT", "tune_malloc", "malloc_status"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "OPT_OUT", "tune_malloc", "malloc_status", "release_free_memory"]
 
 # mallopt's parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -80,3 +80,16 @@ def tune_malloc() -> dict[str, Any]:
 def malloc_status() -> dict[str, Any]:
     """What `tune_malloc` did in this process, or {"applied": False, "reason": "not called"}."""
     return dict(_status) if _status is not None else {"applied": False, "reason": "not called"}
+
+
+def release_free_memory() -> bool:
+    """Give the pages of freed heap memory back to the kernel (glibc's `malloc_trim(0)`, every
+    arena), so that memory allocated next is paged in afresh and shows in the RSS: what a
+    measurement of a step's peak RSS needs (`evitvid.engine.memory`), since the tuned heap
+    keeps what was freed. Returns whether anything was given back; False where not glibc."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -6,14 +6,17 @@
 - `trainer.Trainer`: the loop, checkpoints and exact resume, DDP.
 - `evaluate.evaluate`: predictions and metrics over a dataset.
 - `schedule.lr_at`: warm-up then cosine.
+- `memory.check_step_memory`: whether a training step at the run's batch fits the device,
+  before the run starts (`MemoryFitError` names batch_size and what fits).
 
 Where a model runs (device, precision, memory layout, `torch.compile`) is `evitvid.runtime`.
 """
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate
+from .memory import MemoryFitError, StepMemory, check_step_memory
 from .schedule import lr_at
 from .tasks import IMAGE, VIDEO, ActionTask, ImageTask, Task, VideoTask
 from .trainer import Trainer
 
 __all__ = ["TrainConfig", "Trainer", "EvalResult", "evaluate", "lr_at", "Task", "VideoTask", "ActionTask", "ImageTask",
-           "VIDEO", "IMAGE"]
+           "VIDEO", "IMAGE", "check_step_memory", "MemoryFitError", "StepMemory"]
