@@ -89,3 +89,16 @@ def test_a_second_writer_is_refused_in_one_line(tmp_path, tiny, capsys):
     err = capsys.readouterr().err
     assert f"being written by another process (pid {writer.pid})" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a training step measured in a fresh process: about 8 s
+def test_a_batch_that_does_not_fit_in_memory_is_refused_before_the_run_starts(tmp_path, tiny, capsys, monkeypatch):
+    from evitvid.engine import memory
+    monkeypatch.setattr(memory, "device_memory", lambda device: memory.DeviceMemory(20_000_000, 10 ** 9, "test"))
+    assert main(["train", "--name", "big", "--model", "efficientvit_b0_3d", "--dataset", tiny, "--num-frames", "2",
+                 "--crop-size", "32", "--epochs", "1", "--batch-size", "4", "--runs-root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("python -m evitvid train: error: batch_size=4: one training step of 4 clips of 3 x 2 x 32 "
+                          "x 32 needs about")
+    assert not (tmp_path / "runs" / "big").exists()  # refused before the run folder: a smaller batch is not refused

@@ -41,7 +41,7 @@ from .. import runtime
 from ..atomic import atomic_path
 from ..data.images import FashionImages
 from ..data.sampling import SAMPLERS
-from ..engine import IMAGE, VIDEO, ActionTask, TrainConfig, Trainer
+from ..engine import IMAGE, VIDEO, ActionTask, TrainConfig, Trainer, check_step_memory
 from ..engine.trainer import check_batches, world_size
 from ..provenance import made_by
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
@@ -225,12 +225,15 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     train_set = clip_dataset(data, "train", train=True, seed=seed, segments=train_segments, **clips)
     val_set = clip_dataset(data, "val", train=False, segments=val_segments, **clips)
     check_batches(batch_size, len(train_set), world_size(), accum_steps=accum_steps)
+    task = ActionTask(actions=net.actions) if head == "action" else VIDEO
+    check_step_memory(net, (3, num_frames, crop_size, crop_size), batch_size // world_size(), batch_size=batch_size,
+                      accum_steps=accum_steps, device=cfg.device, precision=precision, memory_format=memory_format,
+                      grad_checkpointing=grad_checkpointing, optimizer=optimizer, task=task)
     run = open_run(root, name, params, lock=_rank() == 0, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
     started = time.time()
     probes = [ReversalProbe(val_set, reversal_clips)] if reversal_clips else []
-    task = ActionTask(actions=net.actions) if head == "action" else VIDEO
     trainer = Trainer(net, train_set, val_set, cfg, run.dir, task=task, probes=probes)
     history = trainer.fit()
     if trainer.rank != 0:  # under torchrun the first process evaluates and writes the results
