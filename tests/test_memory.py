@@ -102,18 +102,20 @@ def test_a_step_is_refused_before_it_runs_and_the_caller_s_state_is_left_alone()
 def test_the_estimate_is_within_a_fifth_of_a_step_measured_at_twice_the_batch():
     model = evitvid.create_model("efficientvit_b0_3d", num_verbs=97, num_nouns=300)
     clip = (3, 8, 96, 96)
-    estimate = step_memory(model, clip)
-    assert [b for b, _ in estimate.measured] == [1, 2] and estimate.per_clip > 0
-    measured, method = step_peak(model, clip, 4)
-    # Measured when this was written: 1.13 here (the allocator's heap grows a little faster than
-    # linearly with the batch), 1.03 to 1.04 for the 3D B1 at 16 x 112 x 112 and 0.99 for the L1.
-    assert 0.8 < measured / estimate.at(4) < 1.25, (measured, estimate)
+    estimate = step_memory(model, clip, batch=8)
+    assert [b for b, _ in estimate.measured] == [1, 8] and estimate.per_clip > 0  # the run's batch, measured
+    measured, method = step_peak(model, clip, 16)
+    # Measured when this was written: the line was 1.01 of the step for the 3D B0 and B1 at 16 x
+    # 224 x 224 and the paper's code's model at 16 and 32 clips, 1.14 to 1.16 here, where two
+    # measurements of one step of 31 clips differed by 12 % (the heap's layout varies with the
+    # threads' timing, and matters more at this clip's 0.035 GB).
+    assert 0.8 < measured / estimate.at(16) < 1.25, (measured, estimate)
     assert "fresh process" in method
     # the bound is above the measured step, by its factor's margin
     bound = step_bound(model, clip)
-    assert bound.at(4) > measured and bound.per_clip == BOUND_FACTOR * saved_bytes(model, clip)
+    assert bound.at(16) > measured and bound.per_clip == BOUND_FACTOR * saved_bytes(model, clip)
     # checkpointing is measured as it runs: the stages' activations are recomputed, not kept
-    checkpointed = step_memory(model, clip, grad_checkpointing=True)
+    checkpointed = step_memory(model, clip, grad_checkpointing=True, batch=8)
     assert checkpointed.per_clip < 0.8 * estimate.per_clip
 
 

@@ -27,16 +27,19 @@ killer ends it (in a notebook: a dead kernel, with no word about memory).
 
 Precision is the run's own: the step is measured under the autocast the run uses (bf16 or
 fp16 on CUDA by default, fp32 on the CPU), so its activations are measured at their size,
-not scaled by a rule. The measurement costs three clips' steps (with the 3D B1 at 16 x 224 x
-224 on two CPU cores, about a minute) and leaves the model and the global random generators
-as they were. Against a step measured at batch 4 the line was within 1 % (3D B0 and B1 at 16
-x 224 x 224) and 7 % (the B1 with gradient checkpointing, overstated).
+not scaled by a rule. The measurement costs two steps (with the 3D B1 at 16 x 224 x 224 on
+two CPU cores, of 1 and 2 clips: about a minute) and leaves the model and the global random
+generators as they were. Against steps measured at larger batches the line was within 1 % (3D
+B0 and B1 at 16 x 224 x 224, the paper's code's 3D B0 at 16 and 32 clips), 7 % over (the B1
+with gradient checkpointing) and 14 % under (the B0 at 8 x 96 x 96, where two measurements of
+one step of 31 clips differed by 12 %: `HEADROOM` is kept for that).
 """
 from __future__ import annotations
 
 import copy
 import gc
 import json
+import math
 import os
 import pickle
 import resource
@@ -56,14 +59,17 @@ from ..runtime import autocast_dtype, resolve_device, set_memory_format
 from .tasks import VIDEO, Task
 from .trainer import make_optimizer
 
-__all__ = ["HEADROOM", "BOUND_FACTOR", "BOUND_SLACK", "StepMemory", "DeviceMemory", "MemoryFitError", "MeasurementDied",
-           "step_peak", "step_memory",
-           "saved_bytes", "step_bound", "device_memory", "cgroup_available", "require_fit", "check_step_memory"]
+__all__ = ["HEADROOM", "SECOND_STEP_BYTES", "BOUND_FACTOR", "BOUND_SLACK", "StepMemory", "DeviceMemory",
+           "MemoryFitError", "MeasurementDied", "step_peak", "step_memory", "saved_bytes", "step_bound",
+           "device_memory", "cgroup_available", "require_fit", "check_step_memory"]
 
 GB = 1e9
 # Share of the device a step's estimate may take: the rest is for what one step does not
 # count (the loader's batches in flight, fragmentation over many steps, on CUDA the context).
 HEADROOM = 0.9
+# `step_memory`: the second measured step holds at least this much saved activation, so that
+# the heap's free space at the start (0.1 to 0.2 GB) is a small part of the line's slope.
+SECOND_STEP_BYTES = 1_000_000_000
 # `step_bound`: the peaks `step_peak` measured (3D B0 and B1, frame-averaged B0 and L1; 1, 2 and 4
 # clips of 4 x 64 x 64 to 16 x 224 x 224, with and without checkpointing) stayed below
 # 1.3 x (parameters' state + saved tensors) + 0.1 GB; twice that, and 0.5 GB for the libraries'
@@ -281,25 +287,41 @@ def _clip_text(batch: int, clip: Sequence[int]) -> str:
     return f"{batch} clip{'s' if batch != 1 else ''} of {' x '.join(str(c) for c in clip)}"
 
 
+def _second_batch(saved_per_clip: int, batch: Optional[int]) -> int:
+    """The batch of the second measured step: enough clips for `SECOND_STEP_BYTES` of saved
+    activations (at least 2), never more than the run's `batch` (which is then measured itself)."""
+    second = max(2, math.ceil(SECOND_STEP_BYTES / max(saved_per_clip, 1)))
+    return second if batch is None else max(2, min(second, batch))
+
+
 def step_memory(model: nn.Module, clip: Sequence[int], *, device: torch.device | str = "cpu",
                 amp_dtype: Optional[torch.dtype] = None, memory_format: str = "auto",
                 grad_checkpointing: bool = False, task: Task = VIDEO, optimizer: str = "adamw",
-                capacity: Optional[int] = None) -> StepMemory:
-    """A training step's peak memory as a line in the batch, through steps of 1 and 2 clips
-    (`step_peak`). With `capacity` (bytes), the step of 2 clips is measured only if the line
-    through the step of 1 (the parameters' state as the fixed part) says it fits: otherwise
-    that line, which overstates the fixed part's share but not the total at 1 clip, is returned."""
+                batch: Optional[int] = None, capacity: Optional[int] = None) -> StepMemory:
+    """A training step's peak memory as a line in the batch, through a step of 1 clip and one of
+    as many as hold `SECOND_STEP_BYTES` of saved activations (`saved_bytes`; at least 2, at most
+    the run's `batch`, when given), each measured by `step_peak`.
+
+    The second step is that large because the first steps' growth is partly absorbed by what
+    the heap already holds free: through 1 and 2 clips, the paper's code's 3D B0 (0.09 GB saved
+    a clip at 16 x 224 x 224) was extrapolated to 1.45 GB at 16 clips, which measured 2.15 GB.
+    With `capacity` (bytes), the second step is made smaller, or left out, so that the line
+    through the first (the parameters' state as its fixed part) stays within it; without the
+    second, that line is returned: it overstates the fixed part, not the total at 1 clip."""
     kwargs = dict(device=device, amp_dtype=amp_dtype, memory_format=memory_format,
                   grad_checkpointing=grad_checkpointing, task=task, optimizer=optimizer)
+    precision = _precision_name(amp_dtype)
     one, method = step_peak(model, clip, 1, **kwargs)
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = 4 * params  # the parameters, their gradients and at most two moments (AdamW's)
-    if capacity is not None and one + max(0, one - state) > capacity:
-        per_clip = max(0, one - state)
-        return StepMemory(one - per_clip, per_clip, ((1, one),), method, _precision_name(amp_dtype))
-    two, _ = step_peak(model, clip, 2, **kwargs)
-    per_clip = max(0, two - one)
-    return StepMemory(max(0, one - per_clip), per_clip, ((1, one), (2, two)), method, _precision_name(amp_dtype))
+    state = 4 * sum(p.numel() * p.element_size() for p in model.parameters())  # at most AdamW's: 2 moments
+    guess = max(1, one - state)  # what a clip adds, at most (the first step's own overheads in it)
+    second = _second_batch(saved_bytes(model, clip, amp_dtype=amp_dtype, memory_format=memory_format), batch)
+    if capacity is not None:
+        second = min(second, 1 + max(0, capacity - one) // guess)
+        if second < 2:
+            return StepMemory(one - guess, guess, ((1, one),), method, precision)
+    peak, _ = step_peak(model, clip, second, **kwargs)
+    per_clip = max(0, (peak - one) // (second - 1))
+    return StepMemory(max(0, one - per_clip), per_clip, ((1, one), (second, peak)), method, precision)
 
 
 def saved_bytes(model: nn.Module, clip: Sequence[int], batch: int = 1, *, amp_dtype: Optional[torch.dtype] = None,
@@ -489,7 +511,7 @@ def check_step_memory(model: nn.Module, clip: Sequence[int], batch: int, *, batc
             return bound
     try:
         memory = step_memory(model, clip, device=device, amp_dtype=amp_dtype, memory_format=memory_format,
-                             grad_checkpointing=grad_checkpointing, task=task, optimizer=optimizer,
+                             grad_checkpointing=grad_checkpointing, task=task, optimizer=optimizer, batch=batch,
                              capacity=int(usable))
     except MeasurementDied as exc:
         checkpointing = "" if grad_checkpointing else "grad_checkpointing: true, "
