@@ -497,6 +497,15 @@ def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_pat
         study.finished_methods(params)
 
 
+def test_a_notebook_whose_methods_the_profile_lacks_says_so_before_anything_trains(tiny_root, tmp_path):
+    # notebook 01 on ek100_code, the paper's code, which has no frame averaging: its list of keys is empty
+    params = tiny_params(tiny_root, tmp_path, pretrained=None, methods=["3d_random"])
+    with pytest.raises(ValueError, match=r"^methods: this profile has none of the methods this step trains \(it has "
+                                         r"3d_random\); add one to `methods`"):
+        study.train_methods(params, [key for key in study.study_methods(params) if key.startswith("frame_averaging")])
+    assert list(tmp_path.iterdir()) == []  # nothing trained, no run folder
+
+
 def test_profiles_refuse_unknown_keys_and_bad_values(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochz: 1\n")
