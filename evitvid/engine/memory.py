@@ -28,7 +28,7 @@ killer ends it (in a notebook: a dead kernel, with no word about memory).
 Precision is the run's own: the step is measured under the autocast the run uses (bf16 or
 fp16 on CUDA by default, fp32 on the CPU), so its activations are measured at their size,
 not scaled by a rule. The measurement costs two steps (with the 3D B1 at 16 x 224 x 224 on
-two CPU cores, of 1 and 2 clips: about a minute) and leaves the model and the global random
+two CPU cores, of 1 and 5 clips: about 20 s) and leaves the model and the global random
 generators as they were. Against steps measured at larger batches the line was within 1 % (3D
 B0 and B1 at 16 x 224 x 224, the paper's code's 3D B0 at 16 and 32 clips), 7 % over (the B1
 with gradient checkpointing) and 14 % under (the B0 at 8 x 96 x 96, where two measurements of
@@ -67,9 +67,11 @@ GB = 1e9
 # Share of the device a step's estimate may take: the rest is for what one step does not
 # count (the loader's batches in flight, fragmentation over many steps, on CUDA the context).
 HEADROOM = 0.9
-# `step_memory`: the second measured step holds at least this much saved activation, so that
-# the heap's free space at the start (0.1 to 0.2 GB) is a small part of the line's slope.
-SECOND_STEP_BYTES = 1_000_000_000
+# `step_memory`: the second measured step holds at least this much saved activation, so that what
+# varies between measurements of one step (the 3D B1's step of 1 clip at 16 x 224 x 224 peaked at
+# 1.07 and 1.28 GB in two processes) and the heap's free space at the start are a small part of
+# the line's slope.
+SECOND_STEP_BYTES = 4_000_000_000
 # `step_bound`: the peaks `step_peak` measured (3D B0 and B1, frame-averaged B0 and L1; 1, 2 and 4
 # clips of 4 x 64 x 64 to 16 x 224 x 224, with and without checkpointing) stayed below
 # 1.3 x (parameters' state + saved tensors) + 0.1 GB; twice that, and 0.5 GB for the libraries'
@@ -302,9 +304,11 @@ def step_memory(model: nn.Module, clip: Sequence[int], *, device: torch.device |
     as many as hold `SECOND_STEP_BYTES` of saved activations (`saved_bytes`; at least 2, at most
     the run's `batch`, when given), each measured by `step_peak`.
 
-    The second step is that large because the first steps' growth is partly absorbed by what
-    the heap already holds free: through 1 and 2 clips, the paper's code's 3D B0 (0.09 GB saved
-    a clip at 16 x 224 x 224) was extrapolated to 1.45 GB at 16 clips, which measured 2.15 GB.
+    The second step is that large because a step's peak varies between processes by 0.1 to 0.2
+    GB, and because the first steps' growth is partly absorbed by what the heap already holds
+    free: through 1 and 2 clips, the paper's code's 3D B0 (0.09 GB saved a clip at 16 x 224 x
+    224) was extrapolated to 1.45 GB at 16 clips, which measured 2.15 GB, and the 3D B1's slope
+    came out at 0.77 or 0.98 GB a clip in two tries (0.92 between 4 and 8 clips).
     With `capacity` (bytes), the second step is made smaller, or left out, so that the line
     through the first (the parameters' state as its fixed part) stays within it; without the
     second, that line is returned: it overstates the fixed part, not the total at 1 clip."""
