@@ -42,6 +42,11 @@ def test_the_advice_follows_the_processes_the_setting_and_checkpointing():
     require_fit(B1, DeviceMemory(24 * GB, 24 * GB, "test"), 12, clip=CLIP)  # 11 GB of 21.6
     with pytest.raises(MemoryFitError, match="in each of the processes sharing it"):
         require_fit(B1, DeviceMemory(24 * GB, 24 * GB, "test"), 12, clip=CLIP, batch_size=24, processes=2)
+    # what the run keeps beside the step (a probe's clips, the loader's batches) is counted and named
+    require_fit(B1, DeviceMemory(24 * GB, 24 * GB, "test"), 16, clip=CLIP)
+    with pytest.raises(MemoryFitError, match=r"needs about 14.6 GB \(0.90 GB a clip, fp32\) beside 7.4 GB of clips "
+                                             r"the run keeps, .*; use batch_size=8 with accum_steps=2"):
+        require_fit(B1, DeviceMemory(24 * GB, 24 * GB, "test"), 16, clip=CLIP, held=int(7.4 * GB))
     # not even one clip: say what shrinks a clip
     with pytest.raises(MemoryFitError, match="even one clip does not fit: use grad_checkpointing: true, fewer "
                                              "num_frames or a smaller crop_size$"):

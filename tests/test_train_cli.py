@@ -101,4 +101,5 @@ def test_a_batch_that_does_not_fit_in_memory_is_refused_before_the_run_starts(tm
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("python -m evitvid train: error: batch_size=4: one training step of 4 clips of 3 x 2 x 32 "
                           "x 32 needs about")
+    assert "of clips the run keeps" in err  # the reversal probe's clips, beside the step
     assert not (tmp_path / "runs" / "big").exists()  # refused before the run folder: a smaller batch is not refused

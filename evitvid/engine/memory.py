@@ -462,20 +462,24 @@ def _gb(n: float) -> str:
 
 def require_fit(memory: StepMemory, capacity: DeviceMemory, batch: int, *, clip: Sequence[int],
                 batch_size: Optional[int] = None, accum_steps: int = 1, device: torch.device | str = "cpu",
-                processes: int = 1, grad_checkpointing: bool = False, headroom: float = HEADROOM) -> None:
+                processes: int = 1, grad_checkpointing: bool = False, held: int = 0,
+                headroom: float = HEADROOM) -> None:
     """Raise `MemoryFitError` when `processes` passes of `batch` clips each (the processes on
-    this device) exceed `headroom` of `capacity`: one line naming `batch_size` (the run's, one
-    pass over every process; default `batch`), what a pass needs and what the device has, and
-    what would fit: a smaller batch_size with more `accum_steps` to keep the clips of an
-    optimiser step, or grad_checkpointing."""
-    usable = capacity.available * headroom / processes
+    this device), and `held` bytes each process keeps beside its step, exceed `headroom` of
+    `capacity`: one line naming `batch_size` (the run's, one pass over every process; default
+    `batch`), what a pass needs and what the device has, and what would fit: a smaller
+    batch_size with more `accum_steps` to keep the clips of an optimiser step, or
+    grad_checkpointing."""
+    usable = capacity.available * headroom / processes - held
     need = memory.at(batch)
     if need <= usable:
         return
     batch_size = batch if batch_size is None else batch_size
     per = " in each of the processes sharing it" if processes > 1 else ""
     head = (f"batch_size={batch_size}: one training step of {_clip_text(batch, clip)} needs about {_gb(need)}{per} "
-            f"({_gb(memory.per_clip)} a clip, {memory.precision}), more than {headroom:.0%} of the "
+            f"({_gb(memory.per_clip)} a clip, {memory.precision})"
+            + (f" beside {_gb(held)} of clips the run keeps" if held else "")
+            + f", more than {headroom:.0%} of the "
             f"{_gb(capacity.available)} of {torch.device(device).type} memory available ({capacity.source})")
     fits = min(memory.largest_batch(int(usable)), batch)
     checkpointing = "" if grad_checkpointing else "grad_checkpointing: true, "
@@ -492,7 +496,7 @@ def require_fit(memory: StepMemory, capacity: DeviceMemory, batch: int, *, clip:
 def check_step_memory(model: nn.Module, clip: Sequence[int], batch: int, *, batch_size: Optional[int] = None,
                       accum_steps: int = 1, device: torch.device | str = "auto", precision: str = "auto",
                       memory_format: str = "auto", grad_checkpointing: bool = False, optimizer: str = "adamw",
-                      task: Task = VIDEO, capacity: Optional[DeviceMemory] = None) -> StepMemory:
+                      task: Task = VIDEO, host_bytes: int = 0, capacity: Optional[DeviceMemory] = None) -> StepMemory:
     """Measure a training step of `batch` clips (what this process takes in one forward and
     backward pass: the run's `batch_size` over its processes) and raise `MemoryFitError` when
     it does not fit the device; returns the estimate otherwise.
@@ -500,15 +504,18 @@ def check_step_memory(model: nn.Module, clip: Sequence[int], batch: int, *, batc
     `device`, `precision`, `memory_format`, `optimizer` and `task` are the run's
     (`TrainConfig`'s names), as are `batch_size` and `accum_steps`, which the message names.
     `grad_checkpointing` measures the model as `set_grad_checkpointing(True)` runs it (a model
-    already set so is measured so either way). `capacity` defaults to `device_memory(device)`,
-    read before the measurement. On the CPU the training processes on this machine (torchrun's
+    already set so is measured so either way). `host_bytes` is what the run keeps in the
+    host's memory beside the step (clips decoded for a probe, the loader's batches in flight),
+    counted when the device is the CPU. `capacity` defaults to `device_memory(device)`, read
+    before the measurement. On the CPU the training processes on this machine (torchrun's
     LOCAL_WORLD_SIZE) share it."""
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     capacity = capacity or device_memory(device)
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+    held = host_bytes if device.type == "cpu" else 0
     grad_checkpointing = grad_checkpointing or bool(getattr(model, "grad_checkpointing", False))
     amp_dtype = autocast_dtype(precision, device)
-    usable = capacity.available * HEADROOM / processes
+    usable = capacity.available * HEADROOM / processes - held
     if device.type == "cpu":  # a bound that fits spares the measurement (seconds in fresh processes)
         bound = step_bound(model, clip, amp_dtype=amp_dtype, memory_format=memory_format)
         if bound.at(batch) <= usable:
@@ -516,11 +523,11 @@ def check_step_memory(model: nn.Module, clip: Sequence[int], batch: int, *, batc
     try:
         memory = step_memory(model, clip, device=device, amp_dtype=amp_dtype, memory_format=memory_format,
                              grad_checkpointing=grad_checkpointing, task=task, optimizer=optimizer, batch=batch,
-                             capacity=int(usable))
+                             capacity=int(max(0, usable)))
     except MeasurementDied as exc:
         checkpointing = "" if grad_checkpointing else "grad_checkpointing: true, "
         raise MemoryFitError(f"batch_size={batch if batch_size is None else batch_size}: {exc}; use {checkpointing}"
                              f"fewer num_frames or a smaller crop_size") from None
     require_fit(memory, capacity, batch, clip=clip, batch_size=batch_size, accum_steps=accum_steps, device=device,
-                processes=processes, grad_checkpointing=grad_checkpointing)
+                processes=processes, grad_checkpointing=grad_checkpointing, held=held)
     return memory

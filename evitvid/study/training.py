@@ -226,9 +226,12 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     val_set = clip_dataset(data, "val", train=False, segments=val_segments, **clips)
     check_batches(batch_size, len(train_set), world_size(), accum_steps=accum_steps)
     task = ActionTask(actions=net.actions) if head == "action" else VIDEO
+    # beside the step, the run keeps the reversal probe's clips and the loader's batches in flight (2 a worker), fp32
     check_step_memory(net, (3, num_frames, crop_size, crop_size), batch_size // world_size(), batch_size=batch_size,
                       accum_steps=accum_steps, device=cfg.device, precision=precision, memory_format=memory_format,
-                      grad_checkpointing=grad_checkpointing, optimizer=optimizer, task=task)
+                      grad_checkpointing=grad_checkpointing, optimizer=optimizer, task=task,
+                      host_bytes=4 * 3 * num_frames * crop_size ** 2
+                      * (min(reversal_clips, len(val_set)) + 2 * num_workers * (batch_size // world_size())))
     run = open_run(root, name, params, lock=_rank() == 0, retrain_other_code=stale == "retrain")
     if run.complete:
         return run
