@@ -14,9 +14,10 @@ a timm-format checkpoint of the model's 2D image model with random weights (no n
 What the profile sets is kept (models, clips of 16 x 224 x 224, classes, recipe, no frame
 cache) except what a CPU cannot afford in this test's two minutes or a test machine has: 2
 clips to train and 2 to validate, 1 epoch, batch 2, 2 loader workers, 1 clip played
-backwards. A notebook whose methods the profile lacks (notebook 01 on ek100_code, which has no
-frame averaging) must refuse in one line. At the profile's own batch of 32 clips, notebook 03
-must stop on memory before training, in the line that names batch_size.
+backwards, 1 and 16 frames (not 1 to 16) in the frames curve and the timing. A notebook whose
+methods the profile lacks must refuse in one line (ek100_code had no frame averaging when this
+was written). At the profile's own batch of 32 clips, notebook 03 must stop on memory before
+training, in the line that names batch_size.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ PROFILES = sorted(p.stem for p in (BOOK / "params").glob("ek100*.yaml"))
 ROWS = 300  # the first rows of the validation split: P01_11 to P01_14, 91 chunks
 CHUNK_SECONDS, FPS, HEIGHT, WIDTH = 15, 30, 48, 64
 SMALL = dict(max_train=2, max_val=2, epochs=1, batch_size=2, num_workers=2, reversal_clips=1,
-             bootstrap_resamples=200)
+             eval_frames=[1, 16], eval_positions=2, time_frames=[1, 16], bootstrap_resamples=200)
 NOTEBOOKS = {"01_frame_averaging": "frame_averaging", "03_3d_inflated": "3d_"}  # the methods each trains
 
 

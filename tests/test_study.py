@@ -498,7 +498,7 @@ def test_finished_methods_names_the_notebook_that_trains_them(tiny_root, tmp_pat
 
 
 def test_a_notebook_whose_methods_the_profile_lacks_says_so_before_anything_trains(tiny_root, tmp_path):
-    # notebook 01 on ek100_code, the paper's code, which has no frame averaging: its list of keys is empty
+    # notebook 01 on a profile without frame averaging: its list of keys is empty
     params = tiny_params(tiny_root, tmp_path, pretrained=None, methods=["3d_random"])
     with pytest.raises(ValueError, match=r"^methods: this profile has none of the methods this step trains \(it has "
                                          r"3d_random\); add one to `methods`"):

@@ -56,7 +56,7 @@ def prepare_data(params: StudyParams, data: Optional[DataPaths] = None, cores: O
 
 def _keys(params: StudyParams, keys: Optional[Sequence[str]]) -> list[str]:
     methods = study_methods(params)
-    if keys is not None and not list(keys):  # a notebook's methods, none in this profile (ek100_code in notebook 01)
+    if keys is not None and not list(keys):  # a notebook's methods, none in this profile
         raise ValueError(f"methods: this profile has none of the methods this step trains (it has "
                          f"{', '.join(methods)}); add one to `methods`, or run it with another profile")
     keys = list(methods) if keys is None else list(keys)
