@@ -260,10 +260,15 @@ def test_missing_data_is_named(tmp_path):
 def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     params = tiny_params(tiny_root, runs)
     methods = study.study_methods(params)
-    assert list(methods) == ["frame_averaging", "frame_averaging_random", "3d_random", "3d_mean", "3d_centre"]
-    assert [m.ablation for m in methods.values()] == [False, False, False, False, True]
-    assert study.inflation_comparisons(methods) == [("3d_mean", "3d_random"), ("3d_centre", "3d_random")]
-    assert study.every_comparison(methods) == [*study.MAIN_COMPARISONS, ("3d_centre", "3d_random")]
+    assert list(methods) == ["frame_averaging", "frame_averaging_random", "3d_random", "3d_mean", "3d_centre",
+                             "3d_paper_random", "3d_paper_mean"]
+    assert [m.ablation for m in methods.values()] == [False, False, False, False, True, False, False]
+    # an inflated method against random initialisation of its own architecture
+    assert study.inflation_comparisons(methods) == [("3d_mean", "3d_random"), ("3d_centre", "3d_random"),
+                                                    ("3d_paper_mean", "3d_paper_random")]
+    assert study.every_comparison(methods) == [*study.MAIN_COMPARISONS, ("3d_centre", "3d_random"),
+                                               ("3d_paper_mean", "3d_paper_random")]
+    assert study.architecture_comparisons(methods) == [("3d_paper_random", "3d_random"), ("3d_paper_mean", "3d_mean")]
     trained = study.train_methods(params)
     assert {k: len(v) for k, v in trained.items()} == {k: 2 for k in methods}
     assert all(r.complete for group in trained.values() for r in group)
@@ -291,7 +296,7 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert set(pairs["method"]) == {m.label for m in methods.values()}
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)
-    assert len(curves) == 5 * 2 * params.epochs
+    assert len(curves) == 7 * 2 * params.epochs
     plateau = study.plateau_table(curves)
     assert list(plateau.index) == [m.label for m in methods.values()]
     assert (plateau["epochs"] == curves["epoch"].max()).all()
@@ -303,7 +308,11 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
     html = study.verdict_display(verdicts).to_html()
     assert all(why in html for why in verdicts["why"])  # every reason shown whole, not cut at 50 characters
-    assert study.seed_spread(trained, methods).shape[0] == 5
+    assert study.seed_spread(trained, methods).shape[0] == 7
+    # the claims between methods, judged again with the paper's code's 3D model
+    architecture = study.architecture_verdicts(trained, methods, resamples=200)
+    assert architecture.shape[0] == 3 and "not tested" not in set(architecture["paper's code: verdict"])
+    assert study.architecture_numbers(architecture)["architecture_sentence"]
 
 
 def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp_path):
