@@ -57,7 +57,7 @@ import torch.nn as nn
 from ..allocator import release_free_memory
 from ..runtime import autocast_dtype, resolve_device, set_memory_format
 from .tasks import VIDEO, Task
-from .trainer import make_optimizer
+from .trainer import enable_grad_checkpointing, make_optimizer
 
 __all__ = ["HEADROOM", "SECOND_STEP_BYTES", "BOUND_FACTOR", "BOUND_SLACK", "StepMemory", "DeviceMemory",
            "MemoryFitError", "MeasurementDied", "step_peak", "step_memory", "saved_bytes", "step_bound",
@@ -162,11 +162,12 @@ def _take_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 def _prepared(model: nn.Module, device: torch.device, memory_format: str, grad_checkpointing: bool) -> nn.Module:
     model = set_memory_format(model.to(device), memory_format, device).train()
-    if grad_checkpointing:
-        if not hasattr(model, "set_grad_checkpointing"):
-            raise ValueError(f"grad_checkpointing: {type(model).__name__} has no set_grad_checkpointing")
-        model.set_grad_checkpointing(True)
-    return model
+    return enable_grad_checkpointing(model) if grad_checkpointing else model
+
+
+def _state_bytes(model: nn.Module) -> int:
+    """The parameters' state at most: the parameters, their gradients and AdamW's two moments."""
+    return 4 * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def _clip(batch: int, clip: Sequence[int], device: torch.device) -> torch.Tensor:
@@ -316,8 +317,7 @@ def step_memory(model: nn.Module, clip: Sequence[int], *, device: torch.device |
                   grad_checkpointing=grad_checkpointing, task=task, optimizer=optimizer)
     precision = _precision_name(amp_dtype)
     one, method = step_peak(model, clip, 1, **kwargs)
-    state = 4 * sum(p.numel() * p.element_size() for p in model.parameters())  # at most AdamW's: 2 moments
-    guess = max(1, one - state)  # what a clip adds, at most (the first step's own overheads in it)
+    guess = max(1, one - _state_bytes(model))  # what a clip adds, at most (the first step's own overheads in it)
     second = _second_batch(saved_bytes(model, clip, 2, amp_dtype=amp_dtype, memory_format=memory_format) // 2, batch)
     if capacity is not None:
         second = min(second, 1 + max(0, capacity - one) // guess)
@@ -364,7 +364,7 @@ def step_bound(model: nn.Module, clip: Sequence[int], *, amp_dtype: Optional[tor
     their gradients, AdamW's two moments) and what autograd saves of a clip (`saved_bytes`,
     without checkpointing, which only lowers the peak), plus `BOUND_SLACK`. Where the bound
     fits, the measurement in fresh processes (`step_memory`) is not needed."""
-    state = 4 * sum(p.numel() * p.element_size() for p in model.parameters())
+    state = _state_bytes(model)
     # two clips, halved: batch norm in training needs more than one value a channel, which one small
     # clip does not give a model strided in time as in space (the paper's code's, at 4 x 32 x 32)
     per_clip = saved_bytes(model, clip, 2, amp_dtype=amp_dtype, memory_format=memory_format) // 2

@@ -62,7 +62,7 @@ from .schedule import lr_at
 from .tasks import VIDEO, Task
 
 __all__ = ["Trainer", "ResumeError", "CheckpointError", "read_checkpoint", "adamw", "sgd", "make_optimizer",
-           "world_size", "check_batches"]
+           "enable_grad_checkpointing", "world_size", "check_batches"]
 
 
 def world_size() -> int:
@@ -86,6 +86,15 @@ def check_batches(batch_size: int, train_items: int, world: int, *, accum_steps:
         raise ValueError(f"the training set ({train_items} items) is smaller than one optimiser step "
                          f"(batch_size={batch_size} x accum_steps={accum_steps})")
     return steps
+
+
+def enable_grad_checkpointing(model: nn.Module) -> nn.Module:
+    """Turn on the model's activation checkpointing (`set_grad_checkpointing`); a model without
+    it raises, naming the parameter. Returns the model."""
+    if not hasattr(model, "set_grad_checkpointing"):
+        raise ValueError(f"grad_checkpointing=True: {type(model).__name__} has no set_grad_checkpointing")
+    model.set_grad_checkpointing(True)
+    return model
 
 
 def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -189,9 +198,7 @@ class Trainer:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # SyncBatchNorm has no CPU kernel
         self.model = set_memory_format(model.to(self.device), config.memory_format, self.device)
         if config.grad_checkpointing:
-            if not hasattr(self.model, "set_grad_checkpointing"):
-                raise ValueError(f"grad_checkpointing=True: {type(self.model).__name__} has no set_grad_checkpointing")
-            self.model.set_grad_checkpointing(True)
+            enable_grad_checkpointing(self.model)
         classes = task.num_classes(self.model)  # also: an action task refuses a model of other action classes
         self.mixer = Mixer(mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mixup_prob,
                            switch_prob=config.mixup_switch_prob, label_smoothing=config.label_smoothing,
