@@ -188,17 +188,14 @@ class StudyParams:
                 out.append(f"{name}={list(values)!r}: must be a non-empty list of integers >= {low}")
         for name in ("num_frames", "crop_size", "epochs", "batch_size", "val_every", "parallel_runs",
                      "pretrain_image_size", "pretrain_epochs", "pretrain_batch_size", "pretrain_held_out",
-                     "eval_positions", "bootstrap_resamples", "time_crop_size", "gallery_size", "frames_per_segment"):
+                     "eval_positions", "bootstrap_resamples", "time_crop_size", "gallery_size", "frames_per_segment",
+                     "clip_stride", "accum_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 out.append(f"{name}={value!r}: must be a positive integer")
         for name in ("lr", "pretrain_lr"):
             if not _number(getattr(self, name)) or not getattr(self, name) > 0:
                 out.append(f"{name}={getattr(self, name)!r}: must be positive")
-        for name in ("clip_stride", "accum_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                out.append(f"{name}={value!r}: must be a positive integer")
         clip = self.clip_grad_norm
         if clip is not None and (not _number(clip) or clip <= 0):
             out.append(f"clip_grad_norm={clip!r}: must be positive or null")
