@@ -220,6 +220,37 @@ class LiteMLA(nn.Module):
         return self.proj(out.unflatten(2, spatial))
 
 
+def temporal_shift(x: torch.Tensor, frames: int, fold: int) -> torch.Tensor:
+    """TSM's shift (Lin, Gan and Han, ICCV 2019) of (B*T) x C x H x W features, each clip's `frames`
+    consecutive in the batch: channels [0, fold) move one frame back in time (frame t gets frame
+    t+1's), channels [fold, 2*fold) one frame forward (frame t gets frame t-1's), the rest stay;
+    where a clip has no such frame (its last, its first) they are zeros, never a neighbouring clip's.
+
+    No parameters and no arithmetic: copies only, out of place (ONNX traces it; writes into
+    slices of a new tensor did not export). A channels-last input is shifted as B x T x H x W x C,
+    its own memory order, so the result is channels-last too; `fold` 0 returns `x` itself. The
+    batch is split as (-1, frames), so a traced export keeps a dynamic batch.
+    """
+    if frames < 1 or x.shape[0] % frames:
+        raise ValueError(f"temporal_shift: frames={frames} must be positive and divide the batch of {x.shape[0]}")
+    if not 0 <= 2 * fold <= x.shape[1]:
+        raise ValueError(f"temporal_shift: fold={fold} must be in [0, channels / 2] for {x.shape[1]} channels")
+    if fold == 0:
+        return x
+    channels_last = is_channels_last(x)
+    clips = x.unflatten(0, (-1, frames))  # B x T x C x H x W, a view
+    if channels_last:
+        clips = clips.permute(0, 1, 3, 4, 2)  # B x T x H x W x C: contiguous, a view
+    dim = 4 if channels_last else 2
+    time_pads = [0] * (2 * (clips.ndim - 2))  # F.pad lists the last dimension first; time is dim 1
+    back = F.pad(clips.narrow(dim, 0, fold), time_pads + [-1, 1])  # drop the first frame, a zero one after
+    forward = F.pad(clips.narrow(dim, fold, fold), time_pads + [1, -1])  # a zero frame first, drop the last
+    out = torch.cat([back, forward, clips.narrow(dim, 2 * fold, clips.shape[dim] - 2 * fold)], dim=dim)
+    if channels_last:
+        out = out.permute(0, 1, 4, 2, 3)
+    return out.flatten(0, 1)
+
+
 class ResidualBlock(nn.Module):
     """`main(x) + shortcut(x)`, or `main(x)` alone without a shortcut. `drop_path` (stochastic
     depth, timm's `DropPath`; an Identity unless the model sets a rate) drops the main branch
