@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import evitvid
-from evitvid.models import EfficientVit3d, EfficientVitFrameAvg, VideoLogits, get_model_entry
+from evitvid.models import EfficientVit3d, EfficientVitFrameAvg, EfficientVitTsm, VideoLogits, get_model_entry
 from evitvid.models.efficientvit import LiteMLA
 from evitvid.models import layers
 from evitvid.models.layers import ConvSpec
@@ -13,7 +13,7 @@ from evitvid.models.layers import ConvSpec
 from _model_utils import calibrate_bn_
 
 ALL = evitvid.list_models()
-# the largest variant's three kinds take 3-4 s each even at the tiny input
+# the largest variant's four kinds take 3-4 s each even at the tiny input
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n.startswith("efficientvit_l3") else n for n in ALL]
 B, T, S = 2, 4, 64
 
@@ -52,7 +52,8 @@ def test_forward_backward_tiny(name):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", ["efficientvit_b0", "efficientvit_b0_frameavg", "efficientvit_b0_3d"])
+@pytest.mark.parametrize("name", ["efficientvit_b0", "efficientvit_b0_frameavg", "efficientvit_b0_tsm",
+                                  "efficientvit_b0_3d"])
 def test_reset_classifier(name):
     model = evitvid.create_model(name).eval()
     x = _input(name)
@@ -69,7 +70,7 @@ def test_reset_classifier(name):
         assert out.verb.shape == (B, 12) and out.noun.shape == (B, 34)
 
 
-@pytest.mark.parametrize("cls_name", ["efficientvit_b0_frameavg", "efficientvit_b0_3d"])
+@pytest.mark.parametrize("cls_name", ["efficientvit_b0_frameavg", "efficientvit_b0_tsm", "efficientvit_b0_3d"])
 @pytest.mark.parametrize("frames", [1, 2, 4, 8, 16])
 def test_video_models_take_any_number_of_frames(cls_name, frames):
     model = evitvid.create_model(cls_name, num_verbs=3, num_nouns=4).eval()
@@ -165,7 +166,8 @@ def test_bad_3d_configuration_names_the_parameter(kwargs, match):
         evitvid.create_model("efficientvit_b0_3d", **kwargs)
 
 
-@pytest.mark.parametrize("name", ["efficientvit_b0_3d", "efficientvit_b0_frameavg", "efficientvit_b0"])
+@pytest.mark.parametrize("name", ["efficientvit_b0_3d", "efficientvit_b0_frameavg", "efficientvit_b0_tsm",
+                                  "efficientvit_b0"])
 def test_channels_last_changes_layout_not_values(name):
     torch.manual_seed(0)
     base = evitvid.create_model(name, **({} if get_model_entry(name).kind == "image" else dict(num_verbs=3,
@@ -251,6 +253,9 @@ def test_lite_mla_runs_attention_in_fp32_under_bf16_autocast(monkeypatch):
 def test_model_classes():
     assert isinstance(evitvid.create_model("efficientvit_l1_3d"), EfficientVit3d)
     assert isinstance(evitvid.create_model("efficientvit_l1_frameavg"), EfficientVitFrameAvg)
+    # not a frame-averaging model: its frames meet, so it has no frame_features of frames alone
+    tsm = evitvid.create_model("efficientvit_l1_tsm")
+    assert isinstance(tsm, EfficientVitTsm) and not isinstance(tsm, EfficientVitFrameAvg)
 
 
 def test_drop_path_drops_residual_branches_in_training_only():

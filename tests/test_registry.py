@@ -10,12 +10,13 @@ from evitvid.models.registry import register_model
 ALL = evitvid.list_models()
 
 
-def test_registry_lists_every_size_in_three_kinds():
+def test_registry_lists_every_size_in_four_kinds():
     sizes = ["b0", "b1", "b2", "b3", "l1", "l2", "l3"]
-    expected = sorted([f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_3d")]
+    expected = sorted([f"efficientvit_{s}{suffix}" for s in sizes for suffix in ("", "_frameavg", "_tsm", "_3d")]
                       + ["efficientvit_b0_3d_paper", "efficientvit_b1_3d_paper"])
     assert ALL == expected
     assert evitvid.list_models("*_3d") == sorted(f"efficientvit_{s}_3d" for s in sizes)
+    assert {get_model_entry(n).kind for n in ALL} == {"image", "frameavg", "tsm", "3d"}
 
 
 def test_unknown_name_raises_listing_valid_names():
@@ -30,6 +31,8 @@ def test_unknown_kwarg_raises_type_error_listing_valid_ones():
     assert "num_classes" in str(e.value)
     with pytest.raises(TypeError, match="time_kernels"):
         evitvid.create_model("efficientvit_b1_frameavg", time_kernels=3)
+    with pytest.raises(TypeError, match="shift_div"):
+        evitvid.create_model("efficientvit_b1_frameavg", shift_div=8)  # TSM's, not frame averaging's
 
 
 def test_every_entry_names_its_registered_image_model():

@@ -5,6 +5,7 @@ from .efficientvit import (
     EfficientVit,
     EfficientVit3d,
     EfficientVitFrameAvg,
+    EfficientVitTsm,
     VideoLogits,
 )
 from .action import ActionClasses, ActionScores, action_scores, marginal_log_probs
@@ -14,7 +15,7 @@ from .inflate import InflationError, inflate_state_dict, inflate_weight
 from .registry import create_model, get_model_entry, list_models
 
 __all__ = [
-    "EfficientVit", "EfficientVit3d", "EfficientVitFrameAvg", "VideoLogits", "ActionLogits",
+    "EfficientVit", "EfficientVit3d", "EfficientVitFrameAvg", "EfficientVitTsm", "VideoLogits", "ActionLogits",
     "create_model", "get_model_entry", "list_models",
     "ActionScores", "action_scores", "ActionClasses", "marginal_log_probs",
     "CheckpointError", "convert_mit_state_dict", "convert_paper_state_dict", "load_pretrained", "read_state_dict",

@@ -1,4 +1,4 @@
-"""Loading 2D EfficientViT checkpoints into 2D, frame-averaged and 3D models.
+"""Loading 2D EfficientViT checkpoints into 2D, frame-averaged, TSM and 3D models.
 
 Formats:
 - timm: a state dict with timm's `efficientvit_*` names, as `.safetensors`, `.bin` or
@@ -183,7 +183,7 @@ def checkpoint_file(source: Union[str, Path]) -> Path:
 
 def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *, inflation: str = "mean",
                      inflation_noise: float = 0.5, inflation_seed: int = 0) -> dict[str, torch.Tensor]:
-    """Fit a 2D (image or frame-averaged) state dict to `model`: inflate for 3D (by `inflation`,
+    """Fit a 2D (image, frame-averaged or TSM) state dict to `model`: inflate for 3D (by `inflation`,
     random methods seeded by `inflation_seed`; `evitvid.models.inflate`), drop a classifier that
     cannot fit.
 
@@ -218,7 +218,7 @@ def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *
 
 def load_pretrained(model: nn.Module, source: Union[str, Path], *, inflation: str = "mean",
                     inflation_noise: float = 0.5, inflation_seed: int = 0) -> nn.Module:
-    """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged or 3D model, strictly
+    """Load a 2D checkpoint (path or 'timm:NAME') into a 2D, frame-averaged, TSM or 3D model, strictly
     (a 3D model's kernels inflated by `inflation`, see `adapt_state_dict`)."""
     path = checkpoint_file(source)
     sd = read_state_dict(path)

@@ -1,6 +1,6 @@
-"""EfficientViT (Cai et al., ICCV 2023) for images and video: 2D, frame-averaged and 3D.
+"""EfficientViT (Cai et al., ICCV 2023) for images and video: 2D, frame-averaged, TSM and 3D.
 
-One set of blocks builds all three (CONTRIBUTING.md, convention 2):
+One set of blocks builds all four (CONTRIBUTING.md, convention 2):
 
 - `EfficientVit`: the 2D image classifier. Its `state_dict` has exactly the keys and
   shapes of timm 1.0.31's `efficientvit_*`, so timm and mit-han-lab ImageNet checkpoints
@@ -8,19 +8,23 @@ One set of blocks builds all three (CONTRIBUTING.md, convention 2):
 - `EfficientVitFrameAvg`: the paper's first method (TSN-like, Wang et al. 2016): the 2D
   trunk on every frame, features averaged over time, then verb and noun heads. Any number
   of frames works at evaluation, whatever it was trained on.
+- `EfficientVitTsm`: frame averaging with the temporal shift module (TSM, Lin, Gan and Han,
+  ICCV 2019) in every residual branch: an order-aware 2D baseline of the same parameters and
+  MACs, loading the same checkpoints.
 - `EfficientVit3d`: the paper's second method: every Conv2d a Conv3d and every
   BatchNorm2d a BatchNorm3d (I3D), and LiteMLA's ReLU linear attention over all
   T x H x W tokens. Input B x 3 x T x H x W.
 
-The module tree of all three is the same, name for name, so `inflate_state_dict` maps a
-2D checkpoint onto a 3D model without a rename table.
+The module tree of all four is the same, name for name, so `inflate_state_dict` maps a
+2D checkpoint onto a 3D model without a rename table (TSM's shifts have no parameters).
 
 The file reads top-down like timm's `efficientvit_mit.py`: blocks, heads, models, then
 one registered function per variant.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -251,20 +255,43 @@ def temporal_shift(x: torch.Tensor, frames: int, fold: int) -> torch.Tensor:
     return out.flatten(0, 1)
 
 
+class TemporalShift(nn.Module):
+    """`temporal_shift` with `fold = channels // shift_div` (TSM's 1/8 each way by default), for a
+    residual block's main branch (TSM's residual shift). `frames`, the clip length of the batch
+    it sees, is set by `EfficientVitTsm` around each forward pass; unset, it raises rather than
+    guess."""
+
+    def __init__(self, shift_div: int = 8):
+        super().__init__()
+        self.shift_div = shift_div
+        self.frames: Optional[int] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frames is None:
+            raise RuntimeError("TemporalShift: the number of frames is not set; it runs inside EfficientVitTsm, "
+                               "whose forward_features sets it")
+        return temporal_shift(x, self.frames, x.shape[1] // self.shift_div)
+
+    def extra_repr(self) -> str:
+        return f"shift_div={self.shift_div}"
+
+
 class ResidualBlock(nn.Module):
     """`main(x) + shortcut(x)`, or `main(x)` alone without a shortcut. `drop_path` (stochastic
     depth, timm's `DropPath`; an Identity unless the model sets a rate) drops the main branch
-    of a block with a shortcut, per sample, in training."""
+    of a block with a shortcut, per sample, in training. `shift` (an Identity unless the TSM
+    model sets a `TemporalShift`) acts on the main branch's input only: the shortcut keeps `x`."""
 
     def __init__(self, main: nn.Module, shortcut: Optional[nn.Module] = None):
         super().__init__()
         self.pre_norm = nn.Identity()
+        self.shift = nn.Identity()
         self.main = main
         self.shortcut = shortcut
         self.drop_path = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.main(self.pre_norm(x))
+        res = self.main(self.shift(self.pre_norm(x)))
         if self.shortcut is not None:
             res = self.drop_path(res) + self.shortcut(x)
         return res
@@ -497,7 +524,7 @@ def _family_defaults(family: str) -> tuple[ActLayer, float]:
 
 
 class _EfficientVitBase(nn.Module):
-    """The trunk (stem and four stages) shared by the image, frame-averaged and 3D models."""
+    """The trunk (stem and four stages) shared by the image, frame-averaged, TSM and 3D models."""
 
     default_cfg: dict = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (3, 224, 224)}
 
@@ -567,11 +594,15 @@ class _EfficientVitBase(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.classifier[4]
 
+    def _checkpoint(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """`fn(x)`, its activations recomputed in the backward pass rather than kept."""
+        return torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(self._to_layout(x))
         if self.grad_checkpointing and torch.is_grad_enabled():
             for stage in self.stages:
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+                x = self._checkpoint(stage, x)
             return x
         return self.stages(x)
 
@@ -602,7 +633,7 @@ class EfficientVit(_EfficientVitBase):
 
 
 class _EfficientVitVideo(_EfficientVitBase):
-    """Shared by the frame-averaged and 3D models: verb and noun heads, B x 3 x T x H x W input."""
+    """Shared by the frame-averaged, TSM and 3D models: verb and noun heads, B x 3 x T x H x W input."""
 
     def _build_video_head(self, head_widths: Sequence[int], num_verbs: int, num_nouns: int, drop_rate: float,
                           spec: ConvSpec, fold_time: bool, actions: Optional[Sequence[Sequence[int]]]) -> None:
@@ -633,8 +664,10 @@ class _EfficientVitVideo(_EfficientVitBase):
             raise ValueError(f"video models take B x C x T x H x W input, got shape {tuple(x.shape)}")
 
 
-class EfficientVitFrameAvg(_EfficientVitVideo):
-    """The 2D trunk on each frame; features are averaged over time before the classifier."""
+class _EfficientVitPerFrame(_EfficientVitVideo):
+    """Shared by frame averaging and TSM: the 2D trunk on every frame (time folded into the batch),
+    features averaged over time in the head (`VideoClassifierHead` with `fold_time`), then verb and
+    noun heads. Any number of frames works at evaluation, whatever it was trained on."""
 
     def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
                  head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
@@ -653,6 +686,10 @@ class EfficientVitFrameAvg(_EfficientVitVideo):
         x = super().forward_features(x.transpose(1, 2).reshape(B * T, C, H, W))
         return x.reshape(B, T, *x.shape[1:]).transpose(1, 2)
 
+
+class EfficientVitFrameAvg(_EfficientVitPerFrame):
+    """The 2D trunk on each frame; features are averaged over time before the classifier."""
+
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x T x H x W -> B x T x C': each frame's features, computed alone (the frames of
         one clip never meet before `classify_frames` averages them)."""
@@ -662,6 +699,72 @@ class EfficientVitFrameAvg(_EfficientVitVideo):
         """B x T x C' frame features -> verb and noun logits of their average: with
         `frame_features`, exactly `forward`, split where a clip's frames first meet."""
         return self.head.classify_frames(features)
+
+
+class EfficientVitTsm(_EfficientVitPerFrame):
+    """Frame averaging with TSM's residual shift (Lin, Gan and Han, ICCV 2019): an order-aware 2D
+    baseline at frame averaging's cost.
+
+    Before the main branch of every residual block with a shortcut (the stem's and stages'
+    DSConv/ConvBlock, MBConv and FusedMBConv blocks, and both branches of each EfficientViT block,
+    attention and MBConv), `channels // shift_div` channels move one frame back in time and as
+    many one frame forward (`temporal_shift`, zeros at the clip's ends); the shortcut keeps the
+    unshifted features. The shift has no parameters and no multiply-adds, so the state dict is
+    frame averaging's, key for key (a 2D or frame-averaged checkpoint loads strictly), and so are
+    the parameter and MAC counts. Features are averaged over frames as frame averaging does
+    (TSM's average consensus). A `shift_div` above the widest stage's channels shifts nothing
+    (`fold` 0 everywhere): frame averaging exactly.
+
+    Unlike frame averaging, a frame's features depend on its neighbours, so there is no
+    `frame_features` of frames computed alone.
+    """
+
+    def __init__(self, *, family: str, widths: Sequence[int], depths: Sequence[int], head_dim: int,
+                 head_widths: Sequence[int], expand_ratio: float = 4, in_chans: int = 3, num_verbs: int = 97,
+                 num_nouns: int = 300, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 actions: Optional[Sequence[Sequence[int]]] = None, shift_div: int = 8):
+        super().__init__(family=family, widths=widths, depths=depths, head_dim=head_dim, head_widths=head_widths,
+                         expand_ratio=expand_ratio, in_chans=in_chans, num_verbs=num_verbs, num_nouns=num_nouns,
+                         drop_rate=drop_rate, drop_path_rate=drop_path_rate, actions=actions)
+        if isinstance(shift_div, bool) or not isinstance(shift_div, int) or shift_div < 2:
+            raise ValueError(f"shift_div must be an integer >= 2 (channels // shift_div move each way), "
+                             f"got {shift_div!r}")
+        self.shift_div = shift_div
+        self._clip_frames: Optional[int] = None  # frames per clip of the forward pass under way
+        for block in self._shortcut_blocks():
+            block.shift = TemporalShift(shift_div)
+
+    @contextmanager
+    def _frames(self, frames: int) -> Iterator[None]:
+        """Every shift set to clips of `frames` frames for the duration, then restored (unset
+        outside a forward pass, so a shift called on its own raises)."""
+        shifts = [m for m in self.modules() if isinstance(m, TemporalShift)]
+        before = self._clip_frames
+        self._clip_frames = frames
+        for m in shifts:
+            m.frames = frames
+        try:
+            yield
+        finally:
+            self._clip_frames = before
+            for m in shifts:
+                m.frames = before
+
+    def _checkpoint(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        # the backward pass recomputes `fn` after `forward_features` has returned: it sets the frames again
+        frames = self._clip_frames
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with self._frames(frames):
+                return fn(x)
+        return super()._checkpoint(run, x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """B x C x T x H x W -> B x C' x T x H' x W' (the 2D trunk on every frame, the shifts
+        exchanging channels between neighbouring frames)."""
+        self._check_video(x)
+        with self._frames(x.shape[2]):
+            return super().forward_features(x)
 
 
 class EfficientVit3d(_EfficientVitVideo):
@@ -740,7 +843,7 @@ class EfficientVit3d(_EfficientVitVideo):
 
 
 # ---------------------------------------------------------------------------------------
-# Variants: the architecture of each size, registered as 2D, frame-averaged and 3D
+# Variants: the architecture of each size, registered as 2D, frame-averaged, TSM and 3D
 # ---------------------------------------------------------------------------------------
 
 _VARIANTS: dict[str, dict] = {
@@ -773,6 +876,7 @@ def _register_variants() -> None:
         image = f"efficientvit_{size}"
         register_model(image, EfficientVit, args, kind="image", image_model=image)
         register_model(f"{image}_frameavg", EfficientVitFrameAvg, args, kind="frameavg", image_model=image)
+        register_model(f"{image}_tsm", EfficientVitTsm, args, kind="tsm", image_model=image)
         register_model(f"{image}_3d", EfficientVit3d, args, kind="3d", image_model=image)
         if size in PAPER_SIZES:
             register_model(f"{image}_3d_paper", EfficientVit3d, {**args, **PAPER_3D}, kind="3d", image_model=image,

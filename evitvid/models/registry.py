@@ -19,8 +19,9 @@ import torch.nn as nn
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered model: its class, its size's architecture arguments, its kind ("image",
-    "frameavg" or "3d") and the registered 2D image model its weights come from (itself for
-    an image model): what image pretraining trains and inflation or frame averaging loads."""
+    "frameavg", "tsm" or "3d") and the registered 2D image model its weights come from (itself
+    for an image model): what image pretraining trains and inflation, frame averaging or TSM
+    loads."""
     name: str
     cls: type
     arch_args: dict
@@ -30,8 +31,8 @@ class ModelEntry:
 
     @property
     def title(self) -> str:
-        """The model as a reader calls it: "3D B1", "frame-averaged B1", "2D L1", "3D B0 (the
-        paper's code)"."""
+        """The model as a reader calls it: "3D B1", "frame-averaged B1", "TSM B1", "2D L1", "3D B0
+        (the paper's code)"."""
         size = self.name.removeprefix("efficientvit_").split("_")[0].upper()
         return f"{_KIND_TITLES[self.kind]} {size}" + (f" ({self.variant})" if self.variant else "")
 
@@ -43,8 +44,8 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-MODEL_KINDS = ("image", "frameavg", "3d")
-_KIND_TITLES = {"image": "2D", "frameavg": "frame-averaged", "3d": "3D"}
+MODEL_KINDS = ("image", "frameavg", "tsm", "3d")
+_KIND_TITLES = {"image": "2D", "frameavg": "frame-averaged", "tsm": "TSM", "3d": "3D"}
 
 
 def register_model(name: str, cls: type, arch_args: dict, kind: str, image_model: str, variant: str = "") -> None:
@@ -75,7 +76,7 @@ def create_model(name: str, pretrained: Optional[Union[str, Path]] = None, *, in
 
     `pretrained` is a local checkpoint (timm safetensors/.bin/.pth, or a mit-han-lab `.pt`)
     or `"timm:efficientvit_b1.r288_in1k"` (downloaded through the Hugging Face hub when
-    online). A 2D checkpoint is loaded as is into 2D and frame-averaged models and
+    online). A 2D checkpoint is loaded as is into 2D, frame-averaged and TSM models and
     inflated into 3D models by `inflation` ("mean" is I3D's; `evitvid.models.inflate`
     lists the others, whose random taps `inflation_seed` seeds); see
     `evitvid.models.checkpoint.load_pretrained`.
