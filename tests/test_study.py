@@ -260,9 +260,9 @@ def test_missing_data_is_named(tmp_path):
 def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     params = tiny_params(tiny_root, runs)
     methods = study.study_methods(params)
-    assert list(methods) == ["frame_averaging", "frame_averaging_random", "3d_random", "3d_mean", "3d_centre",
+    assert list(methods) == ["frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_mean", "3d_centre",
                              "3d_paper_random", "3d_paper_mean"]
-    assert [m.ablation for m in methods.values()] == [False, False, False, False, True, False, False]
+    assert [m.ablation for m in methods.values()] == [False, False, False, False, False, True, False, False]
     # an inflated method against random initialisation of its own architecture
     assert study.inflation_comparisons(methods) == [("3d_mean", "3d_random"), ("3d_centre", "3d_random"),
                                                     ("3d_paper_mean", "3d_paper_random")]
@@ -277,12 +277,20 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert trained["frame_averaging"][0].params["pretrained"].startswith("02_pretrain_efficientvit_b0-")
     assert "val_reversal_change" in trained["3d_random"][0].metrics[-1]
     assert trained["frame_averaging"][0].metrics[-1]["val_reversal_change"] == 0.0  # exactly blind to order
+    assert trained["tsm"][0].params["pretrained"] == trained["frame_averaging"][0].params["pretrained"]
     # the same parameters name the same runs: nothing trains again
     again = study.train_methods(params)
     assert {r.dir for g in again.values() for r in g} == {r.dir for g in trained.values() for r in g}
     # another value, another run
     other = study.method_runs(tiny_params(tiny_root, runs, lr=0.004), ["3d_random"])["3d_random"][0].name
     assert other != trained["3d_random"][0].name and other.startswith("3d_random_b0_3d_seed0-")
+    # an inflation NAME_replicate: NAME's weights, the end frames repeated as time padding
+    controls = tiny_params(tiny_root, runs, inflations=["mean", "mean_replicate", "centre_only"])
+    specs = study.method_runs(controls, ["3d_mean", "3d_mean_replicate", "3d_centre_only"])
+    replicate, mean = specs["3d_mean_replicate"][0].kwargs, specs["3d_mean"][0].kwargs
+    assert (replicate["inflation"], replicate["time_padding"]) == ("mean", "replicate")
+    assert (mean["inflation"], mean["time_padding"]) == ("mean", "zeros")
+    assert specs["3d_mean"][0].name == trained["3d_mean"][0].name  # the main method's runs are unchanged
 
     splits = study.read_splits(study.study_data(params))
     acc = study.accuracy(trained, methods, resamples=200)
@@ -296,7 +304,7 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert set(pairs["method"]) == {m.label for m in methods.values()}
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)
-    assert len(curves) == 7 * 2 * params.epochs
+    assert len(curves) == 8 * 2 * params.epochs
     plateau = study.plateau_table(curves)
     assert list(plateau.index) == [m.label for m in methods.values()]
     assert (plateau["epochs"] == curves["epoch"].max()).all()
@@ -308,7 +316,7 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert set(verdicts["verdict"]) <= {"reproduced", "not reproduced", "inconclusive", "not tested"}
     html = study.verdict_display(verdicts).to_html()
     assert all(why in html for why in verdicts["why"])  # every reason shown whole, not cut at 50 characters
-    assert study.seed_spread(trained, methods).shape[0] == 7
+    assert study.seed_spread(trained, methods).shape[0] == 8
     # the claims between methods, judged again with the paper's code's 3D model
     architecture = study.architecture_verdicts(trained, methods, resamples=200)
     assert architecture.shape[0] == 3 and "not tested" not in set(architecture["paper's code: verdict"])

@@ -17,6 +17,10 @@ raises.
 - `"centre"`: the 2D kernel on the centre tap, small random taps beside it (standard
   deviation `noise` times the kernel's / t), the centre tap less their sum: mostly the image
   kernel on the present frame, with asymmetric glimpses of the neighbours.
+- `"centre_only"`: the 2D kernel on the centre tap, zeros beside it (the central-frame
+  initialisation of ViViT: Arnab et al., ICCV 2021). Symmetric in time like the mean, but
+  each frame starts with its own image features, not their average over t frames: the
+  control that tells "breaking symmetry helps" from "not blurring frames together helps".
 
 The random methods draw from a generator the caller seeds, key by key in sorted order, so
 the same seed gives the same weights. Like timm's `adapt_input_conv`, these are pure
@@ -47,7 +51,8 @@ def is_classifier_key(key: str) -> bool:
     return key.startswith(CLASSIFIER_PREFIXES)
 
 
-INFLATIONS = ("mean", "mean_noise", "centre")
+INFLATIONS = ("mean", "mean_noise", "centre", "centre_only")
+RANDOM_INFLATIONS = ("mean_noise", "centre")  # the ones that draw from a generator
 
 
 def inflate_weight(weight_2d: torch.Tensor, time_kernel: int, method: str = "mean", *, noise: float = 0.5,
@@ -63,6 +68,10 @@ def inflate_weight(weight_2d: torch.Tensor, time_kernel: int, method: str = "mea
     mean = weight_2d.unsqueeze(2).repeat(1, 1, time_kernel, 1, 1) / time_kernel
     if method == "mean" or time_kernel == 1:
         return mean
+    if method == "centre_only":
+        out = torch.zeros_like(mean)
+        out[:, :, time_kernel // 2] = weight_2d
+        return out
     if generator is None:
         raise ValueError(f"inflation {method!r} is random: pass a seeded torch.Generator")
     # one scale per output channel: the spread of its 2D kernel, per time tap

@@ -10,6 +10,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from ..models.inflate import RANDOM_INFLATIONS
 from .baselines import baselines
 from .curves import difference_drift, drift_sentence, plateau_sentence
 from .frames import evaluate_frames
@@ -113,10 +114,11 @@ def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
 
 def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
     means = at_init.groupby("method", sort=False)["reversal_change"].mean()
-    label = {m.inflation: m.label for m in methods.values() if m.inflation and not m.paper_code}
+    inflated = {k: m for k, m in methods.items() if m.inflation and not m.paper_code}
     random = next((m.label for k, m in methods.items() if k == "3d_random"), None)
-    asymmetric = [means[label[i]] for i in label if i != "mean" and label[i] in means]
-    return {"init_change_mean": f"{means.get(label.get('mean'), float('nan')):.1e}",
+    asymmetric = [means[m.label] for m in inflated.values() if m.inflation in RANDOM_INFLATIONS and m.label in means]
+    mean = inflated.get("3d_mean")
+    return {"init_change_mean": f"{means.get(mean.label if mean else None, float('nan')):.1e}",
             "init_change_random": f"{means.get(random, float('nan')):.2f}" if random else "n/a",
             "init_change_asymmetric": (f"{min(asymmetric):.2f} to {max(asymmetric):.2f}" if asymmetric else "n/a")}
 
@@ -133,7 +135,7 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
                 continue
             d = difference(runs[a], runs[b], head, confidence=params.confidence, resamples=params.bootstrap_resamples)
             seeds = seed_difference_of(runs[a], runs[b], head, params.confidence)
-            name = methods[a].label if methods[a].paper_code else INFLATION_LABELS.get(methods[a].inflation,
+            name = methods[a].label if methods[a].paper_code else INFLATION_LABELS.get(a.removeprefix("3d_"),
                                                                                         methods[a].label)
             side = agreed_sign(d, seeds)
             (ahead if side > 0 else behind if side < 0 else unclear).append(name)

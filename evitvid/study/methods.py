@@ -1,14 +1,17 @@
 """The methods the study compares, defined once, and the comparisons the book makes between them.
 
 A method is a model and how it starts: frame averaging from image-pretrained weights (the
-paper's first method) or from random initialisation (the same comparison of
-initialisations the paper makes for 3D), the 3D model from random initialisation, and
-the 3D model inflated from image-pretrained weights, once per inflation of
-`StudyParams.inflations` (the first, I3D's mean, is the paper's method; the others are the
-ablation), and the 3D model as the paper's code builds it (`model_3d_paper`: time strided,
-so its attention sees one time step), from random initialisation and mean-inflated. Every
-method trains with the same protocol (epochs, schedule, batch, augmentation) and the same
-seeds; `evitvid.study.plan` turns them into runs.
+paper's first method) or from random initialisation (the same comparison of initialisations
+the paper makes for 3D); the frame model with the temporal shift module (`model_tsm`, TSM:
+Lin et al., ICCV 2019) from the same image weights, the order-aware 2D baseline of frame
+averaging's cost; the 3D model from random initialisation, and inflated from image-pretrained
+weights once per inflation of `StudyParams.inflations` (the first, I3D's mean, is the
+paper's method; the others are the ablation; an inflation named `NAME_replicate` is `NAME`
+with the first and last frames repeated as time padding instead of zeros); and the 3D model
+as the paper's code builds it (`model_3d_paper`: time strided, so its attention sees one
+time step), from random initialisation and mean-inflated. Every method trains with the same
+protocol (epochs, schedule, batch, augmentation) and the same seeds; `evitvid.study.plan`
+turns them into runs.
 """
 from __future__ import annotations
 
@@ -17,11 +20,21 @@ from typing import Mapping, Optional
 
 from .params import StudyParams
 
-__all__ = ["Method", "INFLATION_LABELS", "MAIN_COMPARISONS", "study_methods", "inflation_comparisons",
-           "architecture_comparisons", "every_comparison"]
+__all__ = ["Method", "INFLATION_LABELS", "weight_inflation", "MAIN_COMPARISONS", "study_methods",
+           "inflation_comparisons", "architecture_comparisons", "every_comparison"]
 
 
-INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps"}
+INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps",
+                    "centre_only": "centre only", "mean_replicate": "mean, replicated time padding"}
+REPLICATE = "_replicate"  # an inflation's suffix: the same weights, time padded by repeating the end frames
+
+
+def weight_inflation(inflation: str) -> tuple[str, Optional[str]]:
+    """A study inflation's weight surgery (`evitvid.models.inflate`) and its time padding
+    (None: the profile's): "mean_replicate" -> ("mean", "replicate")."""
+    if inflation.endswith(REPLICATE):
+        return inflation.removesuffix(REPLICATE), "replicate"
+    return inflation, None
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class Method:
     inflation: Optional[str] = None
     ablation: bool = False  # an inflation variant, beside the main comparison
     paper_code: bool = False  # the paper's code's architecture, beside evitvid's
+    time_padding: Optional[str] = None  # the 3D model's time padding where it departs from the profile's
 
     @property
     def random_key(self) -> Optional[str]:
@@ -58,12 +72,16 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
         if "frame_averaging_random" in params.methods:
             out[f"frame_averaging_random{suffix}"] = Method(f"frame_averaging_random{suffix}",
                                                             f"frame averaging{tag}, random init", fa, False)
+    if "tsm" in params.methods:
+        out["tsm"] = Method("tsm", "temporal shift (TSM)", params.model_tsm, True)
     if "3d_random" in params.methods:
         out["3d_random"] = Method("3d_random", "3D, random init", params.model_3d, False)
     if "3d_inflated" in params.methods:
         for j, inflation in enumerate(params.inflations):
             label = "3D, inflated" + ("" if j == 0 else f" ({INFLATION_LABELS.get(inflation, inflation)})")
-            out[f"3d_{inflation}"] = Method(f"3d_{inflation}", label, params.model_3d, True, inflation, ablation=j > 0)
+            weights, padding = weight_inflation(inflation)
+            out[f"3d_{inflation}"] = Method(f"3d_{inflation}", label, params.model_3d, True, weights, ablation=j > 0,
+                                            time_padding=padding)
     if "3d_paper_random" in params.methods:
         out["3d_paper_random"] = Method("3d_paper_random", "3D as the paper's code, random init",
                                         params.model_3d_paper, False, paper_code=True)
@@ -85,9 +103,12 @@ def architecture_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]
     return [(a, b) for a, b in pairs if a in methods and b in methods]
 
 
-# The comparisons behind the paper's findings (method key A, method key B): A - B.
+# The comparisons behind the paper's findings (method key A, method key B): A - B. TSM against
+# frame averaging tests "frame averaging cannot model time"; 3D (inflated) against TSM, from the
+# same image weights, asks what 3D convolution adds over an order-aware frame model.
 MAIN_COMPARISONS = (("3d_random", "frame_averaging"), ("3d_mean", "3d_random"), ("3d_mean", "frame_averaging"),
-                    ("3d_random", "frame_averaging_random"), ("frame_averaging", "frame_averaging_random"))
+                    ("3d_random", "frame_averaging_random"), ("frame_averaging", "frame_averaging_random"),
+                    ("tsm", "frame_averaging"), ("3d_mean", "tsm"))
 
 
 def every_comparison(methods: Mapping) -> list[tuple[str, str]]:

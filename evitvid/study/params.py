@@ -74,14 +74,17 @@ class StudyParams:
     frame_averaging_models: tuple[str, ...] = _doc("the 2D-per-frame models")
     model_3d: str = _doc("the 3D model")
     model_3d_paper: str = _doc("the 3D model as the paper's code builds it (time strided, cubic kernels)")
+    model_tsm: str = _doc("the frame model with the temporal shift module (TSM), the order-aware 2D baseline")
     pretrained: Union[str, dict, None] = _doc(
         "image weights: 'auto' (notebook 02's pretraining of each model's 2D backbone), a path or 'timm:NAME', "
         "or {model: checkpoint}")
     methods: tuple[str, ...] = _doc(
-        "which methods to train: frame_averaging, frame_averaging_random, 3d_random, 3d_inflated (every inflation), "
-        "3d_paper_random, 3d_paper_inflated (model_3d_paper, I3D's mean inflation)")
+        "which methods to train: frame_averaging, frame_averaging_random, tsm (model_tsm, from image weights), "
+        "3d_random, 3d_inflated (every inflation), 3d_paper_random, 3d_paper_inflated (model_3d_paper, I3D's mean "
+        "inflation)")
     inflations: tuple[str, ...] = _doc(
-        f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)})")
+        f"how 2D weights become 3D, the first one the main method ({', '.join(INFLATIONS)}; NAME_replicate: NAME "
+        "with the end frames repeated as time padding)")
     inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations")
     time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate")
     # -- one protocol for every method ---------------------------------------------------------
@@ -178,7 +181,7 @@ class StudyParams:
             for m in getattr(self, name):
                 if m not in registered:
                     out.append(f"{name}: unknown model {m!r} (see evitvid.list_models())")
-        for name in ("model_3d", "model_3d_paper"):
+        for name in ("model_3d", "model_3d_paper", "model_tsm"):
             if getattr(self, name) not in registered:
                 out.append(f"{name}: unknown model {getattr(self, name)!r} (see evitvid.list_models())")
         for name in ("eval_frames", "time_frames", "seeds"):
@@ -229,14 +232,15 @@ class StudyParams:
                        f"({self.pretrain_image_size!r})")
         if not 0 < self.confidence < 1:
             out.append(f"confidence={self.confidence!r}: must be in (0, 1)")
-        known_methods = ("frame_averaging", "frame_averaging_random", "3d_random", "3d_inflated", "3d_paper_random",
-                         "3d_paper_inflated")
+        known_methods = ("frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_inflated",
+                         "3d_paper_random", "3d_paper_inflated")
         for m in self.methods:
             if m not in known_methods:
                 out.append(f"methods: unknown method {m!r}; valid: {', '.join(known_methods)}")
         for i in self.inflations:
-            if i not in INFLATIONS:
-                out.append(f"inflations: unknown inflation {i!r}; valid: {', '.join(INFLATIONS)}")
+            if i.removesuffix("_replicate") not in INFLATIONS:
+                out.append(f"inflations: unknown inflation {i!r}; valid: {', '.join(INFLATIONS)}, each also as "
+                           "NAME_replicate")
         if not self.inflations:
             out.append("inflations: give at least one (the first is the main method)")
         if self.precision not in PRECISIONS:

@@ -103,8 +103,8 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
             if pretrained == "auto":  # the pretraining run's checkpoint, once that run is finished
                 needs = (pretraining_run(method.model, **pretraining_params(params))[0],)
                 pretrained = str(root / needs[0] / WEIGHTS_FILE)
-        model_kwargs = {"time_padding": params.time_padding} if _models.get_model_entry(method.model).kind == "3d" \
-            else {}
+        model_kwargs = ({"time_padding": method.time_padding or params.time_padding}
+                        if _models.get_model_entry(method.model).kind == "3d" else {})
         protocol = training_params(params)
         # the name hashes the recipe's parameters only where they depart from the first runs' (recipe_record)
         named = {k: v for k, v in protocol.items() if k not in RECIPE}

@@ -41,6 +41,7 @@ from .. import runtime
 from ..atomic import atomic_path
 from ..data.images import FashionImages
 from ..data.sampling import SAMPLERS
+from ..models.inflate import RANDOM_INFLATIONS
 from ..engine import IMAGE, VIDEO, ActionTask, TrainConfig, Trainer, check_step_memory
 from ..engine.trainer import check_batches, world_size
 from ..provenance import made_by
@@ -192,9 +193,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         raise ValueError(f"stale={stale!r}: one of {', '.join(STALE)}")
     root = Path(runs_root)
     inflated = entry.kind == "3d" and pretrained is not None
+    noise = inflation_noise if inflated and inflation in RANDOM_INFLATIONS else None
     params = dict(model=model, pretrained=relative_to_root(pretrained, root) if pretrained else None,
-                  inflation=inflation if inflated else None, inflation_noise=inflation_noise if inflated and
-                  inflation != "mean" else None, data=data.record, num_frames=num_frames, crop_size=crop_size,
+                  inflation=inflation if inflated else None, inflation_noise=noise, data=data.record,
+                  num_frames=num_frames, crop_size=crop_size,
                   epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
