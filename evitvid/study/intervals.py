@@ -1,4 +1,4 @@
-"""Uncertainty of the study's numbers: bootstrap intervals over validation videos, and over seeds.
+"""Uncertainty of the study's numbers: bootstrap intervals over validation videos and seeds, and tests.
 
 Validation segments are not independent draws: they come from a few videos of a few
 participants (16 videos in the embedded set; 138 videos of 32 participants in EK100's
@@ -17,6 +17,17 @@ of each drawn video with it.
   undefined. Without `clusters`, segments are resampled (scipy.stats.bootstrap, BCa).
 - `cluster_balanced_accuracy`: the mean of per-class recalls with videos resampled, each
   segment counted once (seeds averaged per segment first).
+- `hierarchical_difference`: A − B with seeds and videos together, for the verdicts: a
+  two-stage bootstrap resampling videos (the same for both methods) and, within each method,
+  its seeds (percentile interval, two-sided p-value, standard error); and beside it a t test
+  with the standard error of the variance components below and Welch–Satterthwaite's degrees
+  of freedom, which keeps its level where the bootstrap's handful of seeds does not (when the
+  seeds' overall shifts dominate).
+- `variance_components`, `minimum_detectable_difference`, `seeds_needed`: the standard error of
+  A − B as a function of the numbers of seeds and videos (a crossed seeds × videos random-effects
+  model, moment estimates), hence the smallest difference a design detects at a given power
+  and the seeds needed to detect a given one.
+- `holm`: Holm's step-down adjustment of a family of p-values (Holm 1979).
 - `seed_difference`: Welch's t over per-seed accuracies (scipy.stats.ttest_ind), the seeds alone.
 
 Every resampling is drawn from a seeded numpy Generator (the same call gives the same interval)
@@ -24,8 +35,9 @@ and vectorised over resamples, in float64.
 """
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -35,7 +47,9 @@ from scipy.special import ndtr, ndtri
 __all__ = ["Interval", "bootstrap_interval", "mean_interval", "paired_difference", "seed_difference",
            "agreed_sign",
            "balanced_accuracy", "balanced_accuracy_interval",
-           "cluster_bootstrap_interval", "cluster_balanced_accuracy"]
+           "cluster_bootstrap_interval", "cluster_balanced_accuracy",
+           "VarianceComponents", "DifferenceTest", "variance_components", "hierarchical_difference",
+           "minimum_detectable_difference", "seeds_needed", "holm"]
 
 
 @dataclass(frozen=True)
@@ -312,3 +326,321 @@ def cluster_balanced_accuracy(hits: np.ndarray, truth: np.ndarray, classes: Sequ
         value = float(_balanced_accuracy_of_weights(np.ones((1, len(hits))), hits, members)[0])
         return Interval(value, value, value, confidence)
     return cluster_bootstrap_interval((hits, members), _balanced_accuracy_of_weights, clusters, **kw)
+
+
+# ------------------------------------------------------------------ seeds and videos together
+
+@dataclass(frozen=True)
+class VarianceComponents:
+    """What the spread of A − B is made of, estimated from per-seed × per-video accuracies.
+
+    The model (a crossed random-effects model, seeds nested in methods, videos crossed with both):
+    method A's seed s scores video v at
+
+        A[s, v] = mu_A + alpha_v + a_s + e_A[s, v],
+
+    B likewise with beta_v, b_t, e_B[t, v]; the estimate A − B weights each video by its share of
+    the segments, w_v = n_v / N. `video` is the variance of a video's own difference
+    alpha_v − beta_v (segment sampling within the video included), `seed_a` the variance of a
+    seed's shift a_s over every video, `interaction_a` that of e_A (how a seed's accuracy moves
+    with which videos it is scored on beyond its shift, segment-level prediction noise included);
+    all three per video, in the data's squared units (fractions², points² after `scaled(100)`).
+    Seeds, videos and the e's independent; videos, seeds and segments per video like those seen.
+
+    Then, with S_A and S_B seeds and V videos whose weights give an effective number
+    V_eff = 1 / sum(w_v²) (V when the videos hold equally many segments),
+
+        Var(A − B) = (video + interaction_a / S_A + interaction_b / S_B) / V_eff
+                     + seed_a / S_A + seed_b / S_B,
+
+    and another number of videos V' scales V_eff by V' / V. NaN seed components when a method has
+    a single seed (its seed noise cannot be seen).
+    """
+    video: float
+    seed_a: float
+    seed_b: float
+    interaction_a: float
+    interaction_b: float
+    seeds_a: int
+    seeds_b: int
+    videos: int
+    effective_videos: float
+
+    def variance(self, seeds_a: Optional[int] = None, seeds_b: Optional[int] = None,
+                 videos: Optional[float] = None) -> float:
+        """Var(A − B) with these numbers of seeds and videos (those measured where None)."""
+        sa = self.seeds_a if seeds_a is None else seeds_a
+        sb = self.seeds_b if seeds_b is None else seeds_b
+        v_eff = self.effective_videos * (1.0 if videos is None else videos / self.videos)
+        return float((self.video + self.interaction_a / sa + self.interaction_b / sb) / v_eff
+                     + self.seed_a / sa + self.seed_b / sb)
+
+    def se(self, seeds_a: Optional[int] = None, seeds_b: Optional[int] = None,
+           videos: Optional[float] = None) -> float:
+        """The standard error of A − B (the square root of `variance`)."""
+        return math.sqrt(self.variance(seeds_a, seeds_b, videos))
+
+    def degrees_of_freedom(self) -> float:
+        """Welch–Satterthwaite's degrees of freedom of `variance()` at the measured design: its
+        video part (the per-video differences) on V − 1, each method's seed part on S − 1."""
+        video = (self.video + self.interaction_a / self.seeds_a + self.interaction_b / self.seeds_b) \
+            / self.effective_videos
+        parts = [(video, self.videos - 1), (self.seed_a / self.seeds_a, self.seeds_a - 1),
+                 (self.seed_b / self.seeds_b, self.seeds_b - 1)]
+        total = sum(v for v, _ in parts)
+        spread = sum(v * v / df for v, df in parts if v > 0 and df > 0)
+        return float(total * total / spread) if spread > 0 else float("nan")
+
+    @property
+    def seeds_known(self) -> bool:
+        """Whether both methods had several seeds, so that the seed components were measured."""
+        return bool(np.isfinite(self.seed_a) and np.isfinite(self.seed_b))
+
+    def scaled(self, factor: float) -> "VarianceComponents":
+        """The same components for values multiplied by `factor` (100: fractions to points)."""
+        f2 = factor * factor
+        return replace(self, video=self.video * f2, seed_a=self.seed_a * f2, seed_b=self.seed_b * f2,
+                       interaction_a=self.interaction_a * f2, interaction_b=self.interaction_b * f2)
+
+
+def _paired_matrices(a: np.ndarray, b: np.ndarray, videos: Sequence):
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"a {a.shape} and b {b.shape}: give (seeds, segments) matrices over the same segments")
+    codes, k = _cluster_codes(videos, a.shape[1])
+    if k == 0:
+        raise ValueError("a and b hold no segment")
+    sizes = np.bincount(codes, minlength=k).astype(np.float64)
+    onehot = np.zeros((a.shape[1], k))
+    onehot[np.arange(a.shape[1]), codes] = 1.0
+    return a @ onehot, b @ onehot, sizes  # per-seed sums per video, each video's segments
+
+
+def _seed_parts(per_video: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(seed shift variance, seed × video variance summed as sum(w_v² var_v)) of one method.
+
+    Two moments: the between-seed variance of the seeds' weighted accuracies has expectation
+    seed + E, the w²-weighted between-seed variance within videos seed·sum(w²) + E, where
+    E = sum(w_v² interaction_v); solved for both, each kept at or above 0."""
+    seeds = per_video.shape[0]
+    if seeds < 2:
+        return float("nan"), float("nan")
+    sw2 = float(np.sum(w ** 2))
+    s2 = float(np.var(per_video @ w, ddof=1))
+    if sw2 >= 1.0:  # one video: a seed's shift and its interaction with the video are one thing
+        return s2, 0.0
+    q = float((w ** 2) @ np.var(per_video, axis=0, ddof=1))
+    if q >= s2:  # no shift beyond what the videos' noise gives
+        return 0.0, q
+    if q <= s2 * sw2:  # all shift, no interaction
+        return s2, 0.0
+    seed = (s2 - q) / (1.0 - sw2)
+    return seed, q - seed * sw2
+
+
+def variance_components(a: np.ndarray, b: np.ndarray, videos: Sequence) -> VarianceComponents:
+    """The components of the variance of mean(a) − mean(b) (`VarianceComponents`), from per-seed ×
+    per-segment values `a` (S_A, N) and `b` (S_B, N) over the same segments and each segment's
+    video (moment estimates, each kept at or above 0).
+
+    Video: the cluster variance of the seed-averaged per-video differences d_v,
+    V / (V − 1) · sum(w_v² (d_v − d)²) (what resampling videos measures), less the seed × video
+    part it holds (interaction / S for each method); seeds: `_seed_parts`. Under the model the
+    variance at the measured numbers of seeds and videos is unbiased before truncation (exactly
+    when the videos hold equally many segments, to first order otherwise).
+    """
+    sums_a, sums_b, sizes = _paired_matrices(a, b, videos)
+    k = len(sizes)
+    w = sizes / sizes.sum()
+    sw2 = float(np.sum(w ** 2))
+    per_a, per_b = sums_a / sizes, sums_b / sizes
+    d = per_a.mean(axis=0) - per_b.mean(axis=0)
+    spread = k / (k - 1) * float((w ** 2) @ (d - w @ d) ** 2) if k > 1 else 0.0
+    seed_a, e_a = _seed_parts(per_a, w)
+    seed_b, e_b = _seed_parts(per_b, w)
+    s_a, s_b = per_a.shape[0], per_b.shape[0]
+    video = max(0.0, spread - np.nan_to_num(e_a) / s_a - np.nan_to_num(e_b) / s_b)
+    return VarianceComponents(video=float(video / sw2), seed_a=seed_a, seed_b=seed_b, interaction_a=e_a / sw2,
+                              interaction_b=e_b / sw2, seeds_a=s_a, seeds_b=s_b, videos=k,
+                              effective_videos=1.0 / sw2)
+
+
+@dataclass(frozen=True)
+class DifferenceTest:
+    """A − B with seeds and videos together (`hierarchical_difference`), two ways.
+
+    The two-stage bootstrap (what resampling seeds and videos gives): `interval`, the estimate
+    (mean over A's seeds minus mean over B's) and its percentile interval; `p`, the two-sided
+    bootstrap p-value of A − B = 0; `se`, the bootstrap standard error.
+
+    The variance components (what the crossed model gives): `components`; `t_interval` and
+    `t_p`, Welch–Satterthwaite's t on the estimate with the components' standard error and
+    `t_df` degrees of freedom (`VarianceComponents.degrees_of_freedom`); `mdd`, the smallest
+    difference detectable with these seeds and videos at `power` and two-sided
+    alpha = 1 − the interval's confidence (`minimum_detectable_difference`).
+
+    The two agree when videos and the seed × video interaction dominate; when seeds' overall
+    shifts dominate, the bootstrap's seed part (3 seeds: 10 distinct resamples, variance
+    2/3 of the seeds') is too narrow and its p too small, which the t test, with its few
+    degrees of freedom, is not (`hierarchical_difference`).
+    """
+    interval: Interval
+    p: float
+    se: float
+    components: VarianceComponents
+    mdd: float
+    t_interval: Interval
+    t_p: float
+    t_df: float
+    power: float = 0.8
+
+    @property
+    def estimate(self) -> float:
+        return self.interval.estimate
+
+    def scaled(self, factor: float) -> "DifferenceTest":
+        """The same test for values multiplied by `factor` (100: fractions to points)."""
+        return replace(self, interval=self.interval.scaled(factor), se=self.se * abs(factor),
+                       components=self.components.scaled(factor), mdd=self.mdd * abs(factor),
+                       t_interval=self.t_interval.scaled(factor))
+
+
+def _t_test(estimate: float, components: VarianceComponents, confidence: float) -> tuple[Interval, float, float]:
+    """(interval, two-sided p, degrees of freedom) of Welch–Satterthwaite's t with the components'
+    standard error; NaN when a method has a single seed, zero-width when nothing varies."""
+    nan = float("nan")
+    variance, df = components.variance(), components.degrees_of_freedom()
+    if not np.isfinite(variance):
+        return Interval(estimate, nan, nan, confidence), nan, nan
+    if variance == 0:
+        return Interval(estimate, estimate, estimate, confidence), 1.0 if estimate == 0 else 0.0, nan
+    se = math.sqrt(variance)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(estimate) / se, df))
+    return Interval(estimate, estimate - half, estimate + half, confidence), p, df
+
+
+def hierarchical_difference(a: np.ndarray, b: np.ndarray, videos: Sequence, *, confidence: float = 0.95,
+                            resamples: int = 4000, seed: int = 0, power: float = 0.8) -> DifferenceTest:
+    """A − B from per-seed × per-segment correctness `a` (S_A, N) and `b` (S_B, N) over the same
+    segments (same order), `videos` each segment's video: seeds and videos resampled together.
+
+    Each resample draws V videos with replacement, the same ones for both methods (the
+    comparison stays paired), and, separately for each method, as many of its seeds as it has,
+    with replacement; the statistic is the mean over the drawn seeds of each seed's accuracy on
+    the drawn videos, A's less B's (the two-stage or "pigeonhole" bootstrap of a crossed design).
+    The interval is the percentile interval; p is twice the smaller share of resamples on either
+    side of 0 (ties count on both; +1 on each count, so p > 0): p < 1 − confidence exactly when
+    the percentile interval leaves 0 out, up to the +1.
+
+    What it assumes and how it errs: videos and seeds exchangeable and independent. Resampling
+    both crossed factors counts the seed × video interaction twice (once with the videos, once
+    with the seeds; Owen 2007, Ann. Appl. Stat. 1), which widens the interval; resampling S
+    seeds shrinks the seed part's variance by (S − 1) / S (2/3 with 3 seeds), and with 3 seeds
+    it takes only 10 distinct values, so its tails are short. Simulated (16 videos, 3 seeds a
+    method, 300 data sets with no difference), p < 0.05 came 3 % of the time when videos and the
+    interaction dominated and 17 % when the seeds' overall shifts did, where the t test of
+    `DifferenceTest` came 3 % and 7 %. One seed per method: the seed part is not seen at all
+    (the t test is NaN); one video: the video part is not.
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    sums_a, sums_b, sizes = _paired_matrices(a, b, videos)
+    components = variance_components(a, b, videos)
+    estimate = float(a.mean() - b.mean())
+    k, s_a, s_b = len(sizes), a.shape[0], b.shape[0]
+    rng = np.random.default_rng(seed)
+    drawn = _draw_counts(rng, k, resamples)  # (R, V), the same videos for both methods
+    segments = drawn @ sizes
+    acc_a = (drawn @ sums_a.T) / segments[:, None]  # (R, S_A): each seed's accuracy on the drawn videos
+    acc_b = (drawn @ sums_b.T) / segments[:, None]
+    diff = (np.sum(acc_a * _draw_counts(rng, s_a, resamples), axis=1) / s_a
+            - np.sum(acc_b * _draw_counts(rng, s_b, resamples), axis=1) / s_b)
+    alpha = 1 - confidence
+    low, high = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
+    below, above = int(np.sum(diff <= 0)), int(np.sum(diff >= 0))
+    p = min(1.0, 2.0 * (min(below, above) + 1) / (resamples + 1))
+    interval = Interval(estimate, float(low), float(high), confidence)
+    mdd = minimum_detectable_difference(components, alpha=alpha, power=power)
+    t_interval, t_p, t_df = _t_test(estimate, components, confidence)
+    return DifferenceTest(interval, p, float(np.std(diff, ddof=1)), components, mdd, t_interval, t_p, t_df, power)
+
+
+def _z_sum(alpha: float, power: float) -> float:
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha={alpha}, power={power}: both must lie strictly between 0 and 1")
+    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+
+
+def minimum_detectable_difference(components: VarianceComponents, *, seeds: Optional[int] = None,
+                                  videos: Optional[float] = None, alpha: float = 0.05,
+                                  power: float = 0.8) -> float:
+    """The smallest true |A − B| that a two-sided test at level `alpha` detects with probability
+    `power`, with `seeds` per method (each method's measured number when None) and `videos`
+    (the measured number when None): (z_{1−alpha/2} + z_{power}) · SE, SE from
+    `VarianceComponents.variance`.
+
+    Assumes what `VarianceComponents` does, that A − B is normal with that standard error
+    known (a large-sample z test; the far tail's rejections ignored), and that the components
+    measured here are the true ones: with 3 seeds the seed components rest on 2 degrees of
+    freedom each, so the answer is a rough guide. In the components' units (points after
+    `scaled(100)`); NaN when a method had a single seed (`components.seeds_known`).
+    """
+    variance = components.variance(seeds, seeds, videos)
+    return _z_sum(alpha, power) * math.sqrt(variance) if np.isfinite(variance) else float("nan")
+
+
+def seeds_needed(effect: float, components: VarianceComponents, *, videos: Optional[float] = None,
+                 alpha: float = 0.05, power: float = 0.8) -> Optional[int]:
+    """The fewest seeds per method (at least 2, so that seeds can be compared) with which a true
+    difference of `effect` (the components' units) is detected at `power`: the smallest S with
+    `minimum_detectable_difference(components, seeds=S, videos=videos) <= |effect|`, i.e.
+
+        S >= z² ((interaction_a + interaction_b) / V_eff + seed_a + seed_b)
+             / (effect² − z² video / V_eff),      z = z_{1−alpha/2} + z_{power}.
+
+    None when no number of seeds is enough on these videos (the video part alone exceeds
+    effect² / z²), or when a method had a single seed (its seed noise unknown:
+    `components.seeds_known`). Assumptions: `minimum_detectable_difference`.
+    """
+    if not components.seeds_known:
+        return None
+    z2 = _z_sum(alpha, power) ** 2
+    v_eff = components.effective_videos * (1.0 if videos is None else videos / components.videos)
+    room = effect ** 2 - z2 * components.video / v_eff
+    if room <= 0:
+        return None
+    per_seed = z2 * ((components.interaction_a + components.interaction_b) / v_eff
+                     + components.seed_a + components.seed_b)
+    needed = max(2, math.ceil(per_seed / room))
+
+    def enough(s: int) -> bool:
+        return minimum_detectable_difference(components, seeds=s, videos=videos, alpha=alpha,
+                                             power=power) <= abs(effect)
+    # rounding: the formula's S can land a hair off an integer; the definition settles it
+    while not enough(needed):
+        needed += 1
+    while needed > 2 and enough(needed - 1):
+        needed -= 1
+    return needed
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input's order: the i-th smallest of m
+    is multiplied by m − i + 1, made non-decreasing in that order, and capped at 1. A hypothesis
+    is rejected at family-wise level alpha when its adjusted p is at most alpha. NaNs (untested
+    claims) stay NaN and are not counted in m."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    known = np.isfinite(p)
+    if np.any((p[known] < 0) | (p[known] > 1)):
+        raise ValueError(f"p-values {p.tolist()}: each must lie in [0, 1]")
+    out = np.full(p.shape, np.nan)
+    q = p[known]
+    m = q.size
+    order = np.argsort(q, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
+    values = np.empty(m)
+    values[order] = adjusted
+    out[known] = values
+    return out
