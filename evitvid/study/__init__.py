@@ -31,7 +31,9 @@ from .curves import (budget_comparison, difference_drift, drift_sentence, final_
 from .data import (DataPaths, Splits, action_pairs, action_record, build_frame_caches, class_counts, class_names,
                    clip_dataset, dataset_summary, missing_videos, read_splits, resolve_data, segment_lengths)
 from .frames import evaluate_frames, positions
-from .intervals import Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference
+from .intervals import (DifferenceTest, Interval, VarianceComponents, balanced_accuracy, balanced_accuracy_interval,
+                        cluster_balanced_accuracy, hierarchical_difference, holm, mean_interval,
+                        minimum_detectable_difference, paired_difference, seeds_needed, variance_components)
 from .jobs import RunSpec, train_runs
 from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
                       study_methods)
@@ -43,8 +45,9 @@ from .plan import (finished_methods, machine_spread, method_runs, prepare_data, 
 from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
 from .probes import ReversalProbe
 from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match
-from .results import (accuracy, difference, differences, frames_curve, learning_curves, main_metrics, pair_accuracy,
-                      pair_summary, seed_spread, segments_by_seed, summary)
+from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
+                      frames_curve, learning_curves, main_metrics, pair_accuracy, pair_summary, seed_spread,
+                      segment_videos, segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
 from .spread import machine_table, same_computation, spread_numbers
 from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
@@ -71,7 +74,10 @@ __all__ = [
     "timing_table",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",
     "Interval", "mean_interval", "paired_difference", "balanced_accuracy", "balanced_accuracy_interval",
+    "cluster_balanced_accuracy", "DifferenceTest", "VarianceComponents", "variance_components",
+    "hierarchical_difference", "minimum_detectable_difference", "seeds_needed", "holm",
     "segments_by_seed", "main_metrics", "accuracy", "summary", "difference", "differences", "pair_accuracy",
+    "video_ids", "segment_videos", "correctness_matrix", "difference_test", "difference_tests",
     "pair_summary", "learning_curves", "frames_curve", "seed_spread",
     "plateau_changes", "plateau_table", "plateau_sentence", "difference_drift", "drift_sentence", "final_top1",
     "budget_comparison", "longer_budget_numbers",

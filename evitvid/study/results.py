@@ -1,20 +1,35 @@
 """The study's tables, computed from run folders: seeds, intervals, baselines, differences.
 
 Every function takes {method key: [Run per seed]} (`methods.train_methods`) and returns a
-DataFrame. Accuracies are in % here (the library's metrics are fractions). Column names
-are what the book shows:
+DataFrame (or an interval). Accuracies are in % here (the library's metrics are fractions).
+Column names are what the book shows.
+
+Every interval resamples validation *videos*, not segments (`intervals`, the cluster
+bootstrap): a segment's video is its narration id without the last `_N` (`video_ids`), and
+the segments of a video are drawn together, because they share a kitchen and a participant
+and are not independent. Seeds are averaged per segment first, so a segment counts once
+whatever the number of seeds. When every validation segment comes from one video (the tests'
+tiny set) there is nothing to resample between videos, and the segments are resampled
+instead (`resampling_units`): those intervals are too narrow by the within-video correlation.
 
 - `accuracy` (numbers) and `summary` (the book's table): per method, mean ± sd over seeds
-  and the 95 % interval over validation segments (`intervals`), for verb, noun and action
+  and the 95 % interval over videos (seeds averaged per segment), for verb, noun and action
   top-1; baselines below.
-- `differences`: method A minus method B on the same segments, paired bootstrap, and over
-  seeds (`seed_difference_of`, Welch's t: what other seeds could do to the difference).
+- `difference` and `differences`: method A minus method B on the same segments, seeds
+  averaged, videos resampled (paired: the same videos for both); and over seeds
+  (`seed_difference_of`, Welch's t: what other seeds could do to the difference).
+- `difference_test` and `difference_tests`: A minus B with seeds and videos together
+  (`intervals.hierarchical_difference`: a two-stage bootstrap, and a t test on the variance
+  components): intervals, p-values (Holm-adjusted over a family in `difference_tests`), the
+  smallest difference the design detects at 80 % power and the seeds it would take to detect
+  a given one; for the verdicts between methods.
 - `pair_accuracy` (numbers) and `pair_summary` (table): within each time-reversed verb
   pair, balanced accuracy (mean of the two verbs' recalls, 50 % for any constant answer)
-  with its interval, beside the majority rate.
+  with its interval over videos, each segment once (its correctness averaged over seeds),
+  beside the majority rate.
 - `learning_curves`: validation metrics per epoch, per seed.
 - `frames_curve`: accuracy against frames per segment, averaged over temporal positions and
-  seeds, with intervals (the paper's Fig. 2).
+  seeds, with intervals over videos (the paper's Fig. 2).
 - `seed_spread`: the range between seeds of each method.
 """
 from __future__ import annotations
@@ -28,17 +43,37 @@ from ..runs import Run
 from .baselines import pair_baselines, reversal_pairs
 from .data import Splits
 from .frames import evaluate_frames
-from .intervals import (Interval, balanced_accuracy, balanced_accuracy_interval, mean_interval, paired_difference,
-                        seed_difference)
+from .intervals import (DifferenceTest, Interval, cluster_balanced_accuracy, hierarchical_difference, holm,
+                        mean_interval, paired_difference, seed_difference, seeds_needed)
 from .methods import Method
 from .predictions import read_logits, segment_results
 
-__all__ = ["HEADS", "segments_by_seed", "per_segment_correctness", "main_metrics", "accuracy", "summary",
-           "per_seed_top1", "difference", "seed_difference_of", "differences", "pair_accuracy", "pair_summary",
-           "learning_curves", "frames_curve",
+__all__ = ["HEADS", "video_ids", "resampling_units", "segments_by_seed", "segment_ids", "segment_videos",
+           "correctness_matrix", "per_segment_correctness", "main_metrics", "accuracy", "summary",
+           "per_seed_top1", "difference", "seed_difference_of", "differences", "difference_test", "difference_tests",
+           "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
            "seed_spread"]
 
 HEADS = ("verb", "noun", "action")
+
+
+def video_ids(narration_ids: Sequence[str]) -> np.ndarray:
+    """Each segment's video: its narration id without the last `_N` (EK100's `P01_101_7` is
+    segment 7 of video `P01_101`, of participant `P01`)."""
+    videos = []
+    for nid in narration_ids:
+        video, sep, number = str(nid).rpartition("_")
+        if not sep or not video or not number.isdigit():
+            raise ValueError(f"narration_id {nid!r}: expected <video id>_<segment number>, as EK100's P01_101_7")
+        videos.append(video)
+    return np.array(videos, dtype=object)
+
+
+def resampling_units(narration_ids: Sequence[str]) -> np.ndarray:
+    """What the intervals resample, one label per segment: its video (`video_ids`), or, when the
+    segments all come from one video, the segment itself (nothing to resample between videos)."""
+    videos = video_ids(narration_ids)
+    return videos if len(set(videos.tolist())) > 1 else np.asarray(narration_ids, dtype=object)
 
 
 def segments_by_seed(runs: Sequence[Run]) -> pd.DataFrame:
@@ -50,10 +85,42 @@ def segments_by_seed(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def segment_ids(runs: Sequence[Run]) -> np.ndarray:
+    """The narration ids of the validation segments, in the order of `correctness_matrix`."""
+    return segment_results(runs[0])["narration_id"].to_numpy(dtype=object)
+
+
+def segment_videos(runs: Sequence[Run]) -> np.ndarray:
+    """Each validation segment's video (`video_ids`), in the order of `correctness_matrix`."""
+    return video_ids(segment_ids(runs))
+
+
+def _correctness(runs: Sequence[Run], head: str) -> tuple[np.ndarray, np.ndarray]:
+    """(narration ids, correctness of `head` per seed and segment), the run folders read once."""
+    table = segments_by_seed(runs)
+    ids = table["narration_id"].to_numpy(dtype=object)[:len(table) // len(runs)]
+    return ids, table[f"{head}_correct"].to_numpy(dtype=np.float64).reshape(len(runs), -1)
+
+
+def correctness_matrix(runs: Sequence[Run], head: str) -> np.ndarray:
+    """Correctness of `head` per seed and segment: (seeds in the runs' order, segments), 0 or 1."""
+    return _correctness(runs, head)[1]
+
+
 def per_segment_correctness(runs: Sequence[Run], head: str) -> np.ndarray:
     """Correctness of `head` per segment, averaged over seeds (in [0, 1])."""
-    table = segments_by_seed(runs)
-    return table.groupby("narration_id", sort=False)[f"{head}_correct"].mean().to_numpy(dtype=np.float64)
+    return correctness_matrix(runs, head).mean(axis=0)
+
+
+def _paired(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(resampling units, A's and B's correctness matrices) over the segments both methods were
+    evaluated on, which a paired comparison needs to be the same."""
+    ids, a = _correctness(runs_a, head)
+    other, b = _correctness(runs_b, head)
+    if len(ids) != len(other) or np.any(ids != other):
+        raise ValueError(f"{runs_a[0].dir.name} and {runs_b[0].dir.name} were evaluated on different validation "
+                         "segments: a paired difference needs the same ones")
+    return resampling_units(ids), a, b
 
 
 def per_seed_top1(runs: Sequence[Run], head: str = "verb") -> list[float]:
@@ -62,9 +129,11 @@ def per_seed_top1(runs: Sequence[Run], head: str = "verb") -> list[float]:
 
 
 def main_metrics(runs: Sequence[Run], head: str = "verb", **interval) -> dict:
-    """mean and sd over seeds, and the interval over segments, of one head's top-1 (in %)."""
+    """mean and sd over seeds, and the interval over videos (seeds averaged per segment), of one
+    head's top-1 (in %)."""
     per_seed = per_seed_top1(runs, head)
-    ci = mean_interval(per_segment_correctness(runs, head), **interval).scaled(100)
+    ids, correct = _correctness(runs, head)
+    ci = mean_interval(correct.mean(axis=0), clusters=resampling_units(ids), **interval).scaled(100)
     return {"mean": float(np.mean(per_seed)), "sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
             "ci": ci, "seeds": len(per_seed), "per_seed": per_seed}
 
@@ -72,7 +141,7 @@ def main_metrics(runs: Sequence[Run], head: str = "verb", **interval) -> dict:
 def accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], *, heads: Sequence[str] = HEADS,
              confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
     """Long table, one row per (method, head): seeds, mean and sd over seeds, and the interval
-    over segments (`accuracy`, `low`, `high`), all top-1 in %."""
+    over videos (`accuracy`, `low`, `high`; seeds averaged per segment), all top-1 in %."""
     rows = []
     for key, group in runs.items():
         for head in heads:
@@ -85,7 +154,7 @@ def accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], *, heads: S
 
 def summary(table: pd.DataFrame, baselines_table: pd.DataFrame) -> pd.DataFrame:
     """The book's table from `accuracy` and `baselines.baselines`: per method, mean ± sd over seeds
-    and the 95 % interval over segments of each head's top-1; the baselines below."""
+    and the 95 % interval over videos of each head's top-1; the baselines below."""
     rows = []
     for method, group in table.groupby("method", sort=False):
         row = {"method": method, "seeds": int(group["seeds"].iloc[0])}
@@ -104,9 +173,11 @@ def summary(table: pd.DataFrame, baselines_table: pd.DataFrame) -> pd.DataFrame:
 
 
 def difference(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb", **interval) -> Interval:
-    """A minus B in points of top-1 on the same segments (seed-averaged), paired bootstrap."""
-    return paired_difference(per_segment_correctness(runs_a, head), per_segment_correctness(runs_b, head),
-                             **interval).scaled(100)
+    """A minus B in points of top-1 on the same segments (seeds averaged per segment), paired
+    bootstrap over videos (both methods on the same resampled videos). The seeds' own spread is
+    not in it: `difference_test` resamples seeds too."""
+    units, a, b = _paired(runs_a, runs_b, head)
+    return paired_difference(a.mean(axis=0), b.mean(axis=0), clusters=units, **interval).scaled(100)
 
 
 def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",
@@ -116,10 +187,53 @@ def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str =
     return seed_difference(per_seed_top1(runs_a, head), per_seed_top1(runs_b, head), confidence=confidence)
 
 
+def difference_test(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb", *, confidence: float = 0.95,
+                    resamples: int = 4000, seed: int = 0, power: float = 0.8, **_: object) -> DifferenceTest:
+    """A minus B in points of top-1 with seeds and videos together
+    (`intervals.hierarchical_difference`): the two-stage bootstrap's interval, p-value and
+    standard error; the t test on the variance components (`t_interval`, `t_p`, `t_df`); the
+    components; and the smallest difference these seeds and videos detect at `power` (two-sided
+    alpha = 1 − `confidence`), all in points. `intervals.seeds_needed(effect, test.components)`
+    gives the seeds per method a difference of `effect` points would take."""
+    units, a, b = _paired(runs_a, runs_b, head)
+    return hierarchical_difference(a, b, units, confidence=confidence, resamples=resamples, seed=seed,
+                                   power=power).scaled(100)
+
+
+def difference_tests(runs: dict[str, list[Run]], methods: dict[str, Method], comparisons: Iterable[tuple[str, str]],
+                     *, head: str = "verb", confidence: float = 0.95, resamples: int = 4000, power: float = 0.8,
+                     effect: Optional[float] = None) -> pd.DataFrame:
+    """One row per (A, B) present, as a family: `comparison` ("A − B", the methods' labels), the
+    keys `a` and `b`, `difference_test`'s numbers in points (`difference`, `low`, `high`, `se`,
+    `p`: the two-stage bootstrap; `t_low`, `t_high`, `t_p`: the t test on the variance
+    components), `p_holm` and `t_p_holm` (Holm's adjustment over the rows: `intervals.holm`),
+    `mdd` (the smallest difference detectable at `power`) and, with `effect` (points),
+    `seeds_needed` (per method, to detect it on these videos; None when no number would, or a
+    method has one seed)."""
+    rows = []
+    for a, b in comparisons:
+        if a not in runs or b not in runs:
+            continue
+        t = difference_test(runs[a], runs[b], head, confidence=confidence, resamples=resamples, power=power)
+        row = {"comparison": f"{methods[a].label} − {methods[b].label}", "a": a, "b": b,
+               "difference": t.estimate, "low": t.interval.low, "high": t.interval.high,
+               "se": t.se, "p": t.p, "t_low": t.t_interval.low, "t_high": t.t_interval.high, "t_p": t.t_p,
+               "mdd": t.mdd}
+        if effect is not None:
+            row["seeds_needed"] = seeds_needed(effect, t.components, alpha=1 - confidence, power=power)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if rows:
+        table.insert(table.columns.get_loc("p") + 1, "p_holm", holm(table["p"].to_numpy()))
+        table.insert(table.columns.get_loc("t_p") + 1, "t_p_holm", holm(table["t_p"].to_numpy()))
+    return table
+
+
 def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparisons: Iterable[tuple[str, str]], *,
                 heads: Sequence[str] = ("verb", "noun"), confidence: float = 0.95,
                 resamples: int = 4000) -> pd.DataFrame:
-    """For each (A, B) present: A minus B in points of top-1, with the paired bootstrap interval."""
+    """For each (A, B) present: A minus B in points of top-1, with the paired bootstrap interval
+    over videos (seeds averaged) and Welch's interval over seeds."""
     rows = []
     for a, b in comparisons:
         if a not in runs or b not in runs:
@@ -138,28 +252,32 @@ def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparis
 def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits, *,
                   confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
     """Long table, one row per (reversal pair, method): the balanced accuracy (%) of choosing between
-    the pair's two verbs (from their two logits, on the segments of either), mean over seeds, the
-    interval of the seed-pooled choices (resampled within each verb), the pair's segments and the
-    rate of its more frequent verb."""
+    the pair's two verbs (from their two logits, on the segments of either), mean over seeds, its
+    interval over videos (each segment once, its choices' correctness averaged over seeds:
+    `intervals.cluster_balanced_accuracy`), the pair's segments and the rate of its more frequent
+    verb. A pair whose segments all come from one video has no interval (NaN bounds)."""
     base = pair_baselines(splits).set_index("pair")
-    logits = {key: [read_logits(run) for run in group] for key, group in runs.items()}
+    scored = {}
+    for key, group in runs.items():
+        zs = [read_logits(run) for run in group]
+        ids = zs[0]["narration_id"]
+        if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
+            raise ValueError(f"the seeds of {key} were evaluated on different validation segments")
+        scored[key] = (zs, resampling_units(ids.tolist()))
     rows = []
     for a, b, name in reversal_pairs(splits.verbs):
         if name not in base.index:
             continue
-        for key, zs in logits.items():
-            truths, picks, per_seed = [], [], []
-            for z in zs:
-                mask = np.isin(z["verb"], [a, b])
-                pick = np.where(z["verb_logits"][mask, a] >= z["verb_logits"][mask, b], a, b)
-                truths.append(z["verb"][mask])
-                picks.append(pick)
-                per_seed.append(balanced_accuracy(z["verb"][mask], pick, (a, b)))
-            ci = balanced_accuracy_interval(np.concatenate(truths), np.concatenate(picks), (a, b),
-                                            confidence=confidence, resamples=resamples).scaled(100)
+        for key, (zs, units) in scored.items():
+            truth = zs[0]["verb"]
+            mask = np.isin(truth, [a, b])
+            hits = np.stack([np.where(z["verb_logits"][mask, a] >= z["verb_logits"][mask, b], a, b) == truth[mask]
+                             for z in zs])
+            ci = cluster_balanced_accuracy(hits, truth[mask], (a, b), units[mask], confidence=confidence,
+                                           resamples=resamples).scaled(100)
             rows.append({"pair": name, "key": key, "method": methods[key].label,
                          "segments": int(base.loc[name, "segments"]), "majority": 100 * base.loc[name, "majority"],
-                         "accuracy": 100 * float(np.mean(per_seed)), "low": ci.low, "high": ci.high})
+                         "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
     return pd.DataFrame(rows)
 
 
@@ -190,7 +308,8 @@ def frames_curve(runs: dict[str, list[Run]], methods: dict[str, Method], frames:
                  max_val: Optional[int] = None, pretrained_only: bool = False) -> pd.DataFrame:
     """Top-1 (%) against frames per segment for each method (with `pretrained_only`, each method
     that starts from image weights, as the paper's do): averaged over `positions` temporal
-    positions and the seeds, with the 95 % interval over segments (the paper's Fig. 2)."""
+    positions and the seeds, with the 95 % interval over videos (each segment once, averaged over
+    positions and seeds; the paper's Fig. 2)."""
     rows = []
     for key, group in runs.items():
         if pretrained_only and not methods[key].pretrained:
@@ -199,8 +318,9 @@ def frames_curve(runs: dict[str, list[Run]], methods: dict[str, Method], frames:
                   .assign(seed=run.params["seed"]) for run in group]
         table = pd.concat(tables, ignore_index=True)
         for n, at_n in table.groupby("frames"):
-            per_segment = at_n.groupby("narration_id", sort=False)[f"{head}_correct"].mean().to_numpy(np.float64)
-            ci = mean_interval(per_segment, confidence=confidence, resamples=resamples).scaled(100)
+            per_segment = at_n.groupby("narration_id", sort=False)[f"{head}_correct"].mean()
+            ci = mean_interval(per_segment.to_numpy(np.float64), clusters=resampling_units(per_segment.index.tolist()),
+                               confidence=confidence, resamples=resamples).scaled(100)
             by_position = at_n.groupby("position")[f"{head}_correct"].mean().mul(100)
             rows.append({"method": methods[key].label, "frames": int(n), "accuracy": ci.estimate, "low": ci.low,
                          "high": ci.high, "position_min": by_position.min(), "position_max": by_position.max()})
