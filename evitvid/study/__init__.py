@@ -46,7 +46,8 @@ from .predictions import load_trained, predictions_frame, read_logits, run_data,
 from .probes import ReversalProbe
 from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
-                      frames_curve, learning_curves, main_metrics, pair_accuracy, pair_summary, seed_spread,
+                      frames_curve, learning_curves, main_metrics, pair_accuracy, pair_choice_test, pair_choices,
+                      pair_summary, seed_spread,
                       segment_videos, segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
 from .spread import machine_table, same_computation, spread_numbers
@@ -56,7 +57,7 @@ from .text import comparison_sentence, glue, pct, points
 from .timing import time_inference, time_inference_all, timing_table
 from .training import (finished_here, initial_model, pretrain_images, pretraining_params, run_name, train_video,
                        training_params)
-from .verdicts import PAPER_VERB_TOP1, VERDICT_COLUMNS, architecture_verdicts, verdict_table
+from .verdicts import CLAIMS, PAPER_VERB_TOP1, VERDICT_COLUMNS, VERDICTS, architecture_verdicts, verdict_table
 
 __all__ = [
     "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
@@ -84,7 +85,7 @@ __all__ = [
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
     "machine_table", "same_computation", "spread_numbers",
     "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
-    "PAPER_VERB_TOP1", "VERDICT_COLUMNS", "verdict_table",
+    "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table", "pair_choices", "pair_choice_test",
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",

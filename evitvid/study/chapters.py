@@ -19,6 +19,7 @@ from .methods import INFLATION_LABELS, MAIN_COMPARISONS
 from .params import StudyParams
 from .results import difference, per_segment_correctness, seed_difference_of
 from .text import comparison_sentence, pct, points
+from .verdicts import VERDICTS
 
 __all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "PRETRAIN_TARGET", "pretraining_sentence",
            "pretraining_numbers",
@@ -170,9 +171,6 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
             "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}
-
-
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> dict:

@@ -49,7 +49,8 @@ from .methods import Method
 from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "video_ids", "resampling_units", "segments_by_seed", "segment_ids", "segment_videos",
-           "correctness_matrix", "per_segment_correctness", "main_metrics", "accuracy", "summary",
+           "pair_choices", "pair_choice_test", "correctness_matrix", "per_segment_correctness", "main_metrics",
+           "accuracy", "summary",
            "per_seed_top1", "difference", "seed_difference_of", "differences", "difference_test", "difference_tests",
            "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
            "seed_spread"]
@@ -279,6 +280,43 @@ def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
                          "segments": int(base.loc[name, "segments"]), "majority": 100 * base.loc[name, "majority"],
                          "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
     return pd.DataFrame(rows)
+
+
+def pair_choices(runs: Sequence[Run], splits: Splits, pairs: Optional[Sequence[str]] = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(narration ids, correctness per seed and segment) of choosing between a reversal pair's
+    two verbs from their two logits, on the validation segments of a pair's verbs (`pairs`:
+    the pairs' names, "a / b", default every pair): the seeds x segments matrix the
+    order-dependent claims test, 0 or 1 (a tie is wrong), each segment once per seed."""
+    zs = [read_logits(run) for run in runs]
+    ids = zs[0]["narration_id"]
+    if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
+        raise ValueError("the seeds of a method were evaluated on different validation segments")
+    truth = zs[0]["verb"]
+    other = np.full(len(truth), -1)
+    for a, b, name in reversal_pairs(splits.verbs):
+        if pairs is None or name in pairs:
+            other[truth == a], other[truth == b] = b, a
+    mask = other >= 0
+    rows = np.arange(len(truth))[mask]
+    hits = np.stack([z["verb_logits"][rows, truth[mask]] > z["verb_logits"][rows, other[mask]] for z in zs])
+    return ids[mask], hits.astype(np.float64)
+
+
+def pair_choice_test(runs_a: Sequence[Run], runs_b: Sequence[Run], splits: Splits,
+                     pairs: Optional[Sequence[str]] = None, *, confidence: float = 0.95, resamples: int = 4000,
+                     power: float = 0.8) -> Optional[DifferenceTest]:
+    """A minus B in points of correct choices within the reversal pairs (`pair_choices`), seeds
+    and videos together (`intervals.hierarchical_difference`); None without such segments. A
+    tie between the two logits counts as a wrong choice."""
+    ids, a = pair_choices(runs_a, splits, pairs)
+    ids_b, b = pair_choices(runs_b, splits, pairs)
+    if len(ids) != len(ids_b) or np.any(ids != ids_b):
+        raise ValueError("the two methods were evaluated on different validation segments")
+    if not len(ids):
+        return None
+    return hierarchical_difference(a, b, resampling_units(ids.tolist()), confidence=confidence,
+                                   resamples=resamples, power=power).scaled(100)
 
 
 def pair_summary(table: pd.DataFrame) -> pd.DataFrame:

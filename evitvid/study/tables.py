@@ -70,8 +70,7 @@ def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
 def verdict_display(verdicts: pd.DataFrame):
     """The verdict table as the book shows it: a Styler, so that the reasons are shown whole
     (a DataFrame's HTML cuts text at pandas' `display.max_colwidth`), left-aligned."""
-    table = verdicts[["finding", "paper", "ours (95% interval)", "over seeds (95% interval)", "verdict",
-                      "why"]].set_index("finding")
+    table = verdicts[["finding", "paper", "ours (95% interval)", "p (Holm)", "verdict", "why"]].set_index("finding")
     return table.style.set_properties(**{"text-align": "left", "vertical-align": "top"})
 
 
