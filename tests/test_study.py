@@ -441,11 +441,11 @@ def test_difference_drift_follows_each_comparison_over_the_last_epochs():
                                            "most 4.0 points (A − B: +4.0)")
 
 
-def test_pretraining_sentence_reads_the_target_and_the_last_epoch():
-    assert study.pretraining_sentence(0.912, 0.4).startswith("it reaches the 90 %")
-    levelled = study.pretraining_sentence(0.847, 0.3)
-    assert "5.3 points below the 90 %" in levelled and "run its course" in levelled
-    assert "still climbing" in study.pretraining_sentence(0.814, 2.7)
+def test_pretraining_sentence_reads_the_last_epoch_and_claims_no_more():
+    levelled = study.pretraining_sentence(0.3)
+    assert "end of this schedule" in levelled and "%" not in levelled  # no target it should reach
+    assert "still climbing" in study.pretraining_sentence(2.7)
+    assert "still climbing" in study.pretraining_sentence(-1.5)  # a change either way is not a plateau
 
 
 def test_budget_sentence_never_reads_training_time_as_the_whole_study():
@@ -494,6 +494,7 @@ def test_plateau_sentence_reads_the_same_changes_as_the_table():
     assert "most: A, +14.0 points" in sentence
     flat = study.learning_curves({"b": runs["b"]}, methods)
     assert "every method moved by less than 1 point" in plateau_sentence(flat)
+    assert "not evidence of a plateau" in plateau_sentence(flat)  # a flat cosine end proves nothing
     assert "too few validated epochs" in plateau_sentence(flat, last=4)
     assert "too few validated epochs" in plateau_sentence(study.learning_curves({}, methods))  # nothing trained yet
 
@@ -739,7 +740,7 @@ def test_pretraining_numbers_say_how_the_items_compare_with_the_clips():
     assert numbers["pretrain_item_scale"] == "1.5 times as large as in the 64-pixel clips"
     assert numbers["pretrain_picture"] == "64 x 64 pixels, with items and textures as large as in a 96-pixel frame"
     assert numbers["pretrain_last_change"] == "+8.6 points" and "1.4 points below the 90 %" in \
-        numbers["pretrain_target_sentence"]
+        numbers["pretrain_end_sentence"]
     same = SimpleNamespace(**{**vars(run), "params": {"image_size": 48, "image_scale": 64}})
     assert study.pretraining_numbers({"m": same}, clip_size=64)["pretrain_item_scale"] == \
         "as large as in the 64-pixel clips"

@@ -43,7 +43,8 @@ def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
 
 def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     """Per method: validation verb and noun top-1 at the last epoch and how much they moved over the
-    `last` epochs before it (mean over seeds, points): near 0, the method has reached a plateau."""
+    `last` epochs before it (mean over seeds, points). Near 0 at the end of a cosine schedule is
+    the schedule's decay, not a plateau; a method still gaining there has not reached one."""
     changes = plateau_changes(curves, last)
     table = pd.DataFrame({"epochs": changes["epochs"]}, index=changes.index)
     for head in ("verb", "noun"):
@@ -53,8 +54,10 @@ def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
 
 
 def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
-    """Whether the methods reached a plateau, in words: `plateau_changes` of validation verb top-1
-    (`curves`: `learning_curves`) over each method's `last` validated epochs (mean over seeds)."""
+    """What the last epochs say, in words: `plateau_changes` of validation verb top-1 (`curves`:
+    `learning_curves`) over each method's `last` validated epochs (mean over seeds). A method still
+    gaining has not reached a plateau; one that is not proves nothing at the end of a decaying
+    schedule, and the sentence says so (a longer budget tells: `budget_comparison`)."""
     changes = plateau_changes(curves, last)
     gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict()
     if not gains:
@@ -62,11 +65,12 @@ def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
     climbing = {k: v for k, v in gains.items() if v >= PLATEAU_POINTS}
     if not climbing:
         return (f"every method moved by less than {PLATEAU_POINTS:g} point of verb top-1 over its last {last} epochs "
-                "(mean over seeds): a plateau at this budget")
+                "(mean over seeds), which at the end of a cosine schedule is the rate decaying, not evidence of a "
+                "plateau: what more epochs change is read from a longer budget")
     top = max(climbing, key=climbing.get)
     return (f"{len(climbing)} of {len(gains)} methods were still gaining at least {PLATEAU_POINTS:g} point of verb "
             f"top-1 over their last {last} epochs (mean over seeds; most: {top}, {climbing[top]:+.1f} points): "
-            "not a plateau, so the verdicts describe these models at this budget")
+            "not a plateau even as the rate decayed, so the verdicts describe these models at this budget")
 
 
 def difference_drift(curves: pd.DataFrame, methods: Mapping, comparisons, last: int = 2,
