@@ -17,13 +17,14 @@ from .frames import evaluate_frames
 from .intervals import agreed_sign, mean_interval, paired_difference
 from .methods import INFLATION_LABELS, MAIN_COMPARISONS
 from .params import StudyParams
-from .results import difference, per_segment_correctness, resampling_units, seed_difference_of, segment_ids
+from .results import (difference, difference_test, per_segment_correctness, resampling_units, seed_difference_of,
+                      segment_ids)
 from .text import comparison_sentence, pct, points
 from .verdicts import VERDICTS
 
-__all__ = ["verdict_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
-           "pretraining_numbers",
-           "reversal_numbers", "ablation_numbers", "pair_numbers", "protocol_numbers", "architecture_numbers"]
+__all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "comparison_numbers", "frames_numbers",
+           "pretraining_sentence", "pretraining_numbers", "reversal_numbers", "ablation_numbers", "pair_numbers",
+           "protocol_numbers", "architecture_numbers"]
 
 
 def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
@@ -146,6 +147,41 @@ def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: Study
         parts = [p[0].upper() + p[1:] if i else p for i, p in enumerate(parts)]
         out[f"ablation_{head}s"] = ". ".join(parts) or "not measured"
     return out
+
+
+# The inflation ablation's readings: (A, B, what A ahead of B would support), each a contrast
+# between two inflations that differ in one respect.
+MECHANISMS = (
+    ("3d_mean_noise", "3d_mean", "breaking the time symmetry (the same mean, made asymmetric)"),
+    ("3d_centre", "3d_centre_only", "breaking the time symmetry (the same centre, small asymmetric taps beside it)"),
+    ("3d_centre_only", "3d_mean", "not averaging the frames' features together (both symmetric in time)"),
+    ("3d_mean_replicate", "3d_mean", "not weakening the end frames with zero time padding (the same mean weights)"),
+)
+
+
+def mechanism_numbers(runs: Mapping, methods: Mapping, params: StudyParams) -> dict:
+    """Notebook 03's reading of the inflation controls (`MECHANISMS`): for each contrast present,
+    A minus B on verbs and nouns with seeds and videos together (`results.difference_test`, its
+    t interval), and which explanations the data support (`mechanism_sentence`)."""
+    lines, supported, against = [], [], []
+    for a, b, reading in MECHANISMS:
+        if a not in runs or b not in runs:
+            continue
+        parts = []
+        for head in ("verb", "noun"):
+            t = difference_test(runs[a], runs[b], head, confidence=params.confidence,
+                                resamples=params.bootstrap_resamples).t_interval
+            parts.append(f"{head}s {points(t)}")
+            if head == "verb":
+                (supported if t.sign > 0 else against if t.sign < 0 else []).append(reading)
+        lines.append(f"{methods[a].label} − {methods[b].label}: {', '.join(parts)}")
+    if not lines:
+        return {"mechanism_sentence": "the inflation controls were not trained with this profile"}
+    verdict = ("On verbs the data support " + "; ".join(supported) if supported else
+               "On verbs no contrast is distinguishable from 0 with seeds and videos together")
+    if against:
+        verdict += ". They speak against " + "; ".join(against)
+    return {"mechanism_sentence": ". ".join(lines) + ". " + verdict}
 
 
 def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
