@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from evitvid.data import fashion_mnist
 from evitvid.data.images import FashionImages
-from evitvid.data.synth import render_still
+from evitvid.data.synth import NOUNS, PRETRAINING_LABELS, render_still
 
 
 def test_images_are_deterministic_per_index_and_new_each_training_epoch():
@@ -20,7 +21,7 @@ def test_images_are_deterministic_per_index_and_new_each_training_epoch():
     evaluation.set_epoch(1)
     assert torch.equal(b, evaluation[4]["image"])
     assert a.shape == (3, 32, 32) and train[4]["label"] == int(train.labels[4])
-    assert train[4]["narration_id"] == "fashion-train-4"
+    assert train[4]["narration_id"] == f"fashion-train-{train.files[4]}"
 
 
 def test_render_still_draws_the_item_over_a_background():
@@ -83,3 +84,24 @@ def test_rendering_in_worker_processes_gives_the_same_drawings():
     live.set_epoch(1)
     pooled.set_epoch(1)
     assert torch.equal(pooled[7]["image"], live[7]["image"])  # view 1 is epoch 1's drawing
+
+
+def test_pretraining_names_no_noun():
+    """The stand-in for ImageNet is not supervised noun training: its classes are the five
+    Fashion-MNIST classes no noun of the videos is, and the set yields only their images."""
+    nouns = {n.fashion_label for n in NOUNS}
+    assert len(NOUNS) == 5 and not nouns & set(PRETRAINING_LABELS)
+    assert sorted(nouns | set(PRETRAINING_LABELS)) == list(range(len(fashion_mnist.CLASSES)))
+    assert FashionImages.classes == ("Pullover", "Coat", "Sandal", "Shirt", "Ankle boot")
+    images = FashionImages("train", size=16)
+    _, file_labels = fashion_mnist.load_fashion_mnist("train")
+    assert len(images) == 6000 * len(PRETRAINING_LABELS)  # every image of those classes (6,000 each)
+    assert set(file_labels[images.files].tolist()) == set(PRETRAINING_LABELS)
+    assert np.array_equal(np.asarray(PRETRAINING_LABELS)[images.labels], file_labels[images.files])
+    sample = FashionImages("train", size=16, indices=np.arange(0, len(images), 997))
+    for i in range(len(sample)):
+        item = sample[i]
+        j = int(item["narration_id"].rsplit("-", 1)[1])
+        assert file_labels[j] == PRETRAINING_LABELS[item["label"]] and file_labels[j] not in nouns
+    with pytest.raises(ValueError, match="indices"):
+        FashionImages("train", size=16, indices=[len(images)])

@@ -347,7 +347,8 @@ def test_default_plan_is_shaped_like_ek100():
         verbs = np.bincount([s.verb_class for s in segs], minlength=len(synth.VERBS))
         nouns = np.bincount([s.noun_class for s in segs], minlength=len(synth.NOUNS))
         assert verbs.min() >= 1 and nouns.min() >= 1  # every class in both splits
-        assert verbs[:2].min() > 5 * verbs[-2:].max() and nouns[0] > 5 * nouns[-1]  # long tail
+        # long tail: Zipf 1 makes the first verbs 13x as frequent as the last, the first noun 5x the last
+        assert verbs[:2].min() > 5 * verbs[-2:].max() and nouns[0] > 3 * nouns[-1]
     rates = {v.video_id: synth.annotation_rate(v.native_fps) for v in plan.videos}
     frames = np.array([(s.stop_cs * rates[v.video_id]) // 100 - (s.start_cs * rates[v.video_id]) // 100
                        for v in plan.videos for s in v.segments])

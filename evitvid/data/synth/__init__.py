@@ -14,8 +14,9 @@ data set with the *same files* EK100 has, so that the same loaders read both:
 
 Content, built so that the study's questions have answers (`vocabulary`, `plan`):
 
-* **Nouns** are real images: Fashion-MNIST items from the t10k split only, tinted, on
-  textured backgrounds that vary per video, with distractor items and camera jitter.
+* **Nouns** are real images: Fashion-MNIST items of five classes, from the t10k split only,
+  tinted, on textured backgrounds that vary per video, with distractor items and camera
+  jitter; the other five classes are the image pretraining's (`PRETRAINING_LABELS`).
 * **Verbs** are motions of the item over the segment, most in pairs that are exact
   time-reversals of one motion (`REVERSE_PAIRS`), so that a model blind to frame order
   cannot beat chance within a pair; `HFLIP_SWAP` lists the verbs a horizontal flip swaps.
@@ -25,7 +26,7 @@ Content, built so that the study's questions have answers (`vocabulary`, `plan`)
 Everything is a function of the seed and the `SynthConfig`, and the files are byte-identical
 across runs, worker counts and processes. The modules, in pipeline order:
 
-    vocabulary  the verb and noun classes, REVERSE_PAIRS, HFLIP_SWAP
+    vocabulary  the verb and noun classes, REVERSE_PAIRS, HFLIP_SWAP, PRETRAINING_LABELS
     config      SynthConfig, PRESETS, GENERATOR_VERSION
     timecode    EK100's timestamps and frame numbers (annotation_rate, seconds_to_frame)
     plan        plan_dataset: every random choice, drawn up front
@@ -43,7 +44,7 @@ from .plan import DatasetPlan, Distractor, SegmentPlan, VideoPlan, plan_dataset
 from .render import pose, render_still, render_video
 from .tables import ANNOTATION_COLUMNS, annotation_tables, write_annotations
 from .timecode import annotation_rate, format_timestamp, seconds_to_frame
-from .vocabulary import HFLIP_SWAP, NOUNS, REVERSE_PAIRS, VERBS, NounSpec, VerbSpec
+from .vocabulary import HFLIP_SWAP, NOUNS, PRETRAINING_LABELS, REVERSE_PAIRS, VERBS, NounSpec, VerbSpec
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -53,6 +54,7 @@ __all__ = [
     "VERBS",
     "NOUNS",
     "REVERSE_PAIRS",
+    "PRETRAINING_LABELS",
     "render_still",
     "rgb_to_yuv420p",
     "HFLIP_SWAP",

@@ -1,9 +1,12 @@
 """The label spaces: verb classes that are motions, noun classes that are Fashion-MNIST items.
 
-* **Nouns** are real images: Fashion-MNIST items from the t10k split only (the train split is
-  the image-pretraining set, see `evitvid.data.fashion_mnist`), tinted, on textured
-  backgrounds that vary per video, with distractor items and camera jitter (drawn by
-  `render`).
+* **Nouns** are real images: Fashion-MNIST items of five of its ten classes (t-shirt, trouser,
+  dress, sneaker, bag), from the t10k split only, tinted, on textured backgrounds that vary per
+  video, with distractor items and camera jitter (drawn by `render`).
+* **Image pretraining** (the stand-in for ImageNet, `evitvid.data.images`) names the other five
+  classes (`PRETRAINING_LABELS`: pullover, coat, sandal, shirt, ankle boot), from the train split:
+  related to the nouns as ImageNet's classes are to EK100's, but never the nouns themselves, so
+  pretraining is not supervised noun training.
 * **Verbs** are motions of the item over the segment. Most come in pairs that are exact
   time-reversals of one motion (`REVERSE_PAIRS`: put/take, open/close, ...): a clip of one
   played backwards is a clip of the other, drawn from the same distribution, so a model blind
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["VerbSpec", "NounSpec", "VERBS", "NOUNS", "REVERSE_PAIRS", "HFLIP_SWAP"]
+from evitvid.data.fashion_mnist import CLASSES as FASHION_CLASSES
+
+__all__ = ["VerbSpec", "NounSpec", "VERBS", "NOUNS", "REVERSE_PAIRS", "HFLIP_SWAP", "PRETRAINING_LABELS"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +70,19 @@ VERBS: tuple[VerbSpec, ...] = (
     VerbSpec("move-right", ("move-right", "slide-right"), "transition", "slide"),
 )
 
+# Five of Fashion-MNIST's ten classes; the other five are the image pretraining's (PRETRAINING_LABELS).
 NOUNS: tuple[NounSpec, ...] = (
     NounSpec("bag", ("bag", "handbag"), "containers", 8),
     NounSpec("t-shirt", ("t-shirt", "top", "tee"), "clothes", 0),
     NounSpec("sneaker", ("sneaker", "trainer", "shoe:sport"), "footwear", 7),
     NounSpec("trouser", ("trouser", "trousers", "jeans"), "clothes", 1),
     NounSpec("dress", ("dress",), "clothes", 3),
-    NounSpec("pullover", ("pullover", "jumper", "sweater"), "clothes", 2),
-    NounSpec("shirt", ("shirt", "blouse"), "clothes", 6),
-    NounSpec("coat", ("coat", "jacket"), "clothes", 4),
-    NounSpec("sandal", ("sandal",), "footwear", 5),
-    NounSpec("boot:ankle", ("boot:ankle", "boot"), "footwear", 9),
 )
+
+# The Fashion-MNIST labels the image pretraining names, in label order: every label no noun uses.
+# Its classifier's class i is label PRETRAINING_LABELS[i] (`evitvid.data.images.FashionImages`).
+PRETRAINING_LABELS: tuple[int, ...] = tuple(
+    label for label in range(len(FASHION_CLASSES)) if label not in {n.fashion_label for n in NOUNS})
 
 
 def _pairs() -> tuple[tuple[int, int], ...]:
