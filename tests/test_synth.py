@@ -299,6 +299,15 @@ def test_verb_table():
     assert {("take", "put"), ("open", "close"), ("turn-on", "turn-off"), ("push", "pull"),
             ("rotate-clockwise", "rotate-anticlockwise"), ("move-left", "move-right")} == pairs
     assert {"shake", "hold"} <= set(keys)
+    kinds = {(keys[a], keys[b]): kind for (a, b), kind in synth.PAIR_KINDS.items()}
+    assert kinds == {("take", "put"): "end state", ("open", "close"): "end state",
+                     ("turn-on", "turn-off"): "end state", ("push", "pull"): "end state",
+                     ("rotate-clockwise", "rotate-anticlockwise"): "motion", ("move-left", "move-right"): "motion"}
+    assert [synth.verb_kind(k) for k in ("shake", "hold", "move-right", "close")] == [
+        "unpaired", "unpaired", "motion", "end state"]
+    assert [synth.verb_kind(i) for i in range(len(keys))] == [synth.verb_kind(k) for k in keys]
+    with pytest.raises(ValueError, match="stir"):
+        synth.verb_kind("stir")
 
 
 # ---- Fashion-MNIST splits ---------------------------------------------------------------------

@@ -19,14 +19,16 @@ Content, built so that the study's questions have answers (`vocabulary`, `plan`)
   jitter; the other five classes are the image pretraining's (`PRETRAINING_LABELS`).
 * **Verbs** are motions of the item over the segment, most in pairs that are exact
   time-reversals of one motion (`REVERSE_PAIRS`), so that a model blind to frame order
-  cannot beat chance within a pair; `HFLIP_SWAP` lists the verbs a horizontal flip swaps.
+  cannot beat chance within a pair. Four pairs differ by the clip's end states, two only by
+  the direction of motion (`PAIR_KINDS`, `verb_kind`); `HFLIP_SWAP` lists the verbs a
+  horizontal flip swaps.
 * **Shape**: long-tailed class frequencies, segments of 10 annotation frames to several
   hundred, some crossing a chunk boundary, train/validation split by video.
 
 Everything is a function of the seed and the `SynthConfig`, and the files are byte-identical
 across runs, worker counts and processes. The modules, in pipeline order:
 
-    vocabulary  the verb and noun classes, REVERSE_PAIRS, HFLIP_SWAP, PRETRAINING_LABELS
+    vocabulary  the verb and noun classes, REVERSE_PAIRS, PAIR_KINDS, HFLIP_SWAP, PRETRAINING_LABELS
     config      SynthConfig, PRESETS, GENERATOR_VERSION
     timecode    EK100's timestamps and frame numbers (annotation_rate, seconds_to_frame)
     plan        plan_dataset: every random choice, drawn up front
@@ -44,7 +46,17 @@ from .plan import DatasetPlan, Distractor, SegmentPlan, VideoPlan, plan_dataset
 from .render import pose, render_still, render_video
 from .tables import ANNOTATION_COLUMNS, annotation_tables, write_annotations
 from .timecode import annotation_rate, format_timestamp, seconds_to_frame
-from .vocabulary import HFLIP_SWAP, NOUNS, PRETRAINING_LABELS, REVERSE_PAIRS, VERBS, NounSpec, VerbSpec
+from .vocabulary import (
+    HFLIP_SWAP,
+    NOUNS,
+    PAIR_KINDS,
+    PRETRAINING_LABELS,
+    REVERSE_PAIRS,
+    VERBS,
+    NounSpec,
+    VerbSpec,
+    verb_kind,
+)
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -54,6 +66,8 @@ __all__ = [
     "VERBS",
     "NOUNS",
     "REVERSE_PAIRS",
+    "PAIR_KINDS",
+    "verb_kind",
     "PRETRAINING_LABELS",
     "render_still",
     "rgb_to_yuv420p",

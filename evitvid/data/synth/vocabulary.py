@@ -14,8 +14,18 @@
   `HFLIP_SWAP` lists the verbs a horizontal flip turns into each other (rotations, move-left /
   move-right): flip augmentation must swap those labels.
 
-A verb's direction is decided in one place, `render.pose`; the two verbs of a pair are drawn
-equally often (`plan._class_weights`), so that frequency alone cannot tell them apart either.
+The pairs are of two kinds (`PAIR_KINDS`, and `verb_kind` for one verb), which need different
+things of an order-aware model:
+
+* **end state** (take/put, open/close, turn-on/turn-off, push/pull): the two ends of the clip
+  differ (the item present or not, the door over it or not, the light on or off, the item near
+  or far), so the first and last frames tell the verb to a model that knows which is which;
+* **motion** (rotate-clockwise/anticlockwise, move-left/move-right): only the direction of the
+  motion between frames should tell the verb.
+
+`shake` and `hold` are "unpaired". A verb's direction is decided in one place, `render.pose`;
+the two verbs of a pair are drawn equally often (`plan._class_weights`), so that frequency alone
+cannot tell them apart either.
 """
 from __future__ import annotations
 
@@ -23,7 +33,8 @@ from dataclasses import dataclass
 
 from evitvid.data.fashion_mnist import CLASSES as FASHION_CLASSES
 
-__all__ = ["VerbSpec", "NounSpec", "VERBS", "NOUNS", "REVERSE_PAIRS", "HFLIP_SWAP", "PRETRAINING_LABELS"]
+__all__ = ["VerbSpec", "NounSpec", "VERBS", "NOUNS", "REVERSE_PAIRS", "HFLIP_SWAP", "PRETRAINING_LABELS",
+           "END_STATE", "MOTION", "UNPAIRED", "MOTION_KINDS", "PAIR_KINDS", "verb_kind"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,33 @@ def _pairs() -> tuple[tuple[int, int], ...]:
 # (verb_class, verb_class) pairs that are each other's time-reversal.
 REVERSE_PAIRS: tuple[tuple[int, int], ...] = _pairs()
 _VERB_ID = {v.key: i for i, v in enumerate(VERBS)}
+
+END_STATE, MOTION, UNPAIRED = "end state", "motion", "unpaired"
+# What tells the two verbs of a motion's pair apart (module docstring): the ends of the clip, or
+# only the direction of motion between its frames.
+MOTION_KINDS: dict[str, str] = {"enter": END_STATE, "reveal": END_STATE, "light": END_STATE,
+                                "approach": END_STATE, "rotate": MOTION, "slide": MOTION}
+# Each reverse pair's kind: "end state" or "motion".
+PAIR_KINDS: dict[tuple[int, int], str] = {(a, b): MOTION_KINDS[VERBS[a].motion] for a, b in REVERSE_PAIRS}
+
+
+def verb_kind(verb: int | str) -> str:
+    """The kind of a verb's reverse pair, "end state" or "motion", or "unpaired" (shake, hold).
+
+    `verb` is a class id or a key ("move-left"); anything else raises `ValueError`.
+    """
+    if isinstance(verb, str):
+        if verb not in _VERB_ID:
+            raise ValueError(f"verb_kind: unknown verb key {verb!r}; the synthetic verbs are {sorted(_VERB_ID)}")
+        verb = _VERB_ID[verb]
+    if not 0 <= verb < len(VERBS):
+        raise ValueError(f"verb_kind: verb class {verb} outside 0..{len(VERBS) - 1}")
+    for pair, kind in PAIR_KINDS.items():
+        if verb in pair:
+            return kind
+    return UNPAIRED
+
+
 # A horizontal flip turns a clockwise rotation into an anticlockwise one and left into right.
 HFLIP_SWAP: dict[int, int] = {
     **{_VERB_ID["rotate-clockwise"]: _VERB_ID["rotate-anticlockwise"],
