@@ -15,8 +15,8 @@ data set with the *same files* EK100 has, so that the same loaders read both:
 Content, built so that the study's questions have answers (`vocabulary`, `plan`):
 
 * **Nouns** are real images: Fashion-MNIST items of five classes, from the t10k split only,
-  tinted, on textured backgrounds that vary per video, with distractor items and camera
-  jitter; the other five classes are the image pretraining's (`PRETRAINING_LABELS`).
+  tinted, on textured backgrounds that vary per video, with static and moving distractor items
+  and camera jitter; the other five classes are the image pretraining's (`PRETRAINING_LABELS`).
 * **Verbs** are motions of the item over the segment, most in pairs that are exact
   time-reversals of one motion (`REVERSE_PAIRS`), so that a model blind to frame order
   cannot beat chance within a pair. Four pairs differ by the clip's end states, two only by

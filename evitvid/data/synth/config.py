@@ -13,7 +13,10 @@ __all__ = ["GENERATOR_VERSION", "SynthConfig", "PRESETS", "resolve_config"]
 
 # Bump when a change to planning, rendering or encoding changes the output: cached folders regenerate.
 # 2: YUV by rgb_to_yuv420p, libx264 without mbtree (deterministic bytes)
-# 3: five nouns (the other five Fashion-MNIST classes are the image pretraining's)
+# 3: five nouns (the other five Fashion-MNIST classes are the image pretraining's); the motion pairs
+#    turn 135-170 degrees or slide 45-60 % of the frame with the camera following, their first and
+#    last frames alike; a static distractor in every scene, the others moving and turning over the
+#    segment
 GENERATOR_VERSION = 3
 
 
@@ -35,7 +38,7 @@ class SynthConfig:
     verb_zipf: float = 1.0           # Zipf exponents of the class frequencies
     noun_zipf: float = 1.0
     fps_50_fraction: float = 0.25    # videos "recorded" at 50 fps, the rest at 59.94
-    max_distractors: int = 3
+    max_distractors: int = 4          # other items in the scene: one static, the rest moving or static
     jitter: float = 0.03             # camera shake amplitude (fraction of size)
     fps: int = 30                    # of the written files (AVION's resized videos)
     chunk_seconds: int = 15          # AVION's chunk length

@@ -11,6 +11,14 @@ from 10 annotation frames to several hundred (the motion spans the segment: long
 are slow motions), gaps between segments, some segments crossing a 15-s chunk boundary,
 train/validation split by video, and no Fashion-MNIST image in both splits. Only the t10k
 split is read.
+
+Motions are drawn so that the two kinds of pairs (`vocabulary.PAIR_KINDS`) are what they say:
+the motion pairs' first and last frames come from one distribution (start angle uniform over
+the circle; the item's place in the frame, and its drift in it, symmetric about the middle).
+Every scene has a static distractor, a landmark the camera's pan shows against, and up to
+three more, most of them moving and turning in random directions by as much as a slid or
+turned item, so that motion alone does not point at the verb's item. Distractors are drawn
+alike for every verb.
 """
 from __future__ import annotations
 
@@ -33,16 +41,27 @@ __all__ = ["Distractor", "SegmentPlan", "VideoPlan", "DatasetPlan", "plan_datase
 
 @dataclass(frozen=True)
 class Distractor:
-    """Another Fashion-MNIST item in the scene, static or drifting (positions relative to size)."""
+    """Another Fashion-MNIST item in the scene, static or moving (positions relative to size).
+
+    A moving one goes at constant speed over the segment, as the acted-on item does: at
+    fraction u it is at (x + dx (u - 1/2), y + dy (u - 1/2)), turned angle + spin (u - 1/2).
+    Positions are in the scene, seen from the segment's middle view (`render`: a panning
+    camera moves them in the frame as it moves the background).
+    """
 
     item: int                        # t10k index
     tint: tuple[float, float, float]
     x: float                         # position at the segment's midpoint
     y: float
     scale: float
-    angle: float                     # degrees, clockwise
-    vx: float = 0.0                  # drift per second
-    vy: float = 0.0
+    angle: float                     # degrees, clockwise, at the segment's midpoint
+    dx: float = 0.0                  # displacement over the segment
+    dy: float = 0.0
+    spin: float = 0.0                # degrees turned over the segment, clockwise
+
+    @property
+    def moving(self) -> bool:
+        return bool(self.dx or self.dy or self.spin)
 
 
 @dataclass(frozen=True)
@@ -149,10 +168,16 @@ def _motion_params(rng: np.random.Generator, motion: str) -> dict[str, float]:
         return {"low": round(float(rng.uniform(0.15, 0.35)), 4)}
     if motion == "approach":   # pull: the item grows (comes closer)
         return {"ratio": round(float(rng.uniform(2.0, 3.0)), 4)}
-    if motion == "rotate":     # clockwise by 120-300 degrees
-        return {"degrees": round(float(rng.uniform(120, 300)), 3)}
-    if motion == "slide":      # move-right across 35-45 % of the frame
-        return {"span": round(float(rng.uniform(0.35, 0.45)), 4)}
+    if motion == "rotate":     # clockwise by 135-170 degrees, at constant speed
+        # A quarter of the turn (34-43 degrees) between TSN frames a quarter-segment apart, and at
+        # most 85 between two training draws (up to half the segment apart): below the 90 at which
+        # an item that looks alike turned by 180 (trousers, a dress) could seem to turn either way.
+        return {"degrees": round(float(rng.uniform(135, 170)), 3)}
+    if motion == "slide":      # move-right by 45-60 % of the frame across the scene, at constant speed
+        # The camera follows the item (render.pose: the scene pans the other way), leaving it a
+        # drift in the frame symmetric about 0: its place in the first and last frames is alike, and
+        # only the direction it moves against the background tells right from left.
+        return {"span": round(float(rng.uniform(0.45, 0.6)), 4), "drift": round(float(rng.uniform(-0.1, 0.1)), 4)}
     if motion == "shake":      # 1.5-2.5 oscillations along a random axis
         return {"axis": round(float(rng.uniform(0, 180)), 3), "amplitude": round(float(rng.uniform(0.06, 0.1)), 4),
                 "periods": round(float(rng.uniform(1.5, 2.5)), 4), "phase": round(float(rng.uniform(0, 2 * np.pi)), 4)}
@@ -256,33 +281,41 @@ def plan_dataset(preset: str = "tiny", seed: int = 0, **overrides: Any) -> Datas
             narration_ms = max(0, start_cs * 10 + int(vrng.integers(-400, 600)))
             verb_text = str(vrng.choice(verb.instances))
             noun_text = str(vrng.choice(noun.instances))
+            # Position and angle at the segment's middle, symmetric about the frame's middle.
             x, y = (round(float(v), 4) for v in vrng.uniform(0.35, 0.65, size=2))
             angle = round(float(vrng.uniform(-15, 15)), 3)
-            if verb.motion == "slide":  # keep the whole path inside the frame
-                x = round(float(vrng.uniform(0.45, 0.55)), 4)
-            if verb.motion == "rotate":
+            if verb.motion == "rotate":  # the start angle uniform over the circle: so is the end angle
                 angle = round(float(vrng.uniform(0, 360)), 3)
             distractors = []
             others = [lab for lab in range(len(FASHION_CLASSES)) if lab != noun.fashion_label]
-            for _ in range(int(vrng.integers(cfg.max_distractors + 1))):
+            # One to max_distractors: the first static, a landmark against which a panning camera is
+            # seen to pan (the background alone can hide it: smooth noise, stripes along the pan, tiles
+            # a pan step apart); each other one moving (2 in 3) in a random direction by as much as a
+            # slid item moves across the scene, turning either way by up to as much as a turned item.
+            for n in range(int(vrng.integers(min(1, cfg.max_distractors), cfg.max_distractors + 1))):
                 dx, dy = _pick_position(vrng, (x, y), 0.35)
-                drift = vrng.random() < 0.5
-                speed, heading = vrng.uniform(0.02, 0.08), vrng.uniform(0, 2 * np.pi)
+                moving = n > 0 and vrng.random() < 2 / 3
+                travel, heading, spin = vrng.uniform(0.2, 0.6), vrng.uniform(0, 2 * np.pi), vrng.uniform(-170, 170)
                 pool = pools[(val, int(vrng.choice(others)))]
                 distractors.append(Distractor(
                     item=int(pool[vrng.integers(len(pool))]), tint=_tint(vrng, (0.0, 0.7), (0.6, 1.0)),
                     x=dx, y=dy, scale=round(float(vrng.uniform(0.22, 0.32)), 4),
                     angle=round(float(vrng.uniform(-30, 30)), 3),
-                    vx=round(float(speed * math.cos(heading)), 4) if drift else 0.0,
-                    vy=round(float(speed * math.sin(heading)), 4) if drift else 0.0))
+                    dx=round(float(travel * math.cos(heading)), 4) if moving else 0.0,
+                    dy=round(float(travel * math.sin(heading)), 4) if moving else 0.0,
+                    spin=round(float(spin), 3) if moving else 0.0))
+            motion = _motion_params(vrng, verb.motion)
+            view = (round(float(vrng.random()), 4), round(float(vrng.random()), 4))
+            if verb.motion == "slide":  # room in the video's background for the camera's pan
+                half = (motion["span"] - motion["drift"]) / 2
+                view = (round(half + view[0] * (1 - 2 * half), 4), view[1])
             segments.append(SegmentPlan(
                 narration_id=f"{video_ids[k]}_{j}", start_cs=start_cs, stop_cs=stop_cs, narration_ms=narration_ms,
                 verb_class=verb_class, noun_class=noun_class, verb=verb_text, noun=noun_text, item=item,
                 tint=_tint(vrng, (0.0, 0.6), (0.75, 1.0)), x=x, y=y,
                 scale=round(float(vrng.uniform(0.42, 0.52)), 4), angle=angle,
-                gain=round(float(vrng.uniform(0.85, 1.1)), 4),
-                view=(round(float(vrng.random()), 4), round(float(vrng.random()), 4)),
-                motion=_motion_params(vrng, verb.motion), distractors=tuple(distractors)))
+                gain=round(float(vrng.uniform(0.85, 1.1)), 4), view=view, motion=motion,
+                distractors=tuple(distractors)))
         end_cs = now_cs + int(round(vrng.uniform(cfg.gap_min, cfg.gap_max) * 100))
         jitter = []
         for axis in (0, 1):

@@ -2,11 +2,13 @@
 
 A video is a textured world (its background, larger than the frame) viewed by a jittering
 camera; each segment shows its Fashion-MNIST item, tinted, moving as its verb says
-(`pose`: the one place where a verb's direction is decided), among static or drifting
-distractors. Frames are independent of each other, so `render_video` can draw any subset of
-them, with the acted-on item's visible mask as ground truth; `encode.write_video` draws the
-same frames for the files. `render_still` draws one picture in the videos' style for image
-pretraining (`evitvid.data.images`).
+(`pose`: the one place where a verb's direction is decided), among static or moving
+distractors. Where the verb slides the item, the camera follows it: the view pans across the
+world (`_Pose.pan`), so the background and the static distractors move the other way while the
+item keeps about its place in the frame. Frames are independent of each other, so
+`render_video` can draw any subset of them, with the acted-on item's visible mask as ground
+truth; `encode.write_video` draws the same frames for the files. `render_still` draws one
+picture in the videos' style for image pretraining (`evitvid.data.images`).
 """
 from __future__ import annotations
 
@@ -31,24 +33,26 @@ def _smoothstep(x: float) -> float:
 
 @dataclass(frozen=True)
 class _Pose:
-    x: float            # item centre, relative to frame size (before camera jitter)
+    x: float            # item centre in the frame, relative to frame size (before camera jitter)
     y: float
     scale: float        # item side, relative
     angle: float        # degrees, clockwise on screen
     light: float        # multiplies the whole frame
     door: tuple[float, float, float, float] | None  # door rectangle (x0, y0, x1, y1), relative
+    pan: float = 0.0    # the camera's horizontal offset from the segment's middle view, relative
 
 
 def pose(seg: SegmentPlan, u: float) -> _Pose:
-    """The acted-on item's state at fraction `u` in [0, 1] of the segment.
+    """The acted-on item's state, and the camera's pan, at fraction `u` in [0, 1] of the segment.
 
     The paired verbs of `REVERSE_PAIRS` evaluate the same motion at `1 - u`: this is the one
-    place where a verb's direction is decided.
+    place where a verb's direction is decided. The motion pairs ("rotate", "slide") go at
+    constant speed, so that each quarter of the segment shows a quarter of the motion.
     """
     spec = VERBS[seg.verb_class]
     w = 1.0 - u if spec.reverse else u
     m = seg.motion
-    x, y, scale, angle, light, door = seg.x, seg.y, seg.scale, seg.angle, 1.0, None
+    x, y, scale, angle, light, door, pan = seg.x, seg.y, seg.scale, seg.angle, 1.0, None, 0.0
     if spec.motion == "enter":
         reach = 0.75 * scale + 0.05  # half-diagonal plus a margin: fully out of the frame
         sides = [(-(x + reach), 0.0), ((1 - x) + reach, 0.0), (0.0, -(y + reach)), (0.0, (1 - y) + reach)]
@@ -70,12 +74,15 @@ def pose(seg: SegmentPlan, u: float) -> _Pose:
     elif spec.motion == "rotate":
         angle = angle + m["degrees"] * w
     elif spec.motion == "slide":
-        x = x + m["span"] * (w - 0.5)
+        # The item moves `span` to the right across the scene; the camera follows it, so that it
+        # drifts only `drift` in the frame (symmetric about 0) while the scene pans the other way.
+        x = x + m["drift"] * (w - 0.5)
+        pan = (m["span"] - m["drift"]) * (w - 0.5)
     elif spec.motion == "shake":
         a = math.radians(m["axis"])
         d = m["amplitude"] * math.sin(2 * math.pi * m["periods"] * w + m["phase"])
         x, y = x + d * math.cos(a), y + d * math.sin(a)
-    return _Pose(x, y, scale, angle, light, door)
+    return _Pose(x, y, scale, angle, light, door, pan)
 
 
 def _item_maps(img: np.ndarray) -> np.ndarray:
@@ -205,7 +212,8 @@ class _Renderer:
         return int(round(shift[0] * self.size)), int(round(shift[1] * self.size))
 
     def scene(self, k: int) -> tuple[np.ndarray, int, int]:
-        """World canvas of segment k with its static distractors drawn in, and the view origin."""
+        """World canvas of segment k with its static distractors drawn in, and the origin of its
+        middle view."""
         seg = self.video.segments[k]
         s, m = self.size, self.margin
         ox = m + int(round(seg.view[0] * (self.world.shape[1] - s - 2 * m)))
@@ -213,10 +221,9 @@ class _Renderer:
         if self._scene is None or self._scene[0] != k:
             world = self.world.copy()
             for d in seg.distractors:
-                if d.vx == 0 and d.vy == 0:
-                    sub = world[oy - m: oy + s + m, ox - m: ox + s + m]
-                    _paste(sub, _rasterize(self.maps(d.item), d.x * s + m, d.y * s + m, d.scale * s, d.angle,
-                                           s + 2 * m), d.tint)
+                if not d.moving:  # in the whole world: a panning camera sees beyond the middle view
+                    _paste(world, _rasterize(self.maps(d.item), ox + d.x * s, oy + d.y * s, d.scale * s, d.angle,
+                                             world.shape[0]), d.tint)
             self._scene = (k, world)
         return self._scene[1], ox, oy
 
@@ -227,14 +234,20 @@ class _Renderer:
         seg = self.video.segments[k]
         s = self.size
         world, ox, oy = self.scene(k)
+        u = float(np.clip(u, 0.0, 1.0))
+        p = pose(seg, u)
         jx, jy = self.camera(t)
-        img = world[oy + jy: oy + jy + s, ox + jx: ox + jx + s].copy()
-        mid = (seg.start + seg.stop) / 2
+        px = int(round(p.pan * s))  # whole pixels, as the jitter: the background is not resampled
+        if not 0 <= ox + jx + px <= world.shape[1] - s:
+            raise ValueError(f"segment {seg.narration_id}: the camera's pan ({p.pan:+.3f} of the frame from view "
+                             f"{seg.view}) leaves the video's background; plan the view with room for it "
+                             f"(plan.plan_dataset does)")
+        img = world[oy + jy: oy + jy + s, ox + jx + px: ox + jx + px + s].copy()
         for d in seg.distractors:
-            if d.vx != 0 or d.vy != 0:
-                dx, dy = (d.x + d.vx * (t - mid)) * s - jx, (d.y + d.vy * (t - mid)) * s - jy
-                _paste(img, _rasterize(self.maps(d.item), dx, dy, d.scale * s, d.angle, s), d.tint)
-        p = pose(seg, float(np.clip(u, 0.0, 1.0)))
+            if d.moving:
+                dx, dy = (d.x + d.dx * (u - 0.5)) * s - jx - px, (d.y + d.dy * (u - 0.5)) * s - jy
+                _paste(img, _rasterize(self.maps(d.item), dx, dy, d.scale * s, d.angle + d.spin * (u - 0.5), s),
+                       d.tint)
         raster = _rasterize(self.maps(seg.item), p.x * s - jx, p.y * s - jy, p.scale * s, p.angle, s)
         _paste(img, raster, seg.tint)
         mask = np.zeros((s, s), np.float32)

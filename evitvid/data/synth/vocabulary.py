@@ -20,8 +20,11 @@ things of an order-aware model:
 * **end state** (take/put, open/close, turn-on/turn-off, push/pull): the two ends of the clip
   differ (the item present or not, the door over it or not, the light on or off, the item near
   or far), so the first and last frames tell the verb to a model that knows which is which;
-* **motion** (rotate-clockwise/anticlockwise, move-left/move-right): only the direction of the
-  motion between frames should tell the verb.
+* **motion** (rotate-clockwise/anticlockwise, move-left/move-right): first and last frames are
+  drawn from one distribution (the start angle is uniform over the circle; the camera follows a
+  slid item, so the item keeps its place in the frame while the scene moves behind it), so only
+  the direction of the motion between frames tells the verb. The motions are large enough to be
+  seen between frames a quarter of the segment apart at 64 pixels (`plan._motion_params`).
 
 `shake` and `hold` are "unpaired". A verb's direction is decided in one place, `render.pose`;
 the two verbs of a pair are drawn equally often (`plan._class_weights`), so that frequency alone
