@@ -488,7 +488,7 @@ def test_nouns_are_their_fashion_mnist_class(plan):
 def test_default_plan_is_shaped_like_ek100():
     plan = synth.plan_dataset("default", seed=0)
     cfg = plan.config
-    for split, (low, high) in (("train", (1500, 3000)), ("validation", (400, 700))):
+    for split, (low, high) in (("train", (1300, 1800)), ("validation", (400, 700))):
         segs = [s for v in plan.split_videos(split) for s in v.segments]
         assert low <= len(segs) <= high
         verbs = np.bincount([s.verb_class for s in segs], minlength=len(synth.VERBS))
@@ -496,6 +496,14 @@ def test_default_plan_is_shaped_like_ek100():
         assert verbs.min() >= 1 and nouns.min() >= 1  # every class in both splits
         # long tail: Zipf 1 makes the first verbs 13x as frequent as the last, the first noun 5x the last
         assert verbs[:2].min() > 5 * verbs[-2:].max() and nouns[0] > 3 * nouns[-1]
+    # About 2,000 segments as before (64 videos of 32), in videos enough, of participants enough,
+    # for an interval to resample validation videos: EK100's mix of seen and unseen participants.
+    assert 1800 <= sum(len(v.segments) for v in plan.videos) <= 2300
+    val, train = plan.split_videos("validation"), plan.split_videos("train")
+    val_people, train_people = {v.participant_id for v in val}, {v.participant_id for v in train}
+    assert len(val) >= 48 and len(val_people) >= 8
+    assert len(val_people - train_people) == cfg.val_unseen_participants == 1
+    assert len(val_people & train_people) >= 8
     rates = {v.video_id: synth.annotation_rate(v.native_fps) for v in plan.videos}
     frames = np.array([(s.stop_cs * rates[v.video_id]) // 100 - (s.start_cs * rates[v.video_id]) // 100
                        for v in plan.videos for s in v.segments])

@@ -23,7 +23,8 @@ Content, built so that the study's questions have answers (`vocabulary`, `plan`)
   the direction of motion (`PAIR_KINDS`, `verb_kind`); `HFLIP_SWAP` lists the verbs a
   horizontal flip swaps.
 * **Shape**: long-tailed class frequencies, segments of 10 annotation frames to several
-  hundred, some crossing a chunk boundary, train/validation split by video.
+  hundred, some crossing a chunk boundary, train/validation split by video, validation
+  spanning the participants, some of them unseen in training.
 
 Everything is a function of the seed and the `SynthConfig`, and the files are byte-identical
 across runs, worker counts and processes. The modules, in pipeline order:

@@ -16,7 +16,8 @@ __all__ = ["GENERATOR_VERSION", "SynthConfig", "PRESETS", "resolve_config"]
 # 3: five nouns (the other five Fashion-MNIST classes are the image pretraining's); the motion pairs
 #    turn 135-170 degrees or slide 45-60 % of the frame with the camera following, their first and
 #    last frames alike; a static distractor in every scene, the others moving and turning over the
-#    segment
+#    segment; the default preset has 200 shorter videos of 20 participants (50 validation videos,
+#    one participant unseen)
 GENERATOR_VERSION = 3
 
 
@@ -24,10 +25,11 @@ GENERATOR_VERSION = 3
 class SynthConfig:
     """Every generation parameter (the seed aside). Times in seconds; lengths relative to `size`."""
 
-    num_participants: int = 8
-    num_videos: int = 64
-    segments_per_video: int = 32     # mean; each video draws 0.6x to 1.4x this
+    num_participants: int = 20
+    num_videos: int = 200            # round-robin over the participants
+    segments_per_video: int = 10     # mean; each video draws 0.6x to 1.4x this
     val_fraction: float = 0.25       # of the videos
+    val_unseen_participants: int = 1  # participants whose videos are all validation (EK100's unseen ones)
     size: int = 112                  # frame height and width (pixels, even)
     segment_median: float = 1.8      # segment length: log-normal median (s) ...
     segment_sigma: float = 0.6       # ... and log-sd, clipped to [min_segment_frames, segment_max]
@@ -50,6 +52,12 @@ class SynthConfig:
             (self.num_participants >= 1, "num_participants must be >= 1"),
             (self.segments_per_video >= 1, "segments_per_video must be >= 1"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (self.val_unseen_participants >= 0, "val_unseen_participants must be >= 0"),
+            (self.val_unseen_participants == 0 or (self.num_videos >= 2 and self.val_fraction > 0
+                                                   and self.val_unseen_participants
+                                                   < min(self.num_participants, self.num_videos)),
+             "val_unseen_participants needs a validation split and fewer than the participants (some must "
+             "train): lower it or set it to 0"),
             (self.size >= 32 and self.size % 2 == 0, "size must be even and >= 32 (H.264 4:2:0)"),
             (self.segment_median > 0 and self.segment_sigma >= 0, "segment_median > 0, segment_sigma >= 0"),
             (self.segment_max * 50 >= self.min_segment_frames + 1, "segment_max too short for min_segment_frames"),
@@ -71,8 +79,10 @@ class SynthConfig:
 
 PRESETS: dict[str, SynthConfig] = {
     # For tests: ~40 segments, 4 videos of 2-3 chunks, 64x64; writes in a few seconds.
-    "tiny": SynthConfig(num_participants=2, num_videos=4, segments_per_video=10, size=64),
-    # For the book: ~1,500 train / ~500 validation segments, 112x112.
+    "tiny": SynthConfig(num_participants=2, num_videos=4, segments_per_video=10, val_unseen_participants=0, size=64),
+    # For the book: ~1,500 train / ~500 validation segments, 112x112, in 200 videos of about 30 s
+    # (10 per participant): 50 validation videos, the 10 of one unseen participant and 40 drawn at
+    # random from the other 19, so that an interval can resample videos as well as segments.
     "default": SynthConfig(),
 }
 

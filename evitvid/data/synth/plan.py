@@ -9,8 +9,9 @@ The plan gives the data set EK100's **shape**: long-tailed (Zipf-like) verb and 
 frequencies, every class present in both splits when they are big enough, segment lengths
 from 10 annotation frames to several hundred (the motion spans the segment: long segments
 are slow motions), gaps between segments, some segments crossing a 15-s chunk boundary,
-train/validation split by video, and no Fashion-MNIST image in both splits. Only the t10k
-split is read.
+train/validation split by video (the videos of `val_unseen_participants` whole participants,
+as EK100's unseen participants, and the rest drawn at random from every other participant's),
+and no Fashion-MNIST image in both splits. Only the t10k split is read.
 
 Motions are drawn so that the two kinds of pairs (`vocabulary.PAIR_KINDS`) are what they say:
 the motion pairs' first and last frames come from one distribution (start angle uniform over
@@ -222,22 +223,32 @@ def plan_dataset(preset: str = "tiny", seed: int = 0, **overrides: Any) -> Datas
     main_seq, video_seqs = root_seq.spawn(1)[0], root_seq.spawn(cfg.num_videos)
     rng = np.random.default_rng(main_seq)
 
-    # Videos: participants round-robin; validation videos and 50-fps videos chosen at random.
+    # Videos: participants round-robin; validation: every video of `val_unseen_participants`
+    # participants drawn at random, then videos drawn at random from the other participants'; 50-fps
+    # videos chosen at random.
     nv = cfg.num_videos
     num_participants = min(cfg.num_participants, nv)
+    participant = np.arange(nv) % num_participants
     n_val = 0 if nv == 1 or cfg.val_fraction == 0 else int(np.clip(round(cfg.val_fraction * nv), 1, nv - 1))
     is_val = np.zeros(nv, bool)
-    is_val[rng.choice(nv, size=n_val, replace=False)] = True
+    if cfg.val_unseen_participants:
+        is_val[np.isin(participant, rng.choice(num_participants, cfg.val_unseen_participants, replace=False))] = True
+        if is_val.sum() > n_val:
+            raise ValueError(f"SynthConfig: the {cfg.val_unseen_participants} unseen participant(s) have "
+                             f"{is_val.sum()} videos, more than the {n_val} validation videos of val_fraction="
+                             f"{cfg.val_fraction}: lower val_unseen_participants or raise val_fraction")
+        is_val[rng.choice(np.flatnonzero(~is_val), size=n_val - int(is_val.sum()), replace=False)] = True
+    else:
+        is_val[rng.choice(nv, size=n_val, replace=False)] = True
     n50 = int(round(cfg.fps_50_fraction * nv))
     if cfg.fps_50_fraction > 0 and nv >= 2:
         n50 = max(n50, 1)
     is50 = np.zeros(nv, bool)
     is50[rng.choice(nv, size=min(n50, nv), replace=False)] = True
     counts = np.maximum(1, np.round(cfg.segments_per_video * rng.uniform(0.6, 1.4, size=nv))).astype(int)
-    participant = [k % num_participants for k in range(nv)]
     video_ids = []
     seen: dict[int, int] = {}
-    for p in participant:
+    for p in participant.tolist():
         seen[p] = seen.get(p, 0) + 1
         video_ids.append(f"P{p + 1:02d}_{seen[p]:02d}")
 
