@@ -301,6 +301,15 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     diffs = study.differences(trained, methods, [("3d_mean", "3d_random")], resamples=200)
     assert list(diffs.columns)[:2] == ["verb difference (points)", "verb 95% interval"]
     pairs = study.pair_accuracy(trained, methods, splits, resamples=200)
+    assert set(pairs["kind"]) <= {"end state", "motion"}
+    kinds = study.kind_accuracy(trained, methods, splits, resamples=200)
+    evaluated = len(study.segments_by_seed(trained["3d_random"][:1]))
+    assert (kinds.groupby("key")["segments"].sum() == evaluated).all()  # every segment in exactly one kind
+    assert ((kinds["low"] <= kinds["accuracy"] + 1e-9) & (kinds["accuracy"] <= kinds["high"] + 1e-9)).all()
+    choice = study.pair_choice_tests(trained, methods, splits, [("tsm", "frame_averaging"), ("3d_mean", "nowhere")],
+                                     resamples=200)
+    assert list(choice.index) == ["temporal shift (TSM) − frame averaging"]  # a method not trained: no row
+    assert list(choice.columns) == ["end state (points)", "motion (points)", "all pairs (points)"]
     assert set(pairs["method"]) == {m.label for m in methods.values()}
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)
@@ -317,7 +326,7 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     # the four claims between methods, one Holm family (adjusted p never below the raw t test's)
     claims = verdicts.iloc[:len(study.CLAIMS)]
     assert claims["finding"].tolist() == [c.finding for c in study.CLAIMS]
-    assert claims["p_holm"].notna().all() and (claims["mdd"].iloc[:3] > 0).all()  # verb top-1 varies here
+    assert claims["p_holm"].between(0, 1).all() and (claims["mdd"] >= 0).all()
     tsm = study.pair_choice_test(trained["tsm"], trained["frame_averaging"], splits, resamples=200)
     assert claims["ours"].iloc[3] == round(tsm.t_interval.estimate, 2) and claims["p_holm"].iloc[3] >= tsm.t_p - 1e-9
     # saturation from 1 to 16 frames as the paper claims it, 8 to 16 beside it; no GPU here: not testable
@@ -691,9 +700,9 @@ def test_reversal_probe_is_zero_for_frame_averaging_and_not_for_3d(data):
     val = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False, limit=4)
     probe = study.ReversalProbe(val, 4)
     torch.manual_seed(0)
-    fa = __import__("evitvid").create_model("efficientvit_b0_frameavg", num_verbs=14, num_nouns=10)
+    fa = __import__("evitvid").create_model("efficientvit_b0_frameavg", num_verbs=14, num_nouns=5)
     torch.manual_seed(0)
-    model_3d = __import__("evitvid").create_model("efficientvit_b0_3d", num_verbs=14, num_nouns=10)
+    model_3d = __import__("evitvid").create_model("efficientvit_b0_3d", num_verbs=14, num_nouns=5)
     assert probe(fa.train())["reversal_change"] == 0.0 and fa.training  # mode restored
     assert probe(model_3d)["reversal_change"] > 0
 
@@ -766,6 +775,11 @@ def test_list_parameters_take_the_forms_papermill_users_type():
     assert params.pretrained == {"efficientvit_b0_3d_paper": "/w/b0-r224.pt", "efficientvit_b0_frameavg": "/w/b0.pt"}
     with pytest.raises(study.ParameterError, match="pretrained=.*not a mapping"):
         study.notebook_parameters("cpu", {"pretrained": "{a: [b"}, profiles=PROFILES)
+
+
+def test_verb_kinds_name_each_verbs_pair_kind_by_key():
+    assert study.verb_kinds(["take", "rotate-clockwise", "move-right", "shake", "wash"]) == [
+        "end state", "motion", "motion", "unpaired", "unpaired"]  # wash: an EK100 verb the vocabulary does not pair
 
 
 def test_verdict_numbers_group_the_findings_by_verdict():

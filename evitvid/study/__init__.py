@@ -21,7 +21,7 @@ The modules form one pipeline, each importing only from those before it:
 - text and tables: `text` (numbers in words, glue), `tables` (a notebook's tables, readable),
   `chapters` (each chapter's glued numbers and sentences), `performance` (the bench as a step).
 """
-from .baselines import REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
+from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
 from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, pair_numbers,
                        pretraining_numbers, verdict_numbers,
@@ -46,9 +46,9 @@ from .predictions import load_trained, predictions_frame, read_logits, run_data,
 from .probes import ReversalProbe
 from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
-                      frames_curve, learning_curves, main_metrics, pair_accuracy, pair_choice_test, pair_choices,
-                      pair_summary, seed_spread,
-                      segment_videos, segments_by_seed, summary, video_ids)
+                      frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
+                      pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread, segment_videos,
+                      segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
 from .spread import machine_table, same_computation, spread_numbers
 from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
@@ -85,7 +85,8 @@ __all__ = [
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
     "machine_table", "same_computation", "spread_numbers",
     "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
-    "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table", "pair_choices", "pair_choice_test",
+    "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
+    "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary", "KINDS", "verb_kinds",
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",

@@ -9,7 +9,10 @@
   validation split; every other verb it may get right. An upper bound: a model that beats
   it uses the order of frames.
 - per reversal pair: how often its more frequent verb occurs (what always answering it
-  scores), beside the balanced accuracy a constant answer gets (50 %).
+  scores), beside the balanced accuracy a constant answer gets (50 %), and the pair's kind
+  (`verb_kinds`): "end state" where the two ends of a clip tell the verbs apart, "motion"
+  where only the direction of motion does (the embedded set's vocabulary; any other verb,
+  EK100's included, is "unpaired" unless the vocabulary knows its pair).
 """
 from __future__ import annotations
 
@@ -18,9 +21,12 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..data.synth import VERBS as SYNTH_VERBS
+from ..data.synth import verb_kind
+
 from .data import Splits
 
-__all__ = ["REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines"]
+__all__ = ["REVERSAL_PAIRS", "KINDS", "reversal_pairs", "verb_kinds", "baselines", "pair_baselines"]
 
 # Verb pairs that are time-reversals of each other, by class key (EK100 and the synthetic set).
 REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (
@@ -33,6 +39,16 @@ def reversal_pairs(verbs: Sequence[str]) -> list[tuple[int, int, str]]:
     """(class id, class id, "a / b") of every reversal pair whose two verbs are both classes."""
     index = {k: i for i, k in enumerate(verbs)}
     return [(index[a], index[b], f"{a} / {b}") for a, b in REVERSAL_PAIRS if a in index and b in index]
+
+
+KINDS = ("end state", "motion", "unpaired")  # the order every table by kind follows
+_KNOWN = {v.key for v in SYNTH_VERBS}
+
+
+def verb_kinds(verbs: Sequence[str]) -> list[str]:
+    """Each verb's kind (`KINDS`), by key: its pair's kind in the embedded set's vocabulary
+    (`evitvid.data.synth.verb_kind`), "unpaired" for a verb the vocabulary does not pair."""
+    return [verb_kind(k) if k in _KNOWN else "unpaired" for k in verbs]
 
 
 def _counts(segments, attr: str) -> Counter:
@@ -78,6 +94,6 @@ def pair_baselines(splits: Splits) -> pd.DataFrame:
     for a, b, name in reversal_pairs(splits.verbs):
         na, nb = counts.get(a, 0), counts.get(b, 0)
         if na + nb:
-            rows.append({"pair": name, "segments": na + nb, "majority": max(na, nb) / (na + nb),
-                         "constant_balanced": 0.5})
+            rows.append({"pair": name, "kind": verb_kinds([splits.verbs[a]])[0], "segments": na + nb,
+                         "majority": max(na, nb) / (na + nb), "constant_balanced": 0.5})
     return pd.DataFrame(rows)

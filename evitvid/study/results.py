@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs import Run
-from .baselines import pair_baselines, reversal_pairs
+from .baselines import KINDS, pair_baselines, reversal_pairs, verb_kinds
 from .data import Splits
 from .frames import evaluate_frames
 from .intervals import (DifferenceTest, Interval, cluster_balanced_accuracy, hierarchical_difference, holm,
@@ -49,11 +49,10 @@ from .methods import Method
 from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "video_ids", "resampling_units", "segments_by_seed", "segment_ids", "segment_videos",
-           "pair_choices", "pair_choice_test", "correctness_matrix", "per_segment_correctness", "main_metrics",
-           "accuracy", "summary",
-           "per_seed_top1", "difference", "seed_difference_of", "differences", "difference_test", "difference_tests",
-           "pair_accuracy", "pair_summary", "learning_curves", "frames_curve",
-           "seed_spread"]
+           "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary",
+           "correctness_matrix", "per_segment_correctness", "main_metrics", "accuracy", "summary", "per_seed_top1",
+           "difference", "seed_difference_of", "differences", "difference_test", "difference_tests", "pair_accuracy",
+           "pair_summary", "learning_curves", "frames_curve", "seed_spread"]
 
 HEADS = ("verb", "noun", "action")
 
@@ -276,7 +275,7 @@ def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
                              for z in zs])
             ci = cluster_balanced_accuracy(hits, truth[mask], (a, b), units[mask], confidence=confidence,
                                            resamples=resamples).scaled(100)
-            rows.append({"pair": name, "key": key, "method": methods[key].label,
+            rows.append({"pair": name, "kind": base.loc[name, "kind"], "key": key, "method": methods[key].label,
                          "segments": int(base.loc[name, "segments"]), "majority": 100 * base.loc[name, "majority"],
                          "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
     return pd.DataFrame(rows)
@@ -319,6 +318,60 @@ def pair_choice_test(runs_a: Sequence[Run], runs_b: Sequence[Run], splits: Split
                                    resamples=resamples, power=power).scaled(100)
 
 
+def kind_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits, *,
+                  confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
+    """Verb top-1 (%) on the validation segments of each kind of verb (`baselines.KINDS`: end-state
+    pairs, motion pairs, unpaired verbs), per method: a row per (kind, method) with the segments,
+    the mean over seeds and its interval over videos."""
+    kinds = np.array(verb_kinds(splits.verbs), dtype=object)
+    rows = []
+    for key, group in runs.items():
+        ids, hits = _correctness(group, "verb")
+        truth = segment_results(group[0])["verb"].to_numpy()
+        for kind in KINDS:
+            mask = kinds[truth] == kind
+            if not mask.any():
+                continue
+            ci = mean_interval(hits[:, mask].mean(axis=0), clusters=resampling_units(ids[mask].tolist()),
+                               confidence=confidence, resamples=resamples).scaled(100)
+            rows.append({"kind": kind, "key": key, "method": methods[key].label, "segments": int(mask.sum()),
+                         "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
+    return pd.DataFrame(rows)
+
+
+def kind_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The book's table from `kind_accuracy`: a row per kind with its segments, a column per
+    method ("mean [low, high]")."""
+    if table.empty:
+        return table
+    out = table.assign(text=[f"{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]" for r in table.itertuples()])
+    wide = out.pivot(index="kind", columns="method", values="text")
+    wide = wide[list(dict.fromkeys(table["method"]))].reindex(list(dict.fromkeys(table["kind"])))
+    return table.drop_duplicates("kind").set_index("kind")[["segments"]].join(wide)
+
+
+def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits,
+                      comparisons: Iterable[tuple[str, str]], *, confidence: float = 0.95,
+                      resamples: int = 4000) -> pd.DataFrame:
+    """A minus B in points of correct choices within the reversal pairs (`pair_choice_test`, seeds
+    and videos together), for the end-state pairs, the motion pairs and all pairs: a row per
+    comparison present, "difference [t interval]" per kind."""
+    names = {kind: [name for (_, _, name), k in zip(reversal_pairs(splits.verbs),
+                                                    verb_kinds([splits.verbs[a] for a, _, _ in
+                                                                reversal_pairs(splits.verbs)])) if k == kind]
+             for kind in KINDS[:2]}
+    rows = []
+    for a, b in comparisons:
+        if a not in runs or b not in runs:
+            continue
+        row = {"comparison": f"{methods[a].label} − {methods[b].label}"}
+        for kind, pairs in (*names.items(), ("all pairs", None)):
+            t = pair_choice_test(runs[a], runs[b], splits, pairs, confidence=confidence, resamples=resamples)
+            row[f"{kind} (points)"] = "no segments" if t is None else t.t_interval.text(1)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
+
+
 def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The book's table from `pair_accuracy`: a row per pair, a column per method ("mean [low, high]")."""
     if table.empty:
@@ -326,7 +379,7 @@ def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
     out = table.assign(text=[f"{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]" for r in table.itertuples()])
     wide = out.pivot(index="pair", columns="method", values="text")
     wide = wide[list(dict.fromkeys(table["method"]))].reindex(list(dict.fromkeys(table["pair"])))
-    info = table.drop_duplicates("pair").set_index("pair")[["segments", "majority"]]
+    info = table.drop_duplicates("pair").set_index("pair")[["kind", "segments", "majority"]]
     info["majority"] = info["majority"].map(lambda v: f"{v:.1f}")
     return info.rename(columns={"majority": "majority verb (%)"}).join(wide)
 
