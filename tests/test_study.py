@@ -407,6 +407,8 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     cpu, long = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_long.yaml")
     assert {k: v for k, v in study.training_params(long).items() if study.training_params(cpu)[k] != v} == {
         "epochs": long.epochs} and long.epochs > cpu.epochs and long.seeds == cpu.seeds
+    if cpu.longer_budget is None:  # the embedded set's generator 3 made the last record stale
+        pytest.skip("cpu.yaml names no longer-budget record: make study-long records one for this testbed")
     recorded = study.read_recorded(cpu.longer_budget)
     assert recorded.epochs == long.epochs
     # a run's name hashes what names its data (preset, generator version, seed), not the files:
