@@ -32,8 +32,9 @@ def tiny_profile(tmp_path_factory) -> Path:
     profile = runs.parent / "tiny.yaml"
     profile.write_text(yaml.safe_dump(dict(base=CPU_BASE,
         dataset=str(root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
-        max_val=16, reversal_clips=4, inflations=["mean", "centre"], pretrain_image_size=32, pretrain_epochs=1,
-        pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32, eval_frames=[1, 2, 8, 16],
+        max_val=16, reversal_clips=4, inflations=["mean", "centre", "centre_only"], pretrain_image_size=32,
+        pretrain_epochs=1, pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32,
+        eval_frames=[1, 2, 8, 16],
         eval_positions=2, bootstrap_resamples=200, time_models=["efficientvit_b0_frameavg"], time_frames=[1, 2],
         time_crop_size=32, bench_preset="smoke", bench_compile=False, gallery_size=2)))
     return profile
@@ -83,9 +84,9 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     bench = finished.pop("06_performance")
     assert bench["preset"] == "smoke" and bench["depthwise"] and bench["onnx"][0]["status"] == "ok"
     prefixes = sorted({name.split("-")[0].rsplit("_seed", 1)[0] for name in finished})
-    assert prefixes == ["02_pretrain_efficientvit_b0", "3d_centre_b0_3d", "3d_mean_b0_3d", "3d_paper_mean_b0_3d_paper",
-                        "3d_paper_random_b0_3d_paper", "3d_random_b0_3d", "frame_averaging_b0_frameavg",
-                        "frame_averaging_random_b0_frameavg"]
+    assert prefixes == ["02_pretrain_efficientvit_b0", "3d_centre_b0_3d", "3d_centre_only_b0_3d", "3d_mean_b0_3d",
+                        "3d_paper_mean_b0_3d_paper", "3d_paper_random_b0_3d_paper", "3d_random_b0_3d",
+                        "frame_averaging_b0_frameavg", "frame_averaging_random_b0_frameavg", "tsm_b0_tsm"]
     seeds = [n for n in finished if n.startswith("3d_mean_")]
     assert len(seeds) == 2 and all("val" in finished[n] for n in seeds)
     verdicts = (runs_root / "04_results" / "verdicts.csv").read_text().splitlines()
@@ -93,6 +94,11 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     assert verdicts[0] == "finding,paper,ours,ci_low,ci_high,p_holm,mdd,verdict" and len(verdicts) >= 8
     assert any(line.endswith(",not testable here") for line in verdicts)  # Fig. 3's GPU timing, on a CPU
     assert (runs_root / "00_data" / "baselines.csv").exists()
+    # verbs read by kind, and the inflation controls' contrasts in notebook 03's prose
+    assert (runs_root / "04_results" / "kind_accuracy.csv").exists()
+    assert (runs_root / "04_results" / "pair_choice_tests.csv").exists()
+    mechanism = (tmp_path / "03_3d_inflated.ipynb").read_text()
+    assert "3D, inflated (centre only) \\u2212 3D, inflated" in mechanism or "centre only) − 3D, inflated" in mechanism
     assert (runs_root / "01_frame_averaging" / "figures" / "accuracy_vs_frames.png").exists()
     assert (runs_root / "03_3d_inflated" / "reversal_at_initialisation.csv").exists()
     assert (runs_root / "04_results" / "machine_spread.csv").exists()

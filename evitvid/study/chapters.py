@@ -111,14 +111,19 @@ def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
 
 
 def reversal_numbers(at_init: pd.DataFrame, methods: Mapping) -> dict:
+    """Notebook 03's reversal change at initialisation: I3D's mean, random initialisation, the
+    asymmetric inflations (a range) and the symmetric controls (their largest)."""
     means = at_init.groupby("method", sort=False)["reversal_change"].mean()
     inflated = {k: m for k, m in methods.items() if m.inflation and not m.paper_code}
     random = next((m.label for k, m in methods.items() if k == "3d_random"), None)
     asymmetric = [means[m.label] for m in inflated.values() if m.inflation in RANDOM_INFLATIONS and m.label in means]
+    symmetric = [means[m.label] for k, m in inflated.items()
+                 if k != "3d_mean" and m.inflation not in RANDOM_INFLATIONS and m.label in means]
     mean = inflated.get("3d_mean")
     return {"init_change_mean": f"{means.get(mean.label if mean else None, float('nan')):.1e}",
             "init_change_random": f"{means.get(random, float('nan')):.2f}" if random else "n/a",
-            "init_change_asymmetric": (f"{min(asymmetric):.2f} to {max(asymmetric):.2f}" if asymmetric else "n/a")}
+            "init_change_asymmetric": (f"{min(asymmetric):.2f} to {max(asymmetric):.2f}" if asymmetric else "n/a"),
+            "init_change_controls": (f"at most {max(symmetric):.1e}" if symmetric else "n/a")}
 
 
 def ablation_numbers(runs: Mapping, methods: Mapping, comparisons, params: StudyParams) -> dict:
