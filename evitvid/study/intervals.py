@@ -1,9 +1,10 @@
 """Uncertainty of the study's numbers: bootstrap intervals over validation videos and seeds, and tests.
 
 Validation segments are not independent draws: they come from a few videos of a few
-participants (16 videos in the embedded set; 138 videos of 32 participants in EK100's
-validation set), and the segments of one video share its kitchen, its participant, its light
-and its objects, so a model right on one of them tends to be right on its neighbours.
+participants (the embedded set's validation split: 50 videos of 18 participants; EK100's:
+138 videos of 32 participants), and the segments of one video share its kitchen, its
+participant, its light and its objects, so a model right on one of them tends to be right on
+its neighbours.
 Resampling segments as if each were drawn on its own gives intervals too narrow by that
 within-video correlation. The study's intervals therefore resample *videos* (the cluster
 bootstrap: Davison & Hinkley 1997, Bootstrap Methods, section 3.8; Field & Welsh 2007, JRSS-B
