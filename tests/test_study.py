@@ -256,6 +256,103 @@ def test_missing_data_is_named(tmp_path):
         study.resolve_data(str(tmp_path))
 
 
+def _segments(layout: dict) -> list:
+    """Three segments of each video of `layout` ({participant: [video number, ...]}), in file order."""
+    from evitvid.data.annotations import Segment
+    return [Segment(f"{p}_{v:02d}_{k}", p, f"{p}_{v:02d}", None, 10.0 * k, 10.0 * k + 5, 600 * k, 600 * k + 300)
+            for p, videos in layout.items() for v in videos for k in range(3)]
+
+
+def test_the_tuning_split_holds_out_whole_training_videos_of_many_participants():
+    """`Splits.tuning`: a fifth of the training videos, whole, spread over the participants as the
+    embedded set's are (19 participants of 8 training videos, one unseen participant's videos and
+    2 of each other's for validation); a function of the video ids alone."""
+    train = _segments({f"P{p:02d}": range(1, 9) for p in range(1, 20)})
+    validation = _segments({**{f"P{p:02d}": (9, 10) for p in range(1, 20)}, "P20": range(1, 11)})
+    splits = study.Splits(train, validation, ["take"], ["cup"])
+    tuned = splits.tuning(0.2)
+    ids = lambda segments: [s.narration_id for s in segments]  # noqa: E731
+    videos = lambda segments: {s.video_id for s in segments}  # noqa: E731
+    # every training segment in exactly one part, no validation segment in either
+    assert sorted(ids(tuned.train) + ids(tuned.validation)) == sorted(ids(train))
+    assert not set(ids(tuned.validation)) & set(ids(validation)) and not set(ids(tuned.train)) & set(ids(validation))
+    # whole videos: a tuning video's every segment is held out, none of the others'
+    assert not videos(tuned.train) & videos(tuned.validation)
+    assert len(tuned.validation) == 3 * len(videos(tuned.validation))
+    assert len(videos(tuned.validation)) == round(0.2 * 19 * 8) == 30
+    assert {s.participant_id for s in tuned.validation} == {f"P{p:02d}" for p in range(1, 20)}
+    assert (tuned.verbs, tuned.nouns) == (splits.verbs, splits.nouns)
+    # the same videos whatever the order of the rows, and the file order kept within each part
+    shuffled = study.Splits(train[::-1], validation, ["take"], ["cup"]).tuning(0.2)
+    assert videos(shuffled.validation) == videos(tuned.validation)
+    assert ids(tuned.train) == [i for i in ids(train) if i in set(ids(tuned.train))]
+    assert videos(splits.tuning(0.3).validation) != videos(tuned.validation)
+    one = study.Splits(_segments({"P01": [1]}), validation, ["take"], ["cup"])
+    for fraction, split in ((0.0, splits), (1.0, splits), (0.2, one)):
+        with pytest.raises(ValueError, match=rf"tune_fraction={fraction}: must be in \(0, 1\) and hold out at "
+                                             r"least one of the \d+ training videos and keep another"):
+            split.tuning(fraction)
+
+
+def test_the_tuning_split_names_a_run_only_where_a_run_reads_it():
+    """`split: validation` (cpu.yaml's) trains as before the tuning split existed: the new fields
+    enter no run's name (CONTRIBUTING.md, Run folders: the recorded study keeps its runs), and
+    `tune_fraction` is not read. `split: tune` renames every video run and records the share."""
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
+    assert (cpu.split, cpu.tune_fraction) == ("validation", 0.2)
+
+    def names(params):
+        return {k: [s.name for s in group] for k, group in study.method_runs(params).items()}
+    before = names(cpu)
+    assert study.training.recipe_record(study.training_params(cpu)) == {}
+    assert names(cpu.replace(tune_fraction=0.5)) == before
+    tune = cpu.replace(split="tune")
+    assert study.training.recipe_record(study.training_params(tune)) == {"split": "tune", "tune_fraction": 0.2}
+    tuned = names(tune)
+    assert tuned.keys() == before.keys() and not {n for g in tuned.values() for n in g} & {
+        n for g in before.values() for n in g}
+    assert names(tune.replace(tune_fraction=0.25)) != tuned
+    # the image pretraining reads no video: the tuning study starts from the same run
+    assert [s.name for s in study.pretraining_specs(tune)] == [s.name for s in study.pretraining_specs(cpu)]
+    spec = study.method_runs(tune, ["3d_random"])["3d_random"][0]
+    assert (spec.kwargs["split"], spec.kwargs["tune_fraction"]) == ("tune", 0.2)
+    for change, match in ((dict(split="test"), r"split='test': one of validation, tune"),
+                          (dict(tune_fraction=1.0), r"tune_fraction=1.0: must be a number between 0 and 1")):
+        with pytest.raises(study.ParameterError, match=match):
+            study.load_profile(PROFILES / "cpu.yaml", **change)
+
+
+@pytest.mark.slow
+def test_a_tuning_run_trains_and_evaluates_on_its_own_videos_and_frame_caches(tiny_root, tmp_path):
+    """A run with `split="tune"` trains on the training videos but the tuning ones and evaluates
+    on those: its "val" is the tuning split, never a validation segment. Its frame caches: the
+    training split's (shared with the validation runs, of which it reads a part) and one of the
+    tuning videos at the evaluation size; the validation split's cache is untouched."""
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_root, copy, ignore=shutil.ignore_patterns("cache"))  # this test's own frame caches
+    data = study.resolve_data(str(copy))
+    splits = study.read_splits(data)
+    tuned = splits.tuning(0.2)
+    small = {**SMALL, "frame_cache": True}
+    plain = study.train_video("plain", model="efficientvit_b0_frameavg", data=data, runs_root=tmp_path / "runs",
+                              **small)
+    tune = study.train_video("tune", model="efficientvit_b0_frameavg", data=data, runs_root=tmp_path / "runs",
+                             **{**small, "split": "tune"})
+    assert "split" not in plain.params and (tune.params["split"], tune.params["tune_fraction"]) == ("tune", 0.2)
+    assert (tune.results["train_clips"], tune.results["val_clips"]) == (len(tuned.train), len(tuned.validation))
+    assert plain.results["val_clips"] == len(splits.validation)
+    assert set(study.read_logits(tune)["narration_id"]) == {s.narration_id for s in tuned.validation}
+    assert set(study.read_logits(plain)["narration_id"]) == {s.narration_id for s in splits.validation}
+    caches = {}
+    for folder in (copy / "cache").glob("frames-*"):
+        caches.setdefault(folder.name.split("-")[1], []).append(set(json.loads((folder / "index.json").read_text())))
+    train_ids, val_ids = ({s.narration_id for s in part} for part in (splits.train, splits.validation))
+    assert caches["40"] == [train_ids]  # the training size (crop 32 x 1.25): one cache, both runs read it
+    assert set(map(frozenset, caches["32"])) == {frozenset(val_ids),  # the evaluation size: validation, tuning
+                                                 frozenset(s.narration_id for s in tuned.validation)}
+    assert len(caches["32"]) == 2
+
+
 @pytest.mark.slow
 def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     params = tiny_params(tiny_root, runs)

@@ -6,6 +6,8 @@
   it was named, so that a moved repository still finds it.
 - `read_splits`: both splits and both class files, read once (notebook 00 asks several
   questions of them; on EK100 a read takes seconds).
+- `Splits.tuning`: the tuning split, whole training videos held out, on which a study chooses
+  its learning rates and the like (the validation split the verdicts read never chooses).
 - `clip_dataset`: an `EK100Dataset` on one split, in the study's transform.
 - `missing_videos`: every video a split needs, checked before training starts.
 - `action_pairs`, `action_record`: the action classes of an action-head model, and what a
@@ -133,6 +135,24 @@ class Splits:
     def split(self, name: str) -> list:
         return self.train if name == "train" else self.validation
 
+    def tuning(self, fraction: float) -> "Splits":
+        """The tuning split: `Splits` whose `validation` is a `fraction` of the training videos,
+        whole, and whose `train` is the other training videos (the validation split is left out).
+
+        The held-out videos are round(fraction x videos) of the training video ids sorted, at
+        evenly spaced places (the middle of each 1/fraction stride: every fifth for 0.2, starting
+        at the third): a function of the ids alone, the same on every machine and for every seed.
+        EK100's ids (and the embedded set's) are `Pxx_yy`, sorted by participant, so the tuning
+        videos span the participants rather than a few of them."""
+        videos = sorted({s.video_id for s in self.train})
+        n = round(fraction * len(videos)) if isinstance(fraction, (int, float)) and 0 < fraction < 1 else 0
+        if not 0 < n < len(videos):
+            raise ValueError(f"tune_fraction={fraction!r}: must be in (0, 1) and hold out at least one of the "
+                             f"{len(videos)} training videos and keep another")
+        held = {videos[int((i + 0.5) * len(videos) / n)] for i in range(n)}
+        return Splits([s for s in self.train if s.video_id not in held], [s for s in self.train if s.video_id in held],
+                      self.verbs, self.nouns)
+
 
 def action_pairs(splits: Splits) -> list[tuple[int, int]]:
     """The action classes of a model with an action head: every (verb, noun) pair of both splits,
@@ -165,42 +185,57 @@ def frame_cache_size(crop_size: int, train: bool) -> int:
     return crop_size if not train else int(round(crop_size * 1.25))
 
 
-def _frame_cache(data: DataPaths, splits: Splits, split: str, crop_size: int, *, workers: Optional[int] = None):
+def _frame_cache(data: DataPaths, splits: Splits, split: str, crop_size: int, *, tune_fraction: Optional[float] = None,
+                 workers: Optional[int] = None):
     """The `FrameCache` of every segment of `split` ("train" or "val") at the size the clips of
     `crop_size` read (`frame_cache_size`), under the dataset's `cache/` folder; built first (by
-    `workers` processes, default one per core) when it is not there."""
+    `workers` processes, default one per core) when it is not there.
+
+    With `tune_fraction` (`Splits.tuning`), "val" is the tuning videos' segments: a cache of its
+    own (a cache is keyed by its segments), never the validation split's. "train" stays the
+    whole training split's cache, which holds every frame of the tuning split's training videos
+    too: a tuning run reads a part of it and builds no second copy."""
     train = split == "train"
-    return FrameCache.open_or_build(data.source(), splits.split("train" if train else "validation"),
-                                    data.videos.parent / "cache", frame_cache_size(crop_size, train),
-                                    identity=dict(data.spec), workers=workers, log=print)
+    segments = (splits.train if train else splits.tuning(tune_fraction).validation if tune_fraction else
+                splits.validation)
+    return FrameCache.open_or_build(data.source(), segments, data.videos.parent / "cache",
+                                    frame_cache_size(crop_size, train), identity=dict(data.spec), workers=workers,
+                                    log=print)
 
 
-def build_frame_caches(data: DataPaths, crop_size: int, *, workers: Optional[int] = None) -> None:
-    """Both splits' frame caches, which `clip_dataset(..., frame_cache=True)` reads, built now by
-    `workers` processes (default one per core) rather than on first use."""
+def build_frame_caches(data: DataPaths, crop_size: int, *, tune_fraction: Optional[float] = None,
+                       workers: Optional[int] = None) -> None:
+    """The frame caches `clip_dataset(..., frame_cache=True)` reads, built now by `workers`
+    processes (default one per core) rather than on first use: the training split's and the
+    validation split's, or with `tune_fraction` the tuning split's instead of the validation one's."""
     splits = read_splits(data)
     for split in ("train", "val"):
-        _frame_cache(data, splits, split, crop_size, workers=workers)
+        _frame_cache(data, splits, split, crop_size, tune_fraction=tune_fraction, workers=workers)
 
 
 def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int, train: bool, seed: int = 0,
                  limit: Optional[int] = None, segments: Optional[list] = None, model_cfg: Optional[dict] = None,
                  sampling: str = "tsn", clip_stride: int = 2, sampling_offset: Optional[float] = None,
-                 frame_cache: bool = False):
+                 frame_cache: bool = False, tune_fraction: Optional[float] = None):
     """An `EK100Dataset` on one split ("train" or "val"); `limit` keeps the first segments (a
     smoke run); `sampling` is "tsn" (one frame in each of `num_frames` parts of the segment) or
     "dense" (consecutive frames `clip_stride` apart; `evitvid.data.sampling`); `sampling_offset`
     places TSN's evaluation frames within their parts (0.5: midpoints).
     No flip: it would turn move-left into move-right and clockwise into anticlockwise.
 
+    `tune_fraction` carves the tuning split from the training videos (`Splits.tuning`): "train"
+    is then the training videos but the tuning ones, "val" the tuning videos.
+
     `frame_cache=True` reads the split's frames from a `FrameCache` (decoded once, built on
     first use under the dataset's `cache/` folder, `frame_cache_size` for its resolution)."""
     splits = read_splits(data)
-    everything = splits.split("train" if split == "train" else "validation")
+    carved = splits.tuning(tune_fraction) if tune_fraction else splits
+    everything = carved.split("train" if split == "train" else "validation")
     segments = everything if segments is None else segments
     if limit:
         segments = segments[:limit]
-    videos: Any = _frame_cache(data, splits, split, crop_size) if frame_cache else data.source()
+    videos: Any = (_frame_cache(data, splits, split, crop_size, tune_fraction=tune_fraction) if frame_cache else
+                   data.source())
     cfg = model_cfg or _models.EfficientVit.default_cfg
     return EK100Dataset(segments, videos, num_frames=num_frames, sampling=sampling, stride=clip_stride, train=train,
                         crop_size=crop_size, flip=False, mean=cfg["mean"], std=cfg["std"], seed=seed,

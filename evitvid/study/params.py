@@ -35,8 +35,8 @@ from ..engine.config import OPTIMIZERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROTOCOL", "HEADS", "PATH_FIELDS", "find_profile", "load_profile", "profile_values",
-           "notebook_parameters", "ParameterError"]
+__all__ = ["StudyParams", "PROTOCOL", "HEADS", "SPLITS", "PATH_FIELDS", "find_profile", "load_profile",
+           "profile_values", "notebook_parameters", "ParameterError"]
 
 # the parameters `train_video` takes as its protocol: every method of a comparison trains with
 # these (`training.training_params`), and `python -m evitvid train` has a flag for each
@@ -44,7 +44,10 @@ PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size"
             "warmup_epochs", "label_smoothing", "precision", "max_train", "max_val", "val_every", "reversal_clips",
             "frame_cache", "optimizer", "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob",
             "mixup_switch_prob", "sampling", "clip_stride", "accum_steps", "grad_checkpointing", "head",
-            "clip_grad_norm")
+            "clip_grad_norm", "split", "tune_fraction")
+# what a run trains and evaluates on: the training split and the validation split the verdicts
+# read, or the tuning split (`evitvid.study.data.Splits.tuning`), which they never read
+SPLITS = ("validation", "tune")
 # what a video model classifies: verbs and nouns (two classifiers), or AVION's action classes
 HEADS = ("verb_noun", "action")
 
@@ -88,6 +91,11 @@ class StudyParams:
     inflation_noise: float = _doc("scale of the random taps of the asymmetric inflations")
     time_padding: str = _doc("the 3D model's time padding: zeros (I3D) or replicate")
     # -- one protocol for every method ---------------------------------------------------------
+    split: str = _doc("what a run trains and evaluates on: validation (the training videos, then the validation "
+                      "split the verdicts read) or tune (the training videos but the tuning ones, then the tuning "
+                      "videos: what a tuning study chooses on)")
+    tune_fraction: float = _doc("the tuning split: this share of the training videos, whole, evenly spaced in their "
+                                "sorted ids (`Splits.tuning`); read with split: tune only")
     seeds: tuple[int, ...] = _doc("seeds: initialisation and data order")
     num_frames: int = _doc("frames per training clip")
     sampling: str = _doc("where a clip's frames come from: tsn (one in each of num_frames equal parts of the segment) "
@@ -249,6 +257,11 @@ class StudyParams:
             out.append(f"memory_format={self.memory_format!r}: one of {', '.join(MEMORY_FORMATS)}")
         if self.time_padding not in ("zeros", "replicate"):
             out.append(f"time_padding={self.time_padding!r}: zeros or replicate")
+        if self.split not in SPLITS:
+            out.append(f"split={self.split!r}: one of {', '.join(SPLITS)}")
+        if not _number(self.tune_fraction) or not 0 < self.tune_fraction < 1:
+            out.append(f"tune_fraction={self.tune_fraction!r}: must be a number between 0 and 1 (the share of the "
+                       "training videos held out for tuning)")
         if self.decoder not in DECODERS:
             out.append(f"decoder={self.decoder!r}: one of {', '.join(DECODERS)}")
         if bool(self.annotations_dir) != bool(self.videos_dir):

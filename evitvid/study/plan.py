@@ -40,15 +40,17 @@ def study_data(params: StudyParams, *, generate: bool = True, workers: Optional[
 def prepare_data(params: StudyParams, data: Optional[DataPaths] = None, cores: Optional[int] = None) -> DataPaths:
     """What the video runs read, made now on `cores` cores (default every one): the embedded
     dataset when it is not generated yet (unless `data` names another) and, with
-    `params.frame_cache`, both splits' frame caches. `train_runs` calls it beside the image
-    pretraining, which reads no video, on the cores the pretraining leaves."""
+    `params.frame_cache`, the frame caches of the splits its runs read (the training split's and
+    the validation or, with `split: tune`, the tuning split's). `train_runs` calls it beside the
+    image pretraining, which reads no video, on the cores the pretraining leaves."""
     threads = torch.get_num_threads()
     try:
         if cores:
             torch.set_num_threads(cores)  # the caches resize frames in this process when cores is 1
         data = data or study_data(params, workers=cores)
         if params.frame_cache:
-            build_frame_caches(data, params.crop_size, workers=cores)
+            build_frame_caches(data, params.crop_size, workers=cores,
+                               tune_fraction=params.tune_fraction if params.split == "tune" else None)
     finally:
         torch.set_num_threads(threads)
     return data

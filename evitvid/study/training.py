@@ -1,7 +1,8 @@
 """Training the study's models: video runs and the image pretraining.
 
 - `train_video`: a frame-averaged or 3D model on verbs and nouns, then its predictions on
-  the validation split. Everything that could fail (parameters, the pretrained checkpoint,
+  the validation split (or, in a tuning study, on the tuning split carved from the training
+  videos: `split`). Everything that could fail (parameters, the pretrained checkpoint,
   the data, missing videos) is checked before the run folder is written, so a corrected
   retry is never refused. A finished run is returned as it is, an interrupted one resumes.
 - `pretrain_images`: the 2D model on Fashion-MNIST train images drawn in the videos' style,
@@ -48,7 +49,7 @@ from ..provenance import made_by
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from ..runtime import set_threads
 from .data import DataPaths, action_pairs, action_record, clip_dataset, frame_cache_size, missing_videos, read_splits
-from .params import HEADS, PROTOCOL
+from .params import HEADS, PROTOCOL, SPLITS
 from .predictions import write_predictions
 from .probes import ReversalProbe
 
@@ -63,8 +64,9 @@ STALE = ("refuse", "retrain")  # what to do with a finished run that other code 
 # runs trained with; the image pretraining still trains with them.
 RECIPE = dict(optimizer="adamw", lr_scaling_batch=None, min_lr=1e-6, mixup_alpha=0.0, cutmix_alpha=0.0,
               mixup_prob=1.0, mixup_switch_prob=0.5, accum_steps=1, grad_checkpointing=False, sampling="tsn",
-              clip_stride=2, head="verb_noun", clip_grad_norm=1.0)
-_ENGINE_RECIPE = {k: v for k, v in RECIPE.items() if k not in ("sampling", "clip_stride", "head")}  # TrainConfig's
+              clip_stride=2, head="verb_noun", clip_grad_norm=1.0, split="validation", tune_fraction=0.2)
+_ENGINE_RECIPE = {k: v for k, v in RECIPE.items()  # TrainConfig's
+                  if k not in ("sampling", "clip_stride", "head", "split", "tune_fraction")}
 
 
 def run_name(prefix: str, params: dict) -> str:
@@ -76,9 +78,10 @@ def run_name(prefix: str, params: dict) -> str:
 def recipe_record(values: dict) -> dict:
     """What a run records of the `RECIPE` parameters in `values`: those that train otherwise than
     the study's first runs did, and those that then matter (mixup's probabilities once batches are
-    mixed, the switch once both mixup and CutMix are on, the stride of dense sampling)."""
+    mixed, the switch once both mixup and CutMix are on, the stride of dense sampling, the share
+    held out once a run trains and evaluates on the tuning split)."""
     out = {k: values[k] for k in ("optimizer", "lr_scaling_batch", "min_lr", "clip_grad_norm", "accum_steps",
-                                  "grad_checkpointing", "sampling", "head") if values[k] != RECIPE[k]}
+                                  "grad_checkpointing", "sampling", "head", "split") if values[k] != RECIPE[k]}
     if values["mixup_alpha"] > 0 or values["cutmix_alpha"] > 0:
         out.update(mixup_alpha=values["mixup_alpha"], cutmix_alpha=values["cutmix_alpha"],
                    mixup_prob=values["mixup_prob"])
@@ -86,6 +89,8 @@ def recipe_record(values: dict) -> dict:
             out["mixup_switch_prob"] = values["mixup_switch_prob"]
     if values["sampling"] == "dense":
         out["clip_stride"] = values["clip_stride"]
+    if values["split"] == "tune":
+        out["tune_fraction"] = values["tune_fraction"]
     return out
 
 
@@ -133,7 +138,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                 optimizer: str, lr_scaling_batch: Optional[int], min_lr: float,
                 clip_grad_norm: Optional[float], mixup_alpha: float,
                 cutmix_alpha: float, mixup_prob: float, mixup_switch_prob: float, sampling: str, clip_stride: int,
-                accum_steps: int, grad_checkpointing: bool, head: str, runs_root: Path | str,
+                accum_steps: int, grad_checkpointing: bool, head: str, split: str, tune_fraction: float,
+                runs_root: Path | str,
                 data_root: Optional[Path | str] = None, ema_decay: Optional[float] = None,
                 environment: Optional[dict] = None, num_workers: int = 0, progress: Optional[bool] = None,
                 memory_format: str = "auto", threads: Optional[int] = None, stale: str = "refuse",
@@ -166,7 +172,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     over `accum_steps` batches a step, `grad_checkpointing`, and what the model classifies
     (`head`: verbs and nouns, or AVION's action classes, `action_pairs`, whose number and
     digest the run records); each is recorded where it departs from the study's first runs
-    (`recipe_record`).
+    (`recipe_record`). `split` is what the run trains and evaluates on: "validation" (the
+    training split, then the validation split) or "tune" (the training videos but a
+    `tune_fraction` of them, then those: `Splits.tuning`, the split a tuning study chooses on;
+    its "val" metrics and predictions are the tuning videos').
     """
     for key, value in (environment or {}).items():
         if os.environ.get(key) != value:
@@ -187,6 +196,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
         raise ValueError(f"sampling={sampling!r}: one of {', '.join(SAMPLERS)}")
     if head not in HEADS:
         raise ValueError(f"head={head!r}: one of {', '.join(HEADS)}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: one of {', '.join(SPLITS)}")
     # the action classes come from the annotation files: read them now for the run's record
     splits = read_splits(data) if head == "action" else None
     if stale not in STALE:
@@ -201,7 +212,8 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
                   warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema_decay,
                   precision=precision, seed=seed, max_train=max_train, max_val=max_val, val_every=val_every,
                   reversal_clips=reversal_clips, model_kwargs=model_kwargs,
-                  **recipe_record(dict(recipe, sampling=sampling, clip_stride=clip_stride, head=head)),
+                  **recipe_record(dict(recipe, sampling=sampling, clip_stride=clip_stride, head=head, split=split,
+                                       tune_fraction=tune_fraction)),
                   **({"actions": action_record(action_pairs(splits))} if head == "action" else {}),
                   **({"frame_cache": {"train": frame_cache_size(crop_size, True),
                                       "val": frame_cache_size(crop_size, False)}} if frame_cache else {}),
@@ -215,7 +227,10 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     set_threads(threads)
     # Everything that can fail is tried before the run folder exists.
     splits = splits or read_splits(data)
-    train_segments, val_segments = splits.train[:max_train], splits.validation[:max_val]
+    # the action classes (initial_model) stay those of both files; only the segments are carved
+    tuning = tune_fraction if split == "tune" else None
+    carved = splits.tuning(tuning) if tuning else splits
+    train_segments, val_segments = carved.train[:max_train], carved.validation[:max_val]
     missing = missing_videos(data, train_segments + val_segments)
     if missing:
         shown = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
@@ -223,7 +238,7 @@ def train_video(name: str, *, model: str, data: DataPaths, pretrained: Optional[
     net = initial_model(model, splits, seed=seed, pretrained=pretrained, inflation=inflation,
                         inflation_noise=inflation_noise, head=head, runs_root=root, **model_kwargs)
     clips = dict(num_frames=num_frames, crop_size=crop_size, sampling=sampling, clip_stride=clip_stride,
-                 frame_cache=frame_cache)
+                 frame_cache=frame_cache, tune_fraction=tuning)
     train_set = clip_dataset(data, "train", train=True, seed=seed, segments=train_segments, **clips)
     val_set = clip_dataset(data, "val", train=False, segments=val_segments, **clips)
     check_batches(batch_size, len(train_set), world_size(), accum_steps=accum_steps)
