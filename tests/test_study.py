@@ -322,6 +322,45 @@ def test_the_tuning_split_names_a_run_only_where_a_run_reads_it():
             study.load_profile(PROFILES / "cpu.yaml", **change)
 
 
+def test_each_method_may_train_at_its_own_learning_rate():
+    """`lr` is one number for every method, or {method key: rate} naming each method of the
+    profile: a mapping that repeats the number names the same runs, a method's own rate renames
+    its runs only, and a missing or unknown key is refused before anything is named."""
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
+    methods = study.study_methods(cpu)
+
+    def names(params):
+        return {k: [s.name for s in group] for k, group in study.method_runs(params).items()}
+    before = names(cpu)
+    same = cpu.replace(lr={k: cpu.lr for k in methods})
+    assert names(same) == before and study.method_rates(same) == {k: (cpu.lr,) for k in methods}
+    own = cpu.replace(lr={**same.lr, "3d_random": 0.004})
+    changed = names(own)
+    assert [k for k in methods if changed[k] != before[k]] == ["3d_random"]
+    assert not set(changed["3d_random"]) & set(before["3d_random"])
+    assert {s.kwargs["lr"] for s in study.method_runs(own, ["3d_random"])["3d_random"]} == {0.004}
+    missing = {k: v for k, v in same.lr.items() if k != "3d_centre"}
+    with pytest.raises(study.ParameterError, match=r"^lr: no rate for 3d_centre \(this profile's methods: "
+                                                   r"frame_averaging, .*; give each one rate, or one number for "
+                                                   r"all\)$"):
+        study.method_runs(cpu.replace(lr=missing))
+    with pytest.raises(study.ParameterError, match=r"^lr: unknown method key\(s\) '3d_inflated' \(this profile's"):
+        study.method_runs(cpu.replace(lr={**same.lr, "3d_inflated": 0.002}))
+    # a single run of a profile with a rate per method needs its own (python -m evitvid train --lr)
+    with pytest.raises(study.ParameterError, match=r"^lr: the profile gives each method its own rate"):
+        study.training_params(own)
+    assert study.training_params(own, lr=0.001)["lr"] == 0.001
+    for change, match in ((dict(lr={"3d_random": 0}), r"lr=\{'3d_random': 0\}: every method's rate must be "
+                                                      r"positive"),
+                          (dict(lr={}), r"lr=\{\}: every method's rate must be positive"),
+                          (dict(lr={"3d_random": 1e-7}), r"min_lr=1e-06: must be a number from 0 to lr \(1e-07\)")):
+        with pytest.raises(study.ParameterError, match=match):
+            study.load_profile(PROFILES / "cpu.yaml", **change)
+    # papermill passes a mapping as text
+    typed = "{" + ", ".join(f"{k}: {v}" for k, v in own.lr.items()) + "}"
+    assert study.notebook_parameters("cpu", {"lr": typed}, profiles=PROFILES).lr == own.lr
+
+
 @pytest.mark.slow
 def test_a_tuning_run_trains_and_evaluates_on_its_own_videos_and_frame_caches(tiny_root, tmp_path):
     """A run with `split="tune"` trains on the training videos but the tuning ones and evaluates

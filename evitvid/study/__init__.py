@@ -36,7 +36,7 @@ from .intervals import (DifferenceTest, Interval, VarianceComponents, balanced_a
                         minimum_detectable_difference, paired_difference, seeds_needed, variance_components)
 from .jobs import RunSpec, train_runs
 from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
-                      study_methods)
+                      method_rates, study_methods)
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
                      profile_values)
 from .performance import benchmark_run
@@ -64,7 +64,7 @@ __all__ = [
     "PROTOCOL",
     "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
     "missing_videos", "dataset_summary", "class_counts", "segment_lengths", "action_pairs", "action_record",
-    "Method", "study_methods", "inflation_comparisons", "architecture_comparisons", "MAIN_COMPARISONS",
+    "Method", "study_methods", "method_rates", "inflation_comparisons", "architecture_comparisons", "MAIN_COMPARISONS",
     "every_comparison", "architecture_verdicts", "architecture_numbers", "time_steps_table",
     "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",
     "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",

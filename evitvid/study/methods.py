@@ -10,17 +10,18 @@ paper's method; the others are the ablation; an inflation named `NAME_replicate`
 with the first and last frames repeated as time padding instead of zeros); and the 3D model
 as the paper's code builds it (`model_3d_paper`: time strided, so its attention sees one
 time step), from random initialisation and mean-inflated. Every method trains with the same
-protocol (epochs, schedule, batch, augmentation) and the same seeds; `evitvid.study.plan`
-turns them into runs.
+protocol (epochs, schedule, batch, augmentation) and the same seeds, at one learning rate for
+all or at each method's own (`method_rates`: chosen on the tuning split, never on validation);
+`evitvid.study.plan` turns them into runs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .params import StudyParams
+from .params import ParameterError, StudyParams
 
-__all__ = ["Method", "INFLATION_LABELS", "weight_inflation", "MAIN_COMPARISONS", "study_methods",
+__all__ = ["Method", "INFLATION_LABELS", "weight_inflation", "MAIN_COMPARISONS", "study_methods", "method_rates",
            "inflation_comparisons", "architecture_comparisons", "every_comparison"]
 
 
@@ -89,6 +90,23 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
         out["3d_paper_mean"] = Method("3d_paper_mean", "3D as the paper's code, inflated", params.model_3d_paper,
                                       True, "mean", paper_code=True)
     return out
+
+
+def method_rates(params: StudyParams) -> dict[str, tuple[float, ...]]:
+    """{method key: the learning rates its runs train with}, in `study_methods`' order: `lr`, one
+    number for every method or a mapping that gives each method of the profile its own (a missing
+    or unknown key is refused, naming it)."""
+    methods = study_methods(params)
+    if not isinstance(params.lr, Mapping):
+        return {key: (params.lr,) for key in methods}
+    missing = [k for k in methods if k not in params.lr]
+    unknown = [k for k in params.lr if k not in methods]
+    if missing or unknown:
+        problems = ([f"no rate for {', '.join(missing)}"] if missing else []) + (
+            [f"unknown method key(s) {', '.join(map(repr, unknown))}"] if unknown else [])
+        raise ParameterError(f"lr: {'; '.join(problems)} (this profile's methods: {', '.join(methods)}; give each "
+                             f"one rate, or one number for all)")
+    return {key: (params.lr[key],) for key in methods}
 
 
 def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:

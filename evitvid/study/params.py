@@ -110,7 +110,9 @@ class StudyParams:
     grad_checkpointing: bool = _doc("recompute each stage's activations in the backward pass (less memory, more "
                                     "time; batch norm updates its statistics in both passes)")
     optimizer: str = _doc(f"{' or '.join(OPTIMIZERS)} (momentum 0.9, AVION's); no weight decay on norms and biases")
-    lr: float = _doc("peak learning rate, after the warm-up (for a global batch of lr_scaling_batch when that is set)")
+    lr: Union[float, dict] = _doc("peak learning rate, after the warm-up (for a global batch of lr_scaling_batch "
+                                  "when that is set): one for every method, or {method key: rate} naming each "
+                                  "method of the profile (`methods.method_rates`)")
     lr_scaling_batch: Optional[int] = _doc("null: lr as given; N: lr and min_lr scaled by global batch / N "
                                            "(AVION: 128)")
     min_lr: float = _doc("learning rate at the end of the cosine decay")
@@ -171,13 +173,14 @@ class StudyParams:
     def __post_init__(self) -> None:
         for name in _LIST_FIELDS:  # lists from YAML or papermill become tuples
             object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
-        if isinstance(self.pretrained, str) and self.pretrained.lstrip().startswith("{"):
-            # papermill passes `-p pretrained '{"model": "path", ...}'` as text
-            try:
-                object.__setattr__(self, "pretrained", yaml.safe_load(self.pretrained))
-            except yaml.YAMLError:
-                raise ParameterError(f"pretrained={self.pretrained!r}: not a mapping (write it as "
-                                     f"{{model: checkpoint, ...}})") from None
+        for name, form in (("pretrained", "{model: checkpoint, ...}"), ("lr", "{method: rate, ...}")):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                # papermill passes `-p pretrained '{"model": "path", ...}'` as text
+                try:
+                    object.__setattr__(self, name, yaml.safe_load(value))
+                except yaml.YAMLError:
+                    raise ParameterError(f"{name}={value!r}: not a mapping (write it as {form})") from None
         problems = self._problems()
         if problems:
             raise ParameterError("bad parameter(s): " + "; ".join(problems))
@@ -204,17 +207,23 @@ class StudyParams:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 out.append(f"{name}={value!r}: must be a positive integer")
-        for name in ("lr", "pretrain_lr"):
-            if not _number(getattr(self, name)) or not getattr(self, name) > 0:
-                out.append(f"{name}={getattr(self, name)!r}: must be positive")
+        if isinstance(self.lr, Mapping):
+            if not self.lr or not all(isinstance(k, str) and _number(v) and v > 0 for k, v in self.lr.items()):
+                out.append(f"lr={dict(self.lr)!r}: every method's rate must be positive ({{method key: rate}}, "
+                           "one for each method of the profile)")
+        elif not _number(self.lr) or not self.lr > 0:
+            out.append(f"lr={self.lr!r}: must be positive (or {{method key: rate}})")
+        if not _number(self.pretrain_lr) or not self.pretrain_lr > 0:
+            out.append(f"pretrain_lr={self.pretrain_lr!r}: must be positive")
         clip = self.clip_grad_norm
         if clip is not None and (not _number(clip) or clip <= 0):
             out.append(f"clip_grad_norm={clip!r}: must be positive or null")
         scaling = self.lr_scaling_batch
         if scaling is not None and (not isinstance(scaling, int) or isinstance(scaling, bool) or scaling <= 0):
             out.append(f"lr_scaling_batch={scaling!r}: must be a positive integer or null")
-        if not _number(self.min_lr) or not 0 <= self.min_lr <= (self.lr if _number(self.lr) else 0):
-            out.append(f"min_lr={self.min_lr!r}: must be a number from 0 to lr ({self.lr!r})")
+        rates = [r for r in (self.lr.values() if isinstance(self.lr, Mapping) else [self.lr]) if _number(r)]
+        if not _number(self.min_lr) or not 0 <= self.min_lr <= min(rates, default=0):
+            out.append(f"min_lr={self.min_lr!r}: must be a number from 0 to lr ({min(rates, default=self.lr)!r})")
         for name in ("mixup_alpha", "cutmix_alpha"):
             if not _number(getattr(self, name)) or getattr(self, name) < 0:
                 out.append(f"{name}={getattr(self, name)!r}: must be a number >= 0 (0: off)")

@@ -20,7 +20,7 @@ from .. import runtime
 from ..runs import Run, relative_to_root
 from .data import DataPaths, build_frame_caches, resolve_data
 from .jobs import RunSpec, train_runs
-from .methods import study_methods
+from .methods import method_rates, study_methods
 from .params import StudyParams
 from .training import (RECIPE, WEIGHTS_FILE, checkpoint_source, pretrain_images, pretraining_params, pretraining_run,
                        recipe_record, run_name, training_params)
@@ -84,13 +84,15 @@ def pretraining_specs(params: StudyParams, keys: Optional[Sequence[str]] = None)
 
 def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,
                 environment: Optional[dict] = None) -> dict[str, list[RunSpec]]:
-    """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile);
-    `environment`: variables set before torch starts, part of each run's parameters.
+    """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile), each
+    method at its learning rate (`method_rates`); `environment`: variables set before torch
+    starts, part of each run's parameters.
 
     Nothing trains here. An image-pretrained method with `pretrained="auto"` starts from its
     pretraining run's checkpoint, which its runs `need` (`pretraining_specs` lists them).
     """
     methods = study_methods(params)
+    rates = method_rates(params)  # a mapping that misses a method, or names another, fails before anything
     data = data or study_data(params, generate=False)
     root = Path(params.runs_root)
     out: dict[str, list[RunSpec]] = {}
@@ -107,21 +109,22 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
                 pretrained = str(root / needs[0] / WEIGHTS_FILE)
         model_kwargs = ({"time_padding": method.time_padding or params.time_padding}
                         if _models.get_model_entry(method.model).kind == "3d" else {})
-        protocol = training_params(params)
-        # the name hashes the recipe's parameters only where they depart from the first runs' (recipe_record)
-        named = {k: v for k, v in protocol.items() if k not in RECIPE}
-        named.update(recipe_record(protocol))
         specs = []
-        for seed in params.seeds:
-            defining = dict(model=method.model, data=data.record, pretrained=relative_to_root(pretrained, root)
-                            if pretrained else None, inflation=method.inflation or "mean", seed=seed,
-                            **named, **model_kwargs,
-                            **({"environment": dict(environment)} if environment else {}))
-            name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
-            kwargs = dict(defining, **protocol, pretrained=pretrained, runs_root=params.runs_root,
-                          data_root=params.data_root, num_workers=params.num_workers,
-                          memory_format=params.memory_format)
-            specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}", needs=needs))
+        for lr in rates[key]:
+            protocol = training_params(params, lr=lr)
+            # the name hashes the recipe's parameters only where they depart from the first runs' (recipe_record)
+            named = {k: v for k, v in protocol.items() if k not in RECIPE}
+            named.update(recipe_record(protocol))
+            for seed in params.seeds:
+                defining = dict(model=method.model, data=data.record, pretrained=relative_to_root(pretrained, root)
+                                if pretrained else None, inflation=method.inflation or "mean", seed=seed,
+                                **named, **model_kwargs,
+                                **({"environment": dict(environment)} if environment else {}))
+                name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
+                kwargs = dict(defining, **protocol, pretrained=pretrained, runs_root=params.runs_root,
+                              data_root=params.data_root, num_workers=params.num_workers,
+                              memory_format=params.memory_format)
+                specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}", needs=needs))
         out[key] = specs
     return out
 

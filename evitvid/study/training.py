@@ -49,7 +49,7 @@ from ..provenance import made_by
 from ..runs import Run, open_run, relative_to_root, resolve_from_root
 from ..runtime import set_threads
 from .data import DataPaths, action_pairs, action_record, clip_dataset, frame_cache_size, missing_videos, read_splits
-from .params import HEADS, PROTOCOL, SPLITS
+from .params import HEADS, PROTOCOL, SPLITS, ParameterError
 from .predictions import write_predictions
 from .probes import ReversalProbe
 
@@ -347,10 +347,17 @@ def pretrain_images(name: str, *, model: str, image_size: int, image_scale: Opti
     return run
 
 
-def training_params(params) -> dict:
+def training_params(params, lr: Optional[float] = None) -> dict:
     """`train_video`'s protocol keywords (all but the model, its start and the seed) from the
-    study's parameters (`StudyParams`)."""
-    return {key: getattr(params, key) for key in PROTOCOL}
+    study's parameters (`StudyParams`), at the learning rate `lr` when given: a method's own
+    (`methods.method_rates`), which a profile that gives each method its rate requires."""
+    out = {key: getattr(params, key) for key in PROTOCOL}
+    if lr is not None:
+        out["lr"] = lr
+    elif isinstance(out["lr"], dict):
+        raise ParameterError(f"lr: the profile gives each method its own rate ({out['lr']}); give this run's "
+                             f"(python -m evitvid train --lr RATE)")
+    return out
 
 
 def pretraining_params(params) -> dict:
