@@ -3,6 +3,7 @@
 #                embedded dataset (outputs saved in place), then build the book
 #   make test    set everything up, lint (ruff), then run the test suite (what .ci/run calls)
 #   make study-long  every method at twice the epochs, recorded for the results chapter
+#   make study-tune  the learning rates, chosen on the tuning split (never on validation), recorded
 #   make explore serve the prediction explorer (book/05_explorer.ipynb, as a Voila web app) on
 #                127.0.0.1:$(PORT) for a browser; needs the runs of `make study`
 # Set-up is idempotent: a rerun only reinstalls when pyproject.toml or constraints.txt changed.
@@ -18,7 +19,7 @@ PROFILES := book/params
 # the book's notebooks, in the table of contents' order (_toc.yml is the one list of them)
 NOTEBOOKS := $(shell sed -n 's/^ *- file: \([0-9][0-9]_[a-z0-9_]*\)$$/\1/p' _toc.yml)
 
-.PHONY: setup study study-long notebooks book test clean-book explore fashion-mnist chromium
+.PHONY: setup study study-long study-tune notebooks book test clean-book explore fashion-mnist chromium
 
 setup: $(STAMP) fashion-mnist
 
@@ -78,6 +79,17 @@ study: notebooks book
 # `make study` afterwards to show a new record in the book.
 study-long: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_long.yaml --record book/recorded/cpu_long --retrain-stale
+
+# The learning rate of each method, chosen on the tuning split (a fifth of the training videos,
+# whole; never the validation split the verdicts read): the main methods of cpu.yaml at each rate
+# of book/params/cpu_tune.yaml's lr_grid, one seed: 7 methods x 3 rates = 21 runs of about 1.5
+# minutes, two at a time, so about 16 minutes on 2 cores (plus make study's image pretraining when
+# it is not in runs/ yet). Their learning curves go to book/recorded/cpu_tune/ (committed), and the
+# command prints each method's best rate (study.tuned_rates; an inflation ablation takes 3d_mean's):
+# write them as cpu.yaml's lr, with `tuning: ../recorded/cpu_tune`, then run make study-long and
+# make study again.
+study-tune: setup
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune.yaml --record book/recorded/cpu_tune --retrain-stale
 
 test: setup chromium
 	$(VENV)/bin/ruff check evitvid tests

@@ -498,6 +498,35 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
         study.read_recorded(tmp_path / "rec")
 
 
+@pytest.mark.slow
+def test_a_tuning_study_records_every_rate_and_chooses_on_the_tuning_split(tiny_root, runs, tmp_path):
+    """`study --record` of a tuning study (`split: tune`, `lr_grid`): a run per method and rate,
+    each evaluated on the tuning videos; the record keeps each row's method key and rate, and
+    `tuned_rates` picks the rate with the best last-epoch verb top-1 (a tie to the smaller)."""
+    params = tiny_params(tiny_root, runs, split="tune", lr_grid=[0.001, 0.004], seeds=[0],
+                         methods=["frame_averaging_random", "3d_random"])
+    trained = study.train_methods(params)
+    assert {k: [r.params["lr"] for r in g] for k, g in trained.items()} == {
+        "frame_averaging_random": [0.001, 0.004], "3d_random": [0.001, 0.004]}
+    tuning_ids = {s.narration_id for s in study.read_splits(study.study_data(params)).tuning(0.2).validation}
+    for run in (r for group in trained.values() for r in group):
+        assert (run.params["split"], run.params["tune_fraction"]) == ("tune", 0.2)
+        assert set(study.read_logits(run)["narration_id"]) <= tuning_ids
+    recorded = study.record_study(params, tmp_path / "tune", "tiny_tune")
+    assert set(zip(recorded.curves["method_key"], recorded.curves["peak_lr"])) == {
+        (k, lr) for k in trained for lr in (0.001, 0.004)}
+    again = study.read_recorded(tmp_path / "tune")
+    assert study.recorded_runs_match(again, params)
+    tuned = study.tuned_rates(again)
+    for key, group in trained.items():
+        finals = {r.params["lr"]: round(r.metrics[-1]["val_verb_top1"], 6) for r in group}
+        assert tuned[key] == min(lr for lr, v in finals.items() if v == max(finals.values()))
+    # a profile that gives each method the chosen rate names its runs at it
+    chosen = tiny_params(tiny_root, runs, lr=tuned, seeds=[0], methods=["frame_averaging_random", "3d_random"])
+    assert {k: [s.kwargs["lr"] for s in g] for k, g in study.method_runs(chosen).items()} == {
+        k: [v] for k, v in tuned.items()}
+
+
 def _curves(finals: dict, epochs: int) -> pd.DataFrame:
     """Learning curves rising linearly to each (method, seed)'s final verb top-1 (a fraction)."""
     return pd.DataFrame([{"method": m, "seed": seed, "epoch": e, "val_verb_top1": end * e / epochs,
@@ -557,6 +586,110 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     curves = recorded.curves
     assert set(curves.groupby(["method", "seed"]).size()) == {long.epochs}
     assert curves["method"].nunique() == len(recorded.about["runs"]) and curves["seed"].nunique() == len(long.seeds)
+
+
+MAIN_METHODS = ["frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_mean", "3d_paper_random",
+                "3d_paper_mean"]
+
+
+def test_the_tuning_study_trains_each_main_method_at_every_rate_on_the_tuning_split():
+    """cpu_tune.yaml: cpu.yaml's protocol but the split, the main methods, one seed, a run per rate
+    of its grid; cpu.yaml's lr is not read (the grid replaces it), so choosing a rate from the
+    record does not rename the record's runs. Naming them trains and generates nothing."""
+    cpu, tune = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_tune.yaml")
+    assert {k: v for k, v in study.training_params(tune, lr=1.0).items()
+            if study.training_params(cpu, lr=1.0)[k] != v} == {"split": "tune"}
+    assert tune.seeds == (0,) and len(tune.lr_grid) >= 3 and cpu.lr in tune.lr_grid and cpu.lr_grid == ()
+    assert list(study.study_methods(tune)) == MAIN_METHODS
+    assert study.method_rates(tune) == {k: tune.lr_grid for k in MAIN_METHODS}
+    specs = study.method_runs(tune)
+    for key, group in specs.items():
+        assert [(s.kwargs["lr"], s.kwargs["seed"]) for s in group] == [(r, 0) for r in tune.lr_grid]
+        assert all(s.kwargs["split"] == "tune" and f"_lr{s.kwargs['lr']:g}_seed0-" in s.name for s in group)
+    names = {k: [s.name for s in g] for k, g in specs.items()}
+    rates = {k: 0.001 * (i + 1) for i, k in enumerate(study.study_methods(cpu))}
+    assert {k: [s.name for s in g] for k, g in study.method_runs(tune.replace(lr=rates)).items()} == names
+    # the image pretraining of make study, and no run for the spread between machines (not the book's)
+    runs = study.study_runs(tune)
+    assert [s.name for s in runs if s.kind == "pretraining"] == [s.name for s in study.pretraining_specs(cpu)]
+    assert len(runs) == 1 + len(MAIN_METHODS) * len(tune.lr_grid)
+    for change, match in ((dict(lr_grid=[0.001, 0.002]), r"lr_grid=\[0.001, 0.002\]: a grid of rates is chosen on "
+                                                         r"the tuning split, never on validation"),
+                          (dict(lr_grid=[0.001, 0.001], split="tune"), r"lr_grid=\[0.001, 0.001\]: must be a list "
+                                                                       r"of distinct positive rates")):
+        with pytest.raises(study.ParameterError, match=match):
+            study.load_profile(PROFILES / "cpu.yaml", **change)
+
+
+def _tuning_record(tmp_path, finals: dict, epochs: int = 3, split: str = "tune"):
+    """A tuning study's record: {(method key, rate): [verb top-1 at the last epoch per seed]}, each
+    run's curve rising to it except where its best epoch is the first (an earlier peak)."""
+    rows = []
+    for (key, lr), ends in finals.items():
+        for seed, end in enumerate(ends):
+            for epoch in range(1, epochs + 1):
+                top1 = 0.99 if key == "peaks_early" and epoch == 1 else end * epoch / epochs
+                rows.append({"method": key.upper(), "method_key": key, "peak_lr": lr, "seed": seed, "epoch": epoch,
+                             "val_verb_top1": top1})
+    runs = {k: [] for k, _ in finals}
+    return study.RecordedStudy(tmp_path, pd.DataFrame(rows), {"params": {"epochs": epochs, "split": split},
+                                                             "runs": runs, "environment": {}})
+
+
+def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
+    recorded = _tuning_record(tmp_path, {
+        ("a", 0.001): [0.50, 0.60], ("a", 0.002): [0.70, 0.40], ("a", 0.004): [0.55, 0.54],  # means .55 .55 .545
+        ("b", 0.001): [0.30, 0.30], ("b", 0.004): [0.40, 0.20], ("b", 0.002): [0.35, 0.37],  # the best in the middle
+        ("peaks_early", 0.001): [0.40, 0.40], ("peaks_early", 0.002): [0.50, 0.50]})
+    # a tie goes to the smaller rate; only the last epoch counts, averaged over the seeds
+    assert study.tuned_rates(recorded) == {"a": 0.001, "b": 0.002, "peaks_early": 0.002}
+    # a profile's methods: an inflation ablation takes its architecture's main inflated method's rate
+    method = study.Method
+    methods = {"a": method("a", "A", "efficientvit_b0_frameavg", True),
+               "3d_mean": method("3d_mean", "3D", "efficientvit_b0_3d", True, "mean"),
+               "3d_centre": method("3d_centre", "3D centre", "efficientvit_b0_3d", True, "centre", ablation=True)}
+    recorded.curves.loc[recorded.curves["method_key"] == "b", "method_key"] = "3d_mean"
+    recorded.about["runs"] = {"a": [], "3d_mean": [], "peaks_early": []}
+    assert study.tuned_rates(recorded, methods) == {"a": 0.001, "3d_mean": 0.002, "3d_centre": 0.002}
+    with pytest.raises(ValueError, match=r"the tuning study did not train 3d_mean \(it trained a, peaks_early\), "
+                                         r"so it gives no rate for 3d_mean"):
+        study.tuned_rates(_tuning_record(tmp_path, {("a", 0.001): [0.5], ("peaks_early", 0.002): [0.5]}), methods)
+    with pytest.raises(ValueError, match=r"no main inflated method of efficientvit_b0_3d among the methods, so no "
+                                         r"rate for 3d_centre"):
+        study.tuned_rates(recorded, {k: m for k, m in methods.items() if k != "3d_mean"})
+    # what cannot choose is refused, naming why
+    with pytest.raises(ValueError, match=r"not a tuning study \(split 'validation'\): rates are chosen on the "
+                                         r"tuning split, never on validation"):
+        study.tuned_rates(_tuning_record(tmp_path, {("a", 0.001): [0.5]}, split="validation"))
+    short = _tuning_record(tmp_path, {("a", 0.001): [0.5], ("a", 0.002): [0.6]})
+    with pytest.raises(ValueError, match=r"the run of a at lr 0.002, seed 0, stops at epoch 2 of 3"):
+        study.tuned_rates(study.RecordedStudy(tmp_path, short.curves.iloc[:-1], short.about))
+    old = _tuning_record(tmp_path, {("a", 0.001): [0.5]})
+    with pytest.raises(ValueError, match=r"learning_curves.csv: missing column\(s\) peak_lr"):
+        study.tuned_rates(study.RecordedStudy(tmp_path, old.curves.drop(columns="peak_lr"), old.about))
+
+
+def test_cpu_yaml_learning_rates_are_those_the_committed_tuning_study_chose(monkeypatch):
+    """cpu.yaml's lr, once it gives each method its own rate, is what `tuned_rates` reads from the
+    tuning study it names (`tuning`: book/recorded/cpu_tune, `make study-tune`), recorded under
+    cpu_tune.yaml's protocol as it reads today: a change to that protocol renames the runs and
+    fails here until the tuning study is recorded again."""
+    cpu, tune = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_tune.yaml")
+    if cpu.tuning is None:
+        assert not isinstance(cpu.lr, dict), "cpu.yaml gives each method a rate but names no tuning study it came from"
+        pytest.skip("cpu.yaml names no tuning record (tuning: null) and has one lr for every method: make "
+                    "study-tune records book/recorded/cpu_tune, whose rates cpu.yaml's lr then gives")
+    recorded = study.read_recorded(cpu.tuning)
+    assert Path(cpu.tuning).name == "cpu_tune" and recorded.about["profile"] == "cpu_tune"
+
+    def generate(*args, **kwargs):
+        raise AssertionError("naming the runs generated the dataset")
+    monkeypatch.setattr(synth, "generate", generate)
+    assert study.recorded_runs_match(recorded, tune), "the recorded runs are not cpu_tune's: run make study-tune"
+    assert set(recorded.curves["peak_lr"]) == set(tune.lr_grid)
+    assert isinstance(cpu.lr, dict), "cpu.yaml names a tuning study: its lr must be the rates that study chose"
+    assert cpu.lr == study.tuned_rates(recorded, study.study_methods(cpu)), (
+        f"cpu.yaml's lr is not the tuning study's choice: {study.tuned_rates(recorded, study.study_methods(cpu))}")
 
 
 def test_plateau_table_measures_the_change_over_the_last_epochs():
@@ -783,7 +916,7 @@ def test_the_book_profiles_load():
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
     assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
     # every profile of the book loads
-    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "ek100", "ek100_code"}
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "ek100", "ek100_code"}
     assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 
 

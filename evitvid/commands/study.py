@@ -6,7 +6,9 @@ each printing a line per epoch and one when it finishes; the notebooks then find
 finished and read it. A finished run is never trained again and a killed study resumes where
 its runs stopped. `--list` prints the runs and whether each is finished, and trains nothing.
 `--record DIR` then writes the method runs' learning curves and provenance to DIR, for the
-results chapter to set beside another budget's (`evitvid.study.recorded`; `make study-long`).
+results chapter to set beside another budget's (`evitvid.study.recorded`; `make study-long`),
+or, for a tuning study (`lr_grid`, `make study-tune`), to choose each method's learning rate
+from: it prints the rates `tuned_rates` reads from the record.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the runs and whether each is finished; train nothing")
     parser.add_argument("--record", metavar="DIR", default=None,
                         help="after training, write the runs' learning curves and where they come from to DIR "
-                             "(book/recorded/NAME: what a profile's longer_budget names)")
+                             "(book/recorded/NAME: what a profile's longer_budget or tuning names)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,4 +52,8 @@ def run(args: argparse.Namespace) -> int:
                                       commit=study.checkout_commit(Path.cwd()))
         print(f"study: {len(recorded.curves)} epochs of {sum(map(len, recorded.about['runs'].values()))} runs "
               f"recorded in {recorded.path}")
+        if params.lr_grid:
+            rates = ", ".join(f"{k}: {v:g}" for k, v in study.tuned_rates(recorded).items())
+            print(f"study: the best rate of each method on the tuning split: lr: {{{rates}}} (an inflation "
+                  f"ablation takes its main inflated method's: study.tuned_rates(record, study_methods(profile)))")
     return 0

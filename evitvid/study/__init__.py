@@ -16,7 +16,7 @@ The modules form one pipeline, each importing only from those before it:
   (time reversal at initialisation), `timing` (inference time, Fig. 3);
 - statistics: `baselines`, `intervals`, `results` (the tables of numbers), `curves` (plateaus,
   drift, budgets), `budget` (where the training time went), `spread` (seeds and machines),
-  `recorded` (a study at a longer budget, kept in the repository);
+  `recorded` (a study at a longer budget, or a tuning study, kept in the repository);
 - verdicts: `verdicts` (each of the paper's claims checked);
 - text and tables: `text` (numbers in words, glue), `tables` (a notebook's tables, readable),
   `chapters` (each chapter's glued numbers and sentences), `performance` (the bench as a step).
@@ -44,7 +44,7 @@ from .plan import (finished_methods, machine_spread, method_runs, prepare_data, 
                    pretraining_runs, pretraining_specs, spread_run, study_data, study_runs, train_methods, train_study)
 from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
 from .probes import ReversalProbe
-from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match
+from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match, tuned_rates
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
                       frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
                       pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread, segment_videos,
@@ -84,7 +84,7 @@ __all__ = [
     "budget_comparison", "longer_budget_numbers",
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
     "machine_table", "same_computation", "spread_numbers",
-    "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
+    "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match", "tuned_rates",
     "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
     "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary", "KINDS", "verb_kinds",
     "glue", "pct", "points", "comparison_sentence",

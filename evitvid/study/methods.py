@@ -93,10 +93,13 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
 
 
 def method_rates(params: StudyParams) -> dict[str, tuple[float, ...]]:
-    """{method key: the learning rates its runs train with}, in `study_methods`' order: `lr`, one
-    number for every method or a mapping that gives each method of the profile its own (a missing
-    or unknown key is refused, naming it)."""
+    """{method key: the learning rates its runs train with}, in `study_methods`' order: every rate
+    of `lr_grid` in a tuning study (`lr` is not read then), else `lr`, one number for every method
+    or a mapping that gives each method of the profile its own (a missing or unknown key is
+    refused, naming it)."""
     methods = study_methods(params)
+    if params.lr_grid:
+        return {key: tuple(params.lr_grid) for key in methods}
     if not isinstance(params.lr, Mapping):
         return {key: (params.lr,) for key in methods}
     missing = [k for k in methods if k not in params.lr]

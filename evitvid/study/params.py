@@ -113,6 +113,8 @@ class StudyParams:
     lr: Union[float, dict] = _doc("peak learning rate, after the warm-up (for a global batch of lr_scaling_batch "
                                   "when that is set): one for every method, or {method key: rate} naming each "
                                   "method of the profile (`methods.method_rates`)")
+    lr_grid: tuple[float, ...] = _doc("a tuning study's learning rates (`split: tune`): every method trains at each "
+                                      "of them and `lr` is not read; []: each method at its `lr`")
     lr_scaling_batch: Optional[int] = _doc("null: lr as given; N: lr and min_lr scaled by global batch / N "
                                            "(AVION: 128)")
     min_lr: float = _doc("learning rate at the end of the cosine decay")
@@ -141,6 +143,8 @@ class StudyParams:
     longer_budget: Optional[str] = _doc("a study of this profile's protocol at more epochs, recorded in the repository "
                                         "(`evitvid.study.recorded`), which the results chapter sets beside this one; "
                                         "null: none")
+    tuning: Optional[str] = _doc("the tuning study `lr` was chosen from, recorded in the repository (`make "
+                                 "study-tune`; `evitvid.study.recorded.tuned_rates`); null: none")
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size")
     pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "
@@ -221,7 +225,15 @@ class StudyParams:
         scaling = self.lr_scaling_batch
         if scaling is not None and (not isinstance(scaling, int) or isinstance(scaling, bool) or scaling <= 0):
             out.append(f"lr_scaling_batch={scaling!r}: must be a positive integer or null")
+        grid = self.lr_grid
+        if grid is None or not all(_number(r) and r > 0 for r in grid) or len(set(grid)) < len(grid):
+            out.append(f"lr_grid={list(grid) if grid is not None else None!r}: must be a list of distinct positive "
+                       "rates ([]: none, each method at its lr)")
+        elif grid and self.split != "tune":
+            out.append(f"lr_grid={list(grid)!r}: a grid of rates is chosen on the tuning split, never on validation "
+                       "(set split: tune)")
         rates = [r for r in (self.lr.values() if isinstance(self.lr, Mapping) else [self.lr]) if _number(r)]
+        rates += [r for r in grid or () if _number(r)]
         if not _number(self.min_lr) or not 0 <= self.min_lr <= min(rates, default=0):
             out.append(f"min_lr={self.min_lr!r}: must be a number from 0 to lr ({min(rates, default=self.lr)!r})")
         for name in ("mixup_alpha", "cutmix_alpha"):
@@ -339,7 +351,7 @@ def find_profile(profile: Union[str, Path], profiles: Union[str, Path, Sequence[
 
 
 # The parameters that are paths: a profile's own are relative to its file.
-PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget")
+PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget", "tuning")
 
 
 def _anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -85,8 +85,9 @@ def pretraining_specs(params: StudyParams, keys: Optional[Sequence[str]] = None)
 def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data: Optional[DataPaths] = None,
                 environment: Optional[dict] = None) -> dict[str, list[RunSpec]]:
     """{method key: [RunSpec per seed]} for `keys` (default: every method of the profile), each
-    method at its learning rate (`method_rates`); `environment`: variables set before torch
-    starts, part of each run's parameters.
+    method at its learning rate (`method_rates`; in a tuning study, a RunSpec per rate of
+    `lr_grid` and seed, rate by rate); `environment`: variables set before torch starts, part of
+    each run's parameters.
 
     Nothing trains here. An image-pretrained method with `pretrained="auto"` starts from its
     pretraining run's checkpoint, which its runs `need` (`pretraining_specs` lists them).
@@ -120,11 +121,13 @@ def method_runs(params: StudyParams, keys: Optional[Sequence[str]] = None, data:
                                 if pretrained else None, inflation=method.inflation or "mean", seed=seed,
                                 **named, **model_kwargs,
                                 **({"environment": dict(environment)} if environment else {}))
-                name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}_seed{seed}", defining)
+                rate = f"_lr{lr:g}" if params.lr_grid else ""  # a tuning study's runs say their rate
+                name = run_name(f"{key}_{method.model.removeprefix('efficientvit_')}{rate}_seed{seed}", defining)
                 kwargs = dict(defining, **protocol, pretrained=pretrained, runs_root=params.runs_root,
                               data_root=params.data_root, num_workers=params.num_workers,
                               memory_format=params.memory_format)
-                specs.append(RunSpec(name, kwargs, f"{method.label}, seed {seed}", needs=needs))
+                label = f"{method.label}, lr {lr:g}, seed {seed}" if params.lr_grid else f"{method.label}, seed {seed}"
+                specs.append(RunSpec(name, kwargs, label, needs=needs))
         out[key] = specs
     return out
 
@@ -180,10 +183,11 @@ def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, i
 def study_runs(params: StudyParams, data: Optional[DataPaths] = None) -> list[RunSpec]:
     """Every run the book's notebooks read, in the order `train_runs` keeps the workers busy with:
     the pretraining, the runs that need nothing (random initialisation, the spread between
-    machines), then the runs that start from the pretraining."""
+    machines), then the runs that start from the pretraining. A tuning study (`split: tune`),
+    which the book does not read, trains its method runs and their pretraining only."""
     data = data or study_data(params, generate=False)
     flat = [s for group in method_runs(params, data=data).values() for s in group]
-    if "3d_random" in study_methods(params):
+    if "3d_random" in study_methods(params) and params.split == "validation":
         flat.append(spread_run(params, data=data)[1])
     return _busy_order(pretraining_specs(params) + flat)
 

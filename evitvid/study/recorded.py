@@ -6,13 +6,20 @@ same seeds and protocol, twice the epochs) is trained by `make study-long`, whos
 last step, `python -m evitvid study --profile cpu_long --record book/recorded/cpu_long`,
 writes what the results chapter needs from those runs into the repository:
 
-- `learning_curves.csv`: every run's validation top-1 (and training loss) per epoch;
+- `learning_curves.csv`: every run's validation top-1 (and training loss) per epoch, with its
+  method's key and its learning rate (`peak_lr`, the run's `lr`);
 - `record.json`: the profile and its values, the runs by name, the commit, the machine, the
   training time and when it was recorded.
 
 The results chapter reads it (`read_recorded`, through the profile's `longer_budget`) beside
 the runs it trained itself and compares the two budgets (`curves.budget_comparison`): whether the
 methods plateau with more epochs, and whether the differences behind the verdicts hold.
+
+A tuning study is recorded alike: `cpu_tune` (`book/params/cpu_tune.yaml`, `make study-tune`)
+trains the main methods at each rate of its `lr_grid` on the tuning split (`split: tune`: a
+share of the training videos, `Splits.tuning`), and `tuned_rates` reads from its record each
+method's best rate, which cpu.yaml's `lr` then gives it (naming the record as `tuning`). The
+validation split the verdicts read chooses nothing.
 
 A record names its runs, and a run's name hashes its parameters, so a record made under
 another protocol (another learning rate, another dataset) no longer matches its profile:
@@ -25,24 +32,24 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import pandas as pd
 
 from ..atomic import atomic_path, write_json_atomic
 from .budget import training_span
-from .methods import study_methods
+from .methods import Method, study_methods
 from .params import StudyParams
 from .plan import finished_methods, method_runs
 from .results import learning_curves
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
-           "read_recorded", "recorded_runs_match"]
+           "read_recorded", "recorded_runs_match", "tuned_rates"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
-CURVE_COLUMNS = ("method", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1", "val_action_top1",
-                 "epoch_seconds")
+CURVE_COLUMNS = ("method", "method_key", "peak_lr", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1",
+                 "val_action_top1", "epoch_seconds")
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,10 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     methods = study_methods(params)
     runs = finished_methods(params)
     curves = learning_curves(runs, methods)
+    # beside the method's label, its key and each run's rate (a tuning study trains several), row by row
+    # in learning_curves' order (method, run, epoch)
+    epochs = [(key, run.params["lr"]) for key, group in runs.items() for run in group for _ in run.metrics]
+    curves["method_key"], curves["peak_lr"] = [e[0] for e in epochs], [e[1] for e in epochs]
     curves = curves[[c for c in CURVE_COLUMNS if c in curves]]
     every = [r for group in runs.values() for r in group]
     minutes = training_span(every)
@@ -139,3 +150,47 @@ def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     return names == recorded.about["runs"]
 
 
+def tuned_rates(recorded: RecordedStudy, methods: Optional[Mapping[str, Method]] = None) -> dict[str, float]:
+    """{method key: its best learning rate} in a tuning study's record (`split: tune`, a rate per
+    run of `lr_grid`): the rate whose runs' verb top-1 on the tuning split at their last epoch,
+    averaged over the seeds, is highest; a tie goes to the smaller rate.
+
+    With `methods` (a profile's `study_methods`), the rate of each of them: an inflation ablation,
+    which the tuning study does not train, takes the rate of its architecture's main inflated
+    method (it changes how the weights are inflated, not the protocol), so the ablation is
+    compared with that method at one rate. A record of another split, or without the rates, is
+    refused, naming it."""
+    split = recorded.about["params"].get("split")
+    if split != "tune":
+        raise ValueError(f"{recorded.path}: not a tuning study (split {split!r}): rates are chosen on the tuning "
+                         "split, never on validation")
+    curves = recorded.curves
+    absent = [c for c in ("method_key", "peak_lr") if c not in curves]
+    if absent:
+        raise ValueError(f"{recorded.path / CURVES_FILE}: missing column(s) {', '.join(absent)} (record it again "
+                         f"with python -m evitvid study --record)")
+    last = curves.loc[curves.groupby(["method_key", "peak_lr", "seed"])["epoch"].idxmax()]
+    short = last[last["epoch"] != recorded.epochs]
+    if not short.empty:
+        row = short.iloc[0]
+        raise ValueError(f"{recorded.path}: the run of {row['method_key']} at lr {row['peak_lr']:g}, seed "
+                         f"{row['seed']}, stops at epoch {row['epoch']} of {recorded.epochs}")
+    # the mean over seeds rounded below the seeds' resolution: equal accuracies tie whatever the sum's order
+    mean = last.groupby(["method_key", "peak_lr"])["val_verb_top1"].mean().round(9).reset_index()
+    best = mean.sort_values(["val_verb_top1", "peak_lr"], ascending=[False, True]).drop_duplicates("method_key")
+    chosen = {str(k): float(r) for k, r in zip(best["method_key"], best["peak_lr"])}
+    order = [k for k in recorded.about["runs"] if k in chosen] + [k for k in chosen if k not in recorded.about["runs"]]
+    tuned = {k: chosen[k] for k in order}
+    if methods is None:
+        return tuned
+    out = {}
+    for key, method in methods.items():
+        main = next((k for k, m in methods.items() if m.model == method.model and m.inflation and not m.ablation
+                     and not m.paper_code), None) if method.ablation else key
+        if main is None:
+            raise ValueError(f"no main inflated method of {method.model} among the methods, so no rate for {key}")
+        if main not in tuned:
+            raise ValueError(f"{recorded.path}: the tuning study did not train {main} (it trained "
+                             f"{', '.join(tuned)}), so it gives no rate for {key}")
+        out[key] = tuned[main]
+    return out
