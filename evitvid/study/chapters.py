@@ -204,7 +204,9 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
     data = any_run.params["data"]
     used = (data.get("dataset") if not data.get("annotations_dir") else
             f"{data['annotations_dir']} and {data['videos_dir']}")
-    return {"epochs": str(params.epochs), "lr": f"{params.lr:g}", "train_frames": str(params.num_frames),
+    rate = (f"{params.lr:g}" if not isinstance(params.lr, Mapping) else
+            "per method: " + ", ".join(f"{methods[k].label} {v:g}" for k, v in params.lr.items() if k in methods))
+    return {"epochs": str(params.epochs), "lr": rate, "train_frames": str(params.num_frames),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
             "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}
