@@ -147,9 +147,12 @@ def test_naming_the_runs_of_an_embedded_dataset_generates_nothing(tiny_root, tmp
     assert not (tmp_path / "runs").exists()
     made: list[tuple] = []
     monkeypatch.setattr(synth, "generate", lambda **kwargs: made.append(kwargs) or tiny_root)  # stands in
-    monkeypatch.setattr(study.plan, "build_frame_caches", lambda data, crop, workers: made.append((crop, workers)))
+    monkeypatch.setattr(study.plan, "build_frame_caches",
+                        lambda data, crop, workers, tune_fraction: made.append((crop, workers, tune_fraction)))
     data = study.prepare_data(params, cores=1)
-    assert made == [dict(preset="default", seed=0, data_root=params.data_root, workers=1), (params.crop_size, 1)]
+    # the validation split's caches: no tuning split carved (cpu.yaml's split is validation)
+    assert made == [dict(preset="default", seed=0, data_root=params.data_root, workers=1),
+                    (params.crop_size, 1, None)]
     assert data.record == named.record
 
 
