@@ -324,10 +324,11 @@ def kind_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
     pairs, motion pairs, unpaired verbs), per method: a row per (kind, method) with the segments,
     the mean over seeds and its interval over videos."""
     kinds = np.array(verb_kinds(splits.verbs), dtype=object)
+    verb_of = {s.narration_id: s.verb_class for s in splits.validation}
     rows = []
     for key, group in runs.items():
         ids, hits = _correctness(group, "verb")
-        truth = segment_results(group[0])["verb"].to_numpy()
+        truth = np.array([verb_of[i] for i in ids])
         for kind in KINDS:
             mask = kinds[truth] == kind
             if not mask.any():
@@ -356,10 +357,9 @@ def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], sp
     """A minus B in points of correct choices within the reversal pairs (`pair_choice_test`, seeds
     and videos together), for the end-state pairs, the motion pairs and all pairs: a row per
     comparison present, "difference [t interval]" per kind."""
-    names = {kind: [name for (_, _, name), k in zip(reversal_pairs(splits.verbs),
-                                                    verb_kinds([splits.verbs[a] for a, _, _ in
-                                                                reversal_pairs(splits.verbs)])) if k == kind]
-             for kind in KINDS[:2]}
+    pairs = reversal_pairs(splits.verbs)
+    kinds = verb_kinds([splits.verbs[a] for a, _, _ in pairs])
+    names = {kind: [name for (_, _, name), k in zip(pairs, kinds) if k == kind] for kind in KINDS[:2]}
     rows = []
     for a, b in comparisons:
         if a not in runs or b not in runs:
