@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-import numpy as np
 import pandas as pd
 
 from ..models.inflate import RANDOM_INFLATIONS
 from .baselines import baselines
 from .curves import difference_drift, drift_sentence, plateau_sentence
-from .frames import evaluate_frames
-from .intervals import agreed_sign, mean_interval, paired_difference
+from .intervals import agreed_sign, mean_interval
 from .methods import INFLATION_LABELS, MAIN_COMPARISONS
 from .params import StudyParams
-from .results import (difference, difference_test, per_segment_correctness, resampling_units, seed_difference_of,
-                      segment_ids)
+from .results import (difference, difference_test, frames_gain, per_segment_correctness, resampling_units,
+                      seed_difference_of, segment_ids)
 from .text import comparison_sentence, pct, points
 from .verdicts import VERDICTS
 
@@ -52,20 +50,13 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
            f"{prefix}_frames_first": f"{rows['accuracy'].iloc[0]:.1f} %",
            f"{prefix}_frames_last": f"{rows['accuracy'].iloc[-1]:.1f} %",
            f"{prefix}_frames_max": str(int(rows["frames"].iloc[-1]))}
-    per = {}
-    for n in (1, 8, 16):
-        table = pd.concat([evaluate_frames(r, (n,), positions_per_clip=params.eval_positions, per_segment=True,
-                                           max_val=params.max_val) for r in runs[key]], ignore_index=True)
-        per[n] = table.groupby("narration_id", sort=False)["verb_correct"].mean()
-    ids = per[16].index.tolist()
-    units = resampling_units(ids)
-    kw = dict(confidence=params.confidence, resamples=params.bootstrap_resamples, clusters=units)
+    kw = dict(confidence=params.confidence, resamples=params.bootstrap_resamples)
     for low in (1, 8):
-        gain = paired_difference(per[16].to_numpy(np.float64), per[low].loc[ids].to_numpy(np.float64), **kw)
-        out[f"{prefix}_gain_{low}_16"] = points(gain.scaled(100))
+        out[f"{prefix}_gain_{low}_16"] = points(frames_gain(runs[key], low, 16, positions=params.eval_positions,
+                                                            max_val=params.max_val, **kw))
     ceiling = float(baselines(splits).set_index("baseline").loc["order-blind ceiling", "verb"])
     correct = per_segment_correctness(runs[key], "verb")
-    gap = mean_interval(correct - ceiling, **dict(kw, clusters=resampling_units(segment_ids(runs[key])))).scaled(100)
+    gap = mean_interval(correct - ceiling, clusters=resampling_units(segment_ids(runs[key])), **kw).scaled(100)
     where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
              "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
              "still get more right (undertrained, or not enough capacity)")

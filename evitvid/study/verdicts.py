@@ -36,10 +36,9 @@ import pandas as pd
 from ..models import get_model_entry
 from ..runs import Run
 from .data import Splits
-from .frames import evaluate_frames
-from .intervals import DifferenceTest, Interval, bootstrap_interval, holm, paired_difference, seeds_needed
+from .intervals import DifferenceTest, Interval, bootstrap_interval, holm, seeds_needed
 from .methods import Method
-from .results import difference_test, pair_choice_test, per_seed_top1, resampling_units
+from .results import difference_test, frames_gain, pair_choice_test, per_seed_top1
 
 __all__ = ["PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "Finding", "verdict_table",
            "architecture_verdicts"]
@@ -158,13 +157,7 @@ def _claim_findings(claims: Sequence[Claim], runs: dict[str, list[Run]], methods
 
 def _frames_gain(runs: Sequence[Run], label: str, low: int, high: int, positions: int, max_val: Optional[int],
                  finding: str, paper: str, **interval) -> Finding:
-    tables = [evaluate_frames(run, (low, high), positions_per_clip=positions, per_segment=True, max_val=max_val)
-              for run in runs]
-    table = pd.concat(tables, ignore_index=True)
-    per = {n: g.groupby("narration_id", sort=False)["verb_correct"].mean() for n, g in table.groupby("frames")}
-    ids = per[high].index.tolist()
-    gain = paired_difference(per[high].to_numpy(np.float64), per[low].loc[ids].to_numpy(np.float64),
-                             clusters=resampling_units(ids), **interval).scaled(100)
+    gain = frames_gain(runs, low, high, positions=positions, max_val=max_val, **interval)
     if gain.high < SATURATION_POINTS:
         verdict, why = "reproduced", (f"{label} gains less than {SATURATION_POINTS:g} points from {low} to {high} "
                                       f"frames (95 % upper end {gain.high:.1f})")
