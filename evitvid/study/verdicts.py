@@ -123,6 +123,11 @@ def _design(test: DifferenceTest, claim: Claim, alpha: float, seeds: int) -> str
     return text
 
 
+def _p_text(p: float) -> str:
+    """A p value as the verdicts print it: "= 0.012", or "< 0.001" where three decimals read 0."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 def _claim_findings(claims: Sequence[Claim], runs: dict[str, list[Run]], methods: dict[str, Method],
                     splits: Optional[Splits], *, confidence: float, resamples: int) -> list[Finding]:
     """The claims as one family: each tested (`_test`), Holm-adjusted over those tested."""
@@ -142,7 +147,7 @@ def _claim_findings(claims: Sequence[Claim], runs: dict[str, list[Run]], methods
             ahead = test.estimate > 0
             verdict = "reproduced" if ahead else "not reproduced"
             why = (f"{a} is {'ahead of' if ahead else 'behind'} {b} with seeds and videos together "
-                   f"(Holm-adjusted p = {p:.3f})")
+                   f"(Holm-adjusted p {_p_text(p)})")
         else:
             verdict = "inconclusive"
             per_seed = ("; ".join(f"{methods[k].label} " + ", ".join(f"{v:.1f}" for v in per_seed_top1(runs[k]))
