@@ -7,6 +7,7 @@ import pytest
 
 from evitvid.cli import main
 from evitvid.data import synth
+from evitvid.study import load_profile
 from conftest import PROFILES
 
 
@@ -27,6 +28,8 @@ def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
     recorded = json.loads((run_dir / "params.json").read_text())
     assert recorded["model"] == "efficientvit_b0_3d" and recorded["batch_size"] == 4 and recorded["num_frames"] == 2
     assert recorded["pretrained"] is None and recorded["seed"] == 0  # random init; the profile's first seed
+    cpu_lr = load_profile(PROFILES / "cpu.yaml").lr  # a rate per method: 3D from random init's
+    assert recorded["lr"] == (cpu_lr["3d_random"] if isinstance(cpu_lr, dict) else cpu_lr)
     out = capsys.readouterr().out
     assert "cli: epoch=1" in out  # one line per epoch
     assert "verb_top1" in json.loads(out[out.index("{\n"):])

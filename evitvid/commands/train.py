@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
         pretrained = study.pretrained_checkpoint(source, args.model, runs_root=params.runs_root,
                                                  **study.pretraining_params(params))
     model_kwargs = {"time_padding": params.time_padding} if get_model_entry(args.model).kind == "3d" else {}
+    lr = study.run_rate(params, args.model, args.pretrained is not None, inflation)  # a profile's rate per method
     result = study.train_video(args.name, model=args.model, data=data, pretrained=pretrained, inflation=inflation,
                                seed=seed, runs_root=params.runs_root, data_root=params.data_root,
-                               num_workers=params.num_workers,
-                               memory_format=params.memory_format, **study.training_params(params), **model_kwargs)
+                               num_workers=params.num_workers, memory_format=params.memory_format,
+                               **study.training_params(params, lr=lr), **model_kwargs)
     if rank == 0 and result.complete:
         print(json.dumps(result.results["val"], indent=2))
     return 0

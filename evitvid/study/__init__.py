@@ -36,7 +36,7 @@ from .intervals import (DifferenceTest, Interval, VarianceComponents, balanced_a
                         minimum_detectable_difference, paired_difference, seeds_needed, variance_components)
 from .jobs import RunSpec, train_runs
 from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
-                      method_rates, study_methods)
+                      method_rates, run_rate, study_methods)
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
                      profile_values)
 from .performance import benchmark_run
@@ -44,7 +44,8 @@ from .plan import (finished_methods, machine_spread, method_runs, prepare_data, 
                    pretraining_runs, pretraining_specs, spread_run, study_data, study_runs, train_methods, train_study)
 from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
 from .probes import ReversalProbe
-from .recorded import RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match, tuned_rates
+from .recorded import (RecordedStudy, checkout_commit, read_recorded, record_study, recorded_runs_match, tuned_rates,
+                       tuning_table)
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
                       frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
                       pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread, segment_videos,
@@ -64,7 +65,8 @@ __all__ = [
     "PROTOCOL",
     "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
     "missing_videos", "dataset_summary", "class_counts", "segment_lengths", "action_pairs", "action_record",
-    "Method", "study_methods", "method_rates", "inflation_comparisons", "architecture_comparisons", "MAIN_COMPARISONS",
+    "Method", "study_methods", "method_rates", "run_rate", "inflation_comparisons", "architecture_comparisons",
+    "MAIN_COMPARISONS",
     "every_comparison", "architecture_verdicts", "architecture_numbers", "time_steps_table",
     "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",
     "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",
@@ -85,6 +87,7 @@ __all__ = [
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
     "machine_table", "same_computation", "spread_numbers",
     "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match", "tuned_rates",
+    "tuning_table",
     "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
     "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary", "KINDS", "verb_kinds",
     "glue", "pct", "points", "comparison_sentence",

@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .params import ParameterError, StudyParams
+from ..models.inflate import INFLATIONS
+from .params import METHOD_NAMES, ParameterError, StudyParams
 
 __all__ = ["Method", "INFLATION_LABELS", "weight_inflation", "MAIN_COMPARISONS", "study_methods", "method_rates",
-           "inflation_comparisons", "architecture_comparisons", "every_comparison"]
+           "run_rate", "inflation_comparisons", "architecture_comparisons", "every_comparison"]
 
 
 INFLATION_LABELS = {"mean": "I3D mean", "mean_noise": "mean + zero-sum noise", "centre": "centre + small taps",
@@ -92,24 +93,51 @@ def study_methods(params: StudyParams) -> dict[str, Method]:
     return out
 
 
+def _every_method(params: StudyParams) -> dict[str, Method]:
+    """Every method a profile of these models could train: each of `METHOD_NAMES`, each inflation
+    (also with replicated time padding)."""
+    inflations = (*params.inflations, *(i for i in INFLATIONS if i not in params.inflations))
+    return study_methods(params.replace(methods=METHOD_NAMES,
+                                        inflations=(*inflations, *(f"{i}{REPLICATE}" for i in INFLATIONS))))
+
+
 def method_rates(params: StudyParams) -> dict[str, tuple[float, ...]]:
     """{method key: the learning rates its runs train with}, in `study_methods`' order: every rate
     of `lr_grid` in a tuning study (`lr` is not read then), else `lr`, one number for every method
-    or a mapping that gives each method of the profile its own (a missing or unknown key is
-    refused, naming it)."""
+    or a mapping that gives each method of the profile its own. A missing key, or one that names
+    no method at all, is refused, naming it; a key of a method this profile does not train is
+    kept (a profile that narrows its base's `methods` or `inflations` keeps the base's rates)."""
     methods = study_methods(params)
     if params.lr_grid:
         return {key: tuple(params.lr_grid) for key in methods}
     if not isinstance(params.lr, Mapping):
         return {key: (params.lr,) for key in methods}
     missing = [k for k in methods if k not in params.lr]
-    unknown = [k for k in params.lr if k not in methods]
+    unknown = [k for k in params.lr if k not in _every_method(params)]
     if missing or unknown:
         problems = ([f"no rate for {', '.join(missing)}"] if missing else []) + (
             [f"unknown method key(s) {', '.join(map(repr, unknown))}"] if unknown else [])
         raise ParameterError(f"lr: {'; '.join(problems)} (this profile's methods: {', '.join(methods)}; give each "
                              f"one rate, or one number for all)")
     return {key: (params.lr[key],) for key in methods}
+
+
+def run_rate(params: StudyParams, model: str, pretrained: bool, inflation: Optional[str]) -> float:
+    """The learning rate of one run of `model` (from image weights or not; 3D: its `inflation`)
+    under `params`: `lr` when it is one number, else the rate of the one method of the profile
+    that trains such a run (`python -m evitvid train` without --lr). No such method, or several,
+    is refused, naming the candidates."""
+    if not isinstance(params.lr, Mapping):
+        return params.lr
+    every = _every_method(params)
+    matches = [k for k, m in every.items() if k in params.lr and m.model == model and m.pretrained == pretrained
+               and (not pretrained or m.inflation is None or m.inflation == inflation and m.time_padding is None)]
+    if len(matches) != 1:
+        raise ParameterError(f"lr: the profile gives each method its own rate ({dict(params.lr)}) and "
+                             + (f"{len(matches)} of them ({', '.join(matches)})" if matches else "none of them")
+                             + f" trains {model} {'from image weights' if pretrained else 'from random init'}: "
+                               "give this run's (python -m evitvid train --lr RATE)")
+    return params.lr[matches[0]]
 
 
 def inflation_comparisons(methods: dict[str, Method]) -> list[tuple[str, str]]:

@@ -35,9 +35,12 @@ from ..engine.config import OPTIMIZERS
 from ..models.inflate import INFLATIONS
 from ..runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["StudyParams", "PROTOCOL", "HEADS", "SPLITS", "PATH_FIELDS", "find_profile", "load_profile",
+__all__ = ["StudyParams", "METHOD_NAMES", "PROTOCOL", "HEADS", "SPLITS", "PATH_FIELDS", "find_profile", "load_profile",
            "profile_values", "notebook_parameters", "ParameterError"]
 
+# what `methods` may name (`evitvid.study.methods.study_methods` makes the methods of each)
+METHOD_NAMES = ("frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_inflated", "3d_paper_random",
+                "3d_paper_inflated")
 # the parameters `train_video` takes as its protocol: every method of a comparison trains with
 # these (`training.training_params`), and `python -m evitvid train` has a flag for each
 PROTOCOL = ("inflation_noise", "num_frames", "crop_size", "epochs", "batch_size", "lr", "weight_decay",
@@ -132,8 +135,9 @@ class StudyParams:
                      "scored by its marginals)")
     precision: str = _doc(f"{', '.join(PRECISIONS)}")
     memory_format: str = _doc(f"{', '.join(MEMORY_FORMATS)}")
-    val_every: int = _doc("validate every N epochs (learning curves need 1)")
-    reversal_clips: int = _doc("validation clips played backwards after every epoch (0: none)")
+    val_every: int = _doc("validate every N epochs and after the last (the learning curves show the validated "
+                          "epochs)")
+    reversal_clips: int = _doc("validation clips played backwards at every validation (0: none)")
     max_train: Optional[int] = _doc("first N training segments only (smoke runs)")
     max_val: Optional[int] = _doc("first N validation segments only (smoke runs)")
     num_workers: int = _doc("data-loader processes per run")
@@ -261,11 +265,9 @@ class StudyParams:
                        f"({self.pretrain_image_size!r})")
         if not 0 < self.confidence < 1:
             out.append(f"confidence={self.confidence!r}: must be in (0, 1)")
-        known_methods = ("frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_inflated",
-                         "3d_paper_random", "3d_paper_inflated")
         for m in self.methods:
-            if m not in known_methods:
-                out.append(f"methods: unknown method {m!r}; valid: {', '.join(known_methods)}")
+            if m not in METHOD_NAMES:
+                out.append(f"methods: unknown method {m!r}; valid: {', '.join(METHOD_NAMES)}")
         for i in self.inflations:
             if i.removesuffix("_replicate") not in INFLATIONS:
                 out.append(f"inflations: unknown inflation {i!r}; valid: {', '.join(INFLATIONS)}, each also as "

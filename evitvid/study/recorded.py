@@ -44,7 +44,7 @@ from .plan import finished_methods, method_runs
 from .results import learning_curves
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
-           "read_recorded", "recorded_runs_match", "tuned_rates"]
+           "read_recorded", "recorded_runs_match", "tuned_rates", "tuning_table"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
@@ -150,6 +150,36 @@ def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     return names == recorded.about["runs"]
 
 
+def _last_epoch_means(recorded: RecordedStudy) -> pd.DataFrame:
+    """Per method key and rate of a tuning study's record: verb top-1 on the tuning split at the
+    last epoch, averaged over the seeds (a run stopped short of the last epoch is refused, naming
+    it)."""
+    curves = recorded.curves
+    last = curves.loc[curves.groupby(["method_key", "peak_lr", "seed"])["epoch"].idxmax()]
+    short = last[last["epoch"] != recorded.epochs]
+    if not short.empty:
+        row = short.iloc[0]
+        raise ValueError(f"{recorded.path}: the run of {row['method_key']} at lr {row['peak_lr']:g}, seed "
+                         f"{row['seed']}, stops at epoch {row['epoch']} of {recorded.epochs}")
+    # the mean over seeds rounded below the seeds' resolution: equal accuracies tie whatever the sum's order
+    return last.groupby(["method_key", "peak_lr"])["val_verb_top1"].mean().round(9).reset_index()
+
+
+def tuning_table(recorded: RecordedStudy, methods: Mapping[str, Method]) -> pd.DataFrame:
+    """What the tuning study measured and chose, for the book: per method it trained (rows, by
+    label), verb top-1 (%) on the tuning split at the last epoch at each rate of the grid (mean
+    over its seeds), and the rate `tuned_rates` chose."""
+    tuned = tuned_rates(recorded)
+    mean = _last_epoch_means(recorded)
+    table = mean.pivot(index="method_key", columns="peak_lr", values="val_verb_top1").mul(100).round(1)
+    table = table.reindex(list(tuned))
+    table.columns = [f"lr {rate:g}" for rate in table.columns]
+    table["chosen"] = [f"{tuned[k]:g}" for k in table.index]
+    table.index = [methods[k].label if k in methods else k for k in table.index]
+    table.index.name = "verb top-1 on the tuning split (%)"
+    return table
+
+
 def tuned_rates(recorded: RecordedStudy, methods: Optional[Mapping[str, Method]] = None) -> dict[str, float]:
     """{method key: its best learning rate} in a tuning study's record (`split: tune`, a rate per
     run of `lr_grid`): the rate whose runs' verb top-1 on the tuning split at their last epoch,
@@ -169,14 +199,7 @@ def tuned_rates(recorded: RecordedStudy, methods: Optional[Mapping[str, Method]]
     if absent:
         raise ValueError(f"{recorded.path / CURVES_FILE}: missing column(s) {', '.join(absent)} (record it again "
                          f"with python -m evitvid study --record)")
-    last = curves.loc[curves.groupby(["method_key", "peak_lr", "seed"])["epoch"].idxmax()]
-    short = last[last["epoch"] != recorded.epochs]
-    if not short.empty:
-        row = short.iloc[0]
-        raise ValueError(f"{recorded.path}: the run of {row['method_key']} at lr {row['peak_lr']:g}, seed "
-                         f"{row['seed']}, stops at epoch {row['epoch']} of {recorded.epochs}")
-    # the mean over seeds rounded below the seeds' resolution: equal accuracies tie whatever the sum's order
-    mean = last.groupby(["method_key", "peak_lr"])["val_verb_top1"].mean().round(9).reset_index()
+    mean = _last_epoch_means(recorded)
     best = mean.sort_values(["val_verb_top1", "peak_lr"], ascending=[False, True]).drop_duplicates("method_key")
     chosen = {str(k): float(r) for k, r in zip(best["method_key"], best["peak_lr"])}
     order = [k for k in recorded.about["runs"] if k in chosen] + [k for k in chosen if k not in recorded.about["runs"]]
