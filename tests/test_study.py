@@ -40,7 +40,8 @@ def runs(tmp_path_factory) -> Path:
 
 # train_video's protocol from the cpu profile, made small (no reversal probe, no frame cache)
 SMALL = dict(seed=0, **study.training_params(study.load_profile(
-    PROFILES / "cpu.yaml", num_frames=4, crop_size=32, epochs=2, batch_size=4, reversal_clips=0, frame_cache=False)))
+    PROFILES / "cpu.yaml", num_frames=4, crop_size=32, epochs=2, batch_size=4, reversal_clips=0, frame_cache=False,
+    lr=0.002)))
 
 
 def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:
@@ -304,10 +305,10 @@ def test_the_tuning_split_names_a_run_only_where_a_run_reads_it():
     def names(params):
         return {k: [s.name for s in group] for k, group in study.method_runs(params).items()}
     before = names(cpu)
-    assert study.training.recipe_record(study.training_params(cpu)) == {}
+    assert study.training.recipe_record(study.training_params(cpu, lr=1.0)) == {}
     assert names(cpu.replace(tune_fraction=0.5)) == before
     tune = cpu.replace(split="tune")
-    assert study.training.recipe_record(study.training_params(tune)) == {"split": "tune", "tune_fraction": 0.2}
+    assert study.training.recipe_record(study.training_params(tune, lr=1.0)) == {"split": "tune", "tune_fraction": 0.2}
     tuned = names(tune)
     assert tuned.keys() == before.keys() and not {n for g in tuned.values() for n in g} & {
         n for g in before.values() for n in g}
@@ -326,7 +327,7 @@ def test_each_method_may_train_at_its_own_learning_rate():
     """`lr` is one number for every method, or {method key: rate} naming each method of the
     profile: a mapping that repeats the number names the same runs, a method's own rate renames
     its runs only, and a missing or unknown key is refused before anything is named."""
-    cpu = study.load_profile(PROFILES / "cpu.yaml")
+    cpu = study.load_profile(PROFILES / "cpu.yaml", lr=0.002)
     methods = study.study_methods(cpu)
 
     def names(params):
@@ -350,6 +351,15 @@ def test_each_method_may_train_at_its_own_learning_rate():
     with pytest.raises(study.ParameterError, match=r"^lr: the profile gives each method its own rate"):
         study.training_params(own)
     assert study.training_params(own, lr=0.001)["lr"] == 0.001
+    # a profile that narrows its base's methods keeps the base's rates; a single run finds its method's
+    narrow = own.replace(methods=("frame_averaging", "3d_random"), inflations=("mean",))
+    assert study.method_rates(narrow) == {"frame_averaging": (cpu.lr,), "3d_random": (0.004,)}
+    assert study.run_rate(own, "efficientvit_b0_3d", False, "mean") == 0.004
+    assert study.run_rate(own.replace(lr={**own.lr, "3d_centre": 0.001}), "efficientvit_b0_3d", True, "centre") == 0.001
+    with pytest.raises(study.ParameterError, match=r"none of them trains efficientvit_b1_3d from image weights: give "
+                                                   r"this run's \(python -m evitvid train --lr RATE\)$"):
+        study.run_rate(own, "efficientvit_b1_3d", True, "mean")
+    assert study.run_rate(cpu, "efficientvit_b1_3d", True, "mean") == cpu.lr  # one rate for every run
     for change, match in ((dict(lr={"3d_random": 0}), r"lr=\{'3d_random': 0\}: every method's rate must be "
                                                       r"positive"),
                           (dict(lr={}), r"lr=\{\}: every method's rate must be positive"),
@@ -465,6 +475,7 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert claims["p_holm"].between(0, 1).all() and (claims["mdd"] >= 0).all()
     tsm = study.pair_choice_test(trained["tsm"], trained["frame_averaging"], splits, resamples=200)
     assert claims["ours"].iloc[3] == round(tsm.t_interval.estimate, 2) and claims["p_holm"].iloc[3] >= tsm.t_p - 1e-9
+    assert not claims["why"].str.contains("p = 0.000").any()  # a p value too small for 3 decimals reads "< 0.001"
     # saturation from 1 to 16 frames as the paper claims it, 8 to 16 beside it; no GPU here: not testable
     assert verdicts["finding"].str.endswith("help little (Fig. 2)").sum() == 1
     assert verdicts["finding"].str.contains("from 8 to 16 frames").sum() == 1
@@ -475,6 +486,12 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     architecture = study.architecture_verdicts(trained, methods, resamples=200)
     assert architecture.shape[0] == 3 and "not tested" not in set(architecture["paper's code: verdict"])
     assert study.architecture_numbers(architecture)["architecture_sentence"]
+
+
+def test_a_verdicts_p_value_reads_below_a_thousandth_rather_than_zero():
+    from evitvid.study.verdicts import _p_text
+    assert [_p_text(p) for p in (0.0, 0.00049, 0.001, 0.0123, 0.5)] == ["< 0.001", "< 0.001", "= 0.001", "= 0.012",
+                                                                         "= 0.500"]
 
 
 def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp_path):
@@ -570,7 +587,8 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     the runs and fails here until `make study-long` records again. cpu_long changes nothing of cpu's
     protocol but the epochs."""
     cpu, long = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_long.yaml")
-    assert {k: v for k, v in study.training_params(long).items() if study.training_params(cpu)[k] != v} == {
+    protocol = study.training_params(cpu, lr=1.0)
+    assert {k: v for k, v in study.training_params(long, lr=1.0).items() if protocol[k] != v} == {
         "epochs": long.epochs} and long.epochs > cpu.epochs and long.seeds == cpu.seeds
     if cpu.longer_budget is None:  # the embedded set's generator 3 made the last record stale
         pytest.skip("cpu.yaml names no longer-budget record: make study-long records one for this testbed")
@@ -599,7 +617,8 @@ def test_the_tuning_study_trains_each_main_method_at_every_rate_on_the_tuning_sp
     cpu, tune = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_tune.yaml")
     assert {k: v for k, v in study.training_params(tune, lr=1.0).items()
             if study.training_params(cpu, lr=1.0)[k] != v} == {"split": "tune"}
-    assert tune.seeds == (0,) and len(tune.lr_grid) >= 3 and cpu.lr in tune.lr_grid and cpu.lr_grid == ()
+    rates = set(cpu.lr.values()) if isinstance(cpu.lr, dict) else {cpu.lr}  # per method once tuned
+    assert tune.seeds == (0,) and len(tune.lr_grid) >= 3 and rates <= set(tune.lr_grid) and cpu.lr_grid == ()
     assert list(study.study_methods(tune)) == MAIN_METHODS
     assert study.method_rates(tune) == {k: tune.lr_grid for k in MAIN_METHODS}
     specs = study.method_runs(tune)
@@ -651,6 +670,12 @@ def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
     recorded.curves.loc[recorded.curves["method_key"] == "b", "method_key"] = "3d_mean"
     recorded.about["runs"] = {"a": [], "3d_mean": [], "peaks_early": []}
     assert study.tuned_rates(recorded, methods) == {"a": 0.001, "3d_mean": 0.002, "3d_centre": 0.002}
+    # the book's table: each trained method's accuracy at every rate (mean over seeds, %) and its choice
+    table = study.tuning_table(recorded, methods)
+    assert list(table.index) == ["A", "3D", "peaks_early"] and list(table.columns) == ["lr 0.001", "lr 0.002",
+                                                                                      "lr 0.004", "chosen"]
+    assert table.loc["3D"].tolist() == [30.0, 36.0, 30.0, "0.002"]
+    assert table.loc["A", "lr 0.002"] == 55.0 and table.loc["A", "chosen"] == "0.001"
     with pytest.raises(ValueError, match=r"the tuning study did not train 3d_mean \(it trained a, peaks_early\), "
                                          r"so it gives no rate for 3d_mean"):
         study.tuned_rates(_tuning_record(tmp_path, {("a", 0.001): [0.5], ("peaks_early", 0.002): [0.5]}), methods)
@@ -698,8 +723,14 @@ def test_plateau_table_measures_the_change_over_the_last_epochs():
     table = study.plateau_table(pd.DataFrame(rows), last=2)
     assert table.loc["A", "epochs"] == 3
     assert table.loc["A", "verb top-1 at the end (%)"] == pytest.approx(36.0)
-    assert table.loc["A", "verb: change over the last 2 epochs (points)"] == pytest.approx(15.0)
-    assert table.loc["A", "noun: change over the last 2 epochs (points)"] == 0
+    assert table.loc["A", "verb: change since epoch 1 (points)"] == pytest.approx(15.0)
+    assert table.loc["A", "noun: change since epoch 1 (points)"] == 0
+    # validated every second epoch (val_every 2): the change spans the last 2 validations, 4 epochs
+    sparse = pd.DataFrame([{"method": "A", "seed": 0, "epoch": e, "val_verb_top1": 0.1 * e if e % 2 == 0 else None,
+                            "val_noun_top1": 0.5 if e % 2 == 0 else None} for e in range(1, 9)])
+    table = study.plateau_table(sparse, last=2)
+    assert table.loc["A", "verb: change since epoch 4 (points)"] == pytest.approx(40.0)
+    assert "since epoch 4" in study.plateau_sentence(sparse)
 
 
 def test_difference_drift_follows_each_comparison_over_the_last_epochs():
@@ -714,9 +745,9 @@ def test_difference_drift_follows_each_comparison_over_the_last_epochs():
     assert drift.empty  # keys, not labels: no such methods
     methods = {"a": methods["A"], "b": methods["B"], "c": methods["C"]}
     drift = study.difference_drift(pd.DataFrame(curves), methods, [("a", "b"), ("c", "b")], last=2)
-    assert list(drift.columns) == ["epoch 2", "epoch 3", "epoch 4", "moved over the last 2 epochs (points)"]
+    assert list(drift.columns) == ["epoch 2", "epoch 3", "epoch 4", "moved since epoch 2 (points)"]
     assert drift.loc["A − B"].tolist() == pytest.approx([14.0, 16.0, 18.0, 4.0])
-    assert drift.loc["C − B", "moved over the last 2 epochs (points)"] == pytest.approx(0.0)
+    assert drift.loc["C − B", "moved since epoch 2 (points)"] == pytest.approx(0.0)
     assert study.drift_sentence(drift) == ("over the same epochs the differences behind the verdicts moved by at "
                                            "most 4.0 points (A − B: +4.0)")
 
@@ -853,14 +884,14 @@ def test_a_run_records_the_recipe_only_where_it_departs_from_the_first_runs(tiny
     renames the runs, and so are the settings it brings into play (dense sampling's stride)."""
     cpu = study.load_profile(PROFILES / "cpu.yaml")
     record = study.training.recipe_record
-    assert record(study.training_params(cpu)) == {}
+    assert record(study.training_params(cpu, lr=1.0)) == {}
     dense = study.load_profile(PROFILES / "cpu.yaml", sampling="dense", clip_stride=3, mixup_alpha=0.8, head="action")
-    assert record(study.training_params(dense)) == {"sampling": "dense", "clip_stride": 3, "head": "action",
+    assert record(study.training_params(dense, lr=1.0)) == {"sampling": "dense", "clip_stride": 3, "head": "action",
                                                     "mixup_alpha": 0.8, "cutmix_alpha": 0.0, "mixup_prob": 1.0}
     unclipped = cpu.replace(clip_grad_norm=None)  # (an override of None means "the profile's value")
-    assert record(study.training_params(unclipped)) == {"clip_grad_norm": None}
+    assert record(study.training_params(unclipped, lr=1.0)) == {"clip_grad_norm": None}
     # a stride without dense sampling changes nothing, and is not recorded
-    assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", clip_stride=3))) == {}
+    assert record(study.training_params(study.load_profile(PROFILES / "cpu.yaml", clip_stride=3), lr=1.0)) == {}
     params = tiny_params(tiny_root, tmp_path)
     names = {k: [s.name for s in v] for k, v in study.method_runs(params).items()}
     sgd = study.method_runs(params.replace(optimizer="sgd"))
@@ -945,7 +976,7 @@ def test_every_value_is_written_once_in_the_cpu_profile():
         "lr_scaling_batch", "min_lr", "mixup_alpha", "cutmix_alpha", "mixup_prob", "mixup_switch_prob", "accum_steps",
         "grad_checkpointing", "clip_grad_norm"]
     cpu = study.load_profile(PROFILES / "cpu.yaml")
-    assert study.training_params(cpu) == {k: getattr(cpu, k) for k in study.PROTOCOL}
+    assert study.training_params(cpu, lr=1.0) == {**{k: getattr(cpu, k) for k in study.PROTOCOL}, "lr": 1.0}
 
 
 def test_a_profile_starts_from_its_base_or_names_everything(tmp_path):

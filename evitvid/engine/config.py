@@ -44,7 +44,7 @@ class TrainConfig:
     precision: str = "auto"        # auto: bf16 on CUDA if supported, else fp16; fp32 on CPU
     memory_format: str = "auto"    # auto: channels-last on CPU (measured faster), as built on CUDA
     num_workers: int = 0
-    val_every: int = 1             # validate every N epochs (and after the last); learning curves need 1
+    val_every: int = 1             # validate every N epochs and after the last
     device: str = "auto"
     progress: bool = True          # tqdm bars for epochs and batches
     log_epochs: bool = True        # one line of metrics per epoch (what a notebook keeps)

@@ -197,7 +197,9 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
             f"{data['annotations_dir']} and {data['videos_dir']}")
     rate = (f"{params.lr:g}" if not isinstance(params.lr, Mapping) else
             "per method: " + ", ".join(f"{methods[k].label} {v:g}" for k, v in params.lr.items() if k in methods))
+    validation = "every epoch" if params.val_every == 1 else f"every {params.val_every} epochs and after the last"
     return {"epochs": str(params.epochs), "lr": rate, "train_frames": str(params.num_frames),
+            "validation_schedule": validation, "pretraining_epochs": str(params.pretrain_epochs),
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
             "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}

@@ -31,13 +31,14 @@ def plateau_changes(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     for method, group in validated.groupby("method", sort=False) if validated is not None else ():
         epochs = sorted(group["epoch"].unique())
         end, start = epochs[-1], epochs[max(0, len(epochs) - 1 - last)]
-        row = {"method": method, "epochs": int(end), "validated_epochs": len(epochs)}
+        row = {"method": method, "epochs": int(end), "from_epoch": int(start), "validated_epochs": len(epochs)}
         for head in ("verb", "noun"):
             by_seed = group.pivot_table(index="seed", columns="epoch", values=f"val_{head}_top1")
             row[f"{head}_end"] = 100 * by_seed[end].mean()
             row[f"{head}_change"] = 100 * (by_seed[end] - by_seed[start]).mean()
         rows.append(row)
-    columns = ["method", "epochs", "validated_epochs", "verb_end", "verb_change", "noun_end", "noun_change"]
+    columns = ["method", "epochs", "from_epoch", "validated_epochs", "verb_end", "verb_change", "noun_end",
+               "noun_change"]
     return pd.DataFrame(rows, columns=columns).set_index("method")
 
 
@@ -47,10 +48,18 @@ def plateau_table(curves: pd.DataFrame, last: int = 2) -> pd.DataFrame:
     the schedule's decay, not a plateau; a method still gaining there has not reached one."""
     changes = plateau_changes(curves, last)
     table = pd.DataFrame({"epochs": changes["epochs"]}, index=changes.index)
+    span = _span(changes, last)
     for head in ("verb", "noun"):
         table[f"{head} top-1 at the end (%)"] = changes[f"{head}_end"].round(1)
-        table[f"{head}: change over the last {last} epochs (points)"] = changes[f"{head}_change"].round(1)
+        table[f"{head}: change {span} (points)"] = changes[f"{head}_change"].round(1)
     return table
+
+
+def _span(changes: pd.DataFrame, last: int) -> str:
+    """The epochs `plateau_changes` measured a change over, in words: "since epoch N" when every
+    method's is the same (validation may skip epochs: `val_every`)."""
+    starts = set(changes["from_epoch"])
+    return f"since epoch {starts.pop()}" if len(starts) == 1 else f"over the last {last} validated epochs"
 
 
 def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
@@ -59,17 +68,18 @@ def plateau_sentence(curves: pd.DataFrame, last: int = 2) -> str:
     gaining has not reached a plateau; one that is not proves nothing at the end of a decaying
     schedule, and the sentence says so (a longer budget tells: `budget_comparison`)."""
     changes = plateau_changes(curves, last)
-    gains = changes.loc[changes["validated_epochs"] > last, "verb_change"].to_dict()
+    changes = changes[changes["validated_epochs"] > last]
+    gains = changes["verb_change"].to_dict()
     if not gains:
         return f"too few validated epochs to tell whether the methods reached a plateau (fewer than {last + 1})"
     climbing = {k: v for k, v in gains.items() if v >= PLATEAU_POINTS}
     if not climbing:
-        return (f"every method moved by less than {PLATEAU_POINTS:g} point of verb top-1 over its last {last} epochs "
+        return (f"every method moved by less than {PLATEAU_POINTS:g} point of verb top-1 {_span(changes, last)} "
                 "(mean over seeds), which at the end of a cosine schedule is the rate decaying, not evidence of a "
                 "plateau: what more epochs change is read from a longer budget")
     top = max(climbing, key=climbing.get)
     return (f"{len(climbing)} of {len(gains)} methods were still gaining at least {PLATEAU_POINTS:g} point of verb "
-            f"top-1 over their last {last} epochs (mean over seeds; most: {top}, {climbing[top]:+.1f} points): "
+            f"top-1 {_span(changes, last)} (mean over seeds; most: {top}, {climbing[top]:+.1f} points): "
             "not a plateau even as the rate decayed, so the verdicts describe these models at this budget")
 
 
@@ -96,7 +106,7 @@ def difference_drift(curves: pd.DataFrame, methods: Mapping, comparisons, last: 
             continue
         diff = 100 * (per[la].loc[seeds, epochs] - per[lb].loc[seeds, epochs]).mean()
         rows.append({"comparison": f"{la} − {lb}", **{f"epoch {int(e)}": diff[e] for e in epochs},
-                     f"moved over the last {len(epochs) - 1} epochs (points)": diff[epochs[-1]] - diff[epochs[0]]})
+                     f"moved since epoch {int(epochs[0])} (points)": diff[epochs[-1]] - diff[epochs[0]]})
     return pd.DataFrame(rows).set_index("comparison").round(1) if rows else pd.DataFrame()
 
 
