@@ -60,6 +60,20 @@ def test_dense_eval_centred_and_train_random():
     assert np.all(np.diff(clip) == 5)
 
 
+def test_dense_eval_places_its_clip_at_an_offset_of_the_room_left():
+    """Several clips of a multi-clip evaluation: offset 0 starts at the segment's start, 1 ends at
+    its end, 0.5 is the centred clip; training ignores the offset."""
+    room = 100 - 15  # a span of (8 - 1) * 2 + 1 frames
+    assert [int(dense_indices(0, 100, 8, stride=2, offset=o)[0]) for o in (0, 0.125, 0.5, 0.875, 1)] == [
+        0, room // 8, room // 2, room * 7 // 8, room]
+    assert dense_indices(0, 100, 8, stride=2, offset=0.5).tolist() == dense_indices(0, 100, 8, stride=2).tolist()
+    rng = np.random.default_rng(3)
+    assert dense_indices(0, 100, 8, np.random.default_rng(3), stride=2, offset=0).tolist() == dense_indices(
+        0, 100, 8, rng, stride=2).tolist()
+    with pytest.raises(ValueError, match=r"offset must be in \[0, 1\], got 1.5"):
+        dense_indices(0, 100, 8, offset=1.5)
+
+
 def test_dense_stride_shrinks_to_fit():
     idx = dense_indices(0, 10, 4, stride=8)  # span 25 > 10: stride (10 - 1) // 3 = 3
     assert idx.tolist() == [0, 3, 6, 9]

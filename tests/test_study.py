@@ -126,6 +126,39 @@ def test_frame_averaging_over_frames_positions_and_time(data, runs):
     assert timing["frames"].tolist() == [1, 1, 4, 4] and (timing["ms_per_clip"] > 0).all()
 
 
+def test_evaluate_frames_samples_as_the_run_trained_and_averages_clips(data, runs):
+    """A run trained with dense sampling is evaluated on dense clips at its stride (a TSN
+    evaluation would be another model's input): each position is one clip placed there, and
+    `average_positions` is one multi-clip evaluation, the positions' logits averaged."""
+    from evitvid.engine import evaluate
+    from evitvid.metrics import video_metrics
+    from evitvid.runtime import set_memory_format
+    run = study.train_video("dense", model="efficientvit_b0_3d", data=data, runs_root=runs,
+                            **{**SMALL, "sampling": "dense", "clip_stride": 2, "epochs": 1})
+    assert (run.params["sampling"], run.params["clip_stride"]) == ("dense", 2)
+    table = study.evaluate_frames(run, (4,), positions_per_clip=2, batch_size=4)
+    cached = {}
+    for path in (run.dir / "frames").glob("*.npz"):
+        with np.load(path) as z:
+            cached[json.loads(str(z["key"]))["offset"]] = {k: z[k] for k in z.files}
+    assert sorted(cached) == [0.25, 0.75] and table["position"].tolist() == [0.25, 0.75]
+    assert {json.loads(str(z["key"]))["sampling"] for z in cached.values()} == {"dense"}
+    net = set_memory_format(study.load_trained(run), "auto", torch.device("cpu"))  # as evaluate_frames runs it
+    clips = study.clip_dataset(data, "val", num_frames=4, crop_size=run.params["crop_size"], train=False,
+                               sampling="dense", clip_stride=2, sampling_offset=0.25)
+    assert clips.indices(0).tolist() != study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False,
+                                                           sampling_offset=0.25).indices(0).tolist()  # not TSN's
+    want = evaluate(net, clips, torch.device("cpu"), 4, progress=False)
+    torch.testing.assert_close(torch.from_numpy(cached[0.25]["verb_logits"]), want.logits["verb"], rtol=0, atol=0)
+    averaged = study.evaluate_frames(run, (4,), positions_per_clip=2, batch_size=4, average_positions=True)
+    assert averaged["position"].tolist() == ["mean"]
+    mean = {k: torch.from_numpy((cached[0.25][k].astype(np.float64) + cached[0.75][k]) / 2)
+            for k in ("verb_logits", "noun_logits")}
+    want = video_metrics(mean["verb_logits"], mean["noun_logits"], *(torch.from_numpy(cached[0.25][k])
+                                                                      for k in ("verb", "noun")))
+    assert averaged["verb_top1"].item() == pytest.approx(want["verb_top1"], abs=0)
+
+
 def test_frame_averaging_clips_read_each_frame_once_and_predict_as_the_model(data, runs):
     """Fig. 2's clips of a frame-averaging run (`evaluate_frames`' way for them): every frame a
     segment's clips read goes through the trunk once, and each clip's logits are the model's own

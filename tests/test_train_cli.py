@@ -37,6 +37,9 @@ def test_train_then_eval_from_the_command_line(tmp_path, tiny, capsys):
     out = capsys.readouterr().out
     assert "frames" in out and "verb_top1" in out and "position" in out
     assert len(list((run_dir / "frames").glob("*.npz"))) == 4
+    assert main(["eval", str(run_dir), "--frames", "2", "--positions", "2", "--average-positions"]) == 0
+    assert "mean" in capsys.readouterr().out  # one multi-clip row, from the cached positions
+    assert len(list((run_dir / "frames").glob("*.npz"))) == 4
 
 
 def test_train_needs_a_model(tmp_path, capsys):

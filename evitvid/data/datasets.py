@@ -57,8 +57,9 @@ class EK100Dataset(EpochDataset):
         train: random sampling and augmentation (seeded) when True, deterministic when False.
         crop_size, flip, scale, resize_size, mean, std: see `transforms.build_transform`.
         seed: base seed of the training randomness.
-        eval_offset: evaluation only, TSN sampling: where in each part the frame is taken
-            (default 0.5, the midpoint); other values evaluate other temporal positions.
+        eval_offset: evaluation only: where the frames are taken, TSN's within each part, dense
+            sampling's clip within the room the segment leaves it (default 0.5: midpoints, the
+            centred clip); other values evaluate other temporal positions.
         on_error: "raise" (default) or "skip"; see the module docstring.
         action_space: maps (verb, noun) to an action id for the "action" key (-1 otherwise).
         verb_classes, noun_classes: checked against the file when `segments` is a path.
@@ -106,12 +107,10 @@ class EK100Dataset(EpochDataset):
             self.source = make_source(videos, layout, **dict(source_options or {}))
         self.num_frames = int(num_frames)
         self.sampling = sampling
-        if eval_offset is not None and (train or sampling != "tsn"):
-            raise ValueError("eval_offset applies to evaluation with TSN sampling only")
-        if sampling == "dense":
-            self.sampler = get_sampler(sampling, stride=stride)
-        else:
-            self.sampler = get_sampler(sampling, **({} if eval_offset is None else {"offset": eval_offset}))
+        if eval_offset is not None and train:
+            raise ValueError("eval_offset applies to evaluation only (training samples at random)")
+        self.sampler = get_sampler(sampling, **({"stride": stride} if sampling == "dense" else {}),
+                                   **({} if eval_offset is None else {"offset": eval_offset}))
         self.train = bool(train)
         self.transform = build_transform(self.train, crop_size, flip=flip, scale=scale, resize_size=resize_size,
                                          mean=mean, std=std)

@@ -61,26 +61,35 @@ def tsn_indices(start: int, stop: int, num_frames: int, rng: np.random.Generator
 
 
 def dense_indices(
-    start: int, stop: int, num_frames: int, rng: np.random.Generator | None = None, *, stride: int = 2
+    start: int, stop: int, num_frames: int, rng: np.random.Generator | None = None, *, stride: int = 2,
+    offset: float = 0.5
 ) -> np.ndarray:
     """Dense sampling: `num_frames` frames `stride` apart, one clip inside [start, stop).
 
     The clip spans (N-1)*stride + 1 frames; training places it uniformly at random,
-    evaluation centres it. If the segment is shorter than that span, the stride shrinks to
+    evaluation (`rng=None`) at fraction `offset` of the room the segment leaves it (floored;
+    0.5 centres it, as AVION's single-clip evaluation does; other offsets are other clips of
+    a multi-clip evaluation). If the segment is shorter than the span, the stride shrinks to
     the largest that fits; if even stride 1 does not fit (L < N), the N indices spread evenly
     over the whole segment, repeating frames (the same indices in training and evaluation).
     """
     length = _check(start, stop, num_frames)
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
+    if not 0 <= offset <= 1:
+        raise ValueError(f"offset must be in [0, 1], got {offset}")
     if length < num_frames:
         return start + (np.arange(num_frames, dtype=np.int64) * length) // num_frames
     if num_frames > 1:
         stride = min(stride, (length - 1) // (num_frames - 1))
     span = (num_frames - 1) * stride + 1
     slack = length - span
-    offset = slack // 2 if rng is None else int(rng.integers(0, slack + 1))
-    return start + offset + np.arange(num_frames, dtype=np.int64) * stride
+    if rng is None:  # floor(offset * slack) in integers, no float rounding
+        frac = Fraction(offset).limit_denominator(10 ** 6)
+        first = slack * frac.numerator // frac.denominator
+    else:
+        first = int(rng.integers(0, slack + 1))
+    return start + first + np.arange(num_frames, dtype=np.int64) * stride
 
 
 SAMPLERS: dict[str, Callable[..., np.ndarray]] = {"tsn": tsn_indices, "dense": dense_indices}

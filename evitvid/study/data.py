@@ -220,7 +220,8 @@ def clip_dataset(data: DataPaths, split: str, *, num_frames: int, crop_size: int
     """An `EK100Dataset` on one split ("train" or "val"); `limit` keeps the first segments (a
     smoke run); `sampling` is "tsn" (one frame in each of `num_frames` parts of the segment) or
     "dense" (consecutive frames `clip_stride` apart; `evitvid.data.sampling`); `sampling_offset`
-    places TSN's evaluation frames within their parts (0.5: midpoints).
+    places the evaluation frames: TSN's within their parts, the dense clip within the segment
+    (0.5: midpoints, the centred clip).
     No flip: it would turn move-left into move-right and clockwise into anticlockwise.
 
     `tune_fraction` carves the tuning split from the training videos (`Splits.tuning`): "train"

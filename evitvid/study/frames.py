@@ -40,8 +40,9 @@ _log = logging.getLogger(__name__)
 
 
 def positions(count: int) -> list[float]:
-    """`count` temporal positions within each of a clip's parts: 0.5 (the midpoint) for one,
-    else evenly spread centres (4: 0.125, 0.375, 0.625, 0.875)."""
+    """`count` temporal positions: 0.5 for one, else evenly spread centres (4: 0.125, 0.375,
+    0.625, 0.875). TSN takes each frame there within its part of the segment; dense sampling
+    places its clip there within the room the segment leaves it (several clips of a segment)."""
     return [(j + 0.5) / count for j in range(count)]
 
 
@@ -55,10 +56,14 @@ def _file_digest(path: Path) -> str:
 
 def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, positions_per_clip: int = 1,
                     batch_size: int = 8, max_val: Optional[int] = None, torch_compile: bool = False,
-                    backend: str = "torch", per_segment: bool = False) -> pd.DataFrame:
+                    backend: str = "torch", per_segment: bool = False, average_positions: bool = False
+                    ) -> pd.DataFrame:
     """Validation metrics of a trained model with each number of frames per segment, at
-    `positions_per_clip` temporal positions each (`positions`); one row per (frames, position),
-    or per (frames, position, segment) with `per_segment=True` (correctness, for intervals).
+    `positions_per_clip` temporal positions each (`positions`), sampled as the run trained (TSN,
+    or dense clips at its stride); one row per (frames, position), or per (frames, position,
+    segment) with `per_segment=True` (correctness, for intervals). With `average_positions`, the
+    positions are one multi-clip evaluation: each segment's logits averaged over them (AVION's
+    and TSN's several views), one row per frames (position "mean").
 
     Each (frames, position) result is cached in `run.dir/frames/` keyed by every input that
     changes it, so a later call with other inputs never serves a stale row.
@@ -71,6 +76,7 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
     if backend != "torch":
         check_backend(backend)
     p = run.params
+    sampling, stride = p.get("sampling", "tsn"), p.get("clip_stride", 2)  # recorded where not TSN's
     limit = max_val if max_val is not None else p["max_val"]
     checkpoint = _file_digest(run.checkpoint)
     cache = run.dir / "frames"
@@ -80,7 +86,8 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
         for offset in positions(positions_per_clip):
             key = {"frames": n, "offset": offset, "max_val": limit, "batch_size": batch_size,
                    "compile": bool(torch_compile), "backend": backend, "checkpoint": checkpoint,
-                   "crop_size": p["crop_size"]}
+                   "crop_size": p["crop_size"], **({"sampling": sampling, "clip_stride": stride}
+                                                   if sampling != "tsn" else {})}
             paths[n, offset] = (key, cache / (hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
                                               + ".npz"))
     missing = [clip for clip, (_, path) in paths.items() if not path.exists()]
@@ -91,7 +98,8 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
 
         def dataset(n: int, offset: float):
             return clip_dataset(data, "val", num_frames=n, crop_size=p["crop_size"], train=False, limit=limit,
-                                sampling_offset=offset, frame_cache=bool(p.get("frame_cache")))
+                                sampling=sampling, clip_stride=stride, sampling_offset=offset,
+                                frame_cache=bool(p.get("frame_cache")))
         compiled, results = False, {}
         if backend == "torch" and torch_compile:  # once, on the first missing clip's shape
             example = torch.randn(batch_size, 3, missing[0][0], p["crop_size"], p["crop_size"], device=device)
@@ -115,16 +123,33 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
                                 verb=res.targets["verb"].numpy(), noun=res.targets["noun"].numpy(),
                                 compiled=compiled)
             write_bytes_atomic(paths[n, offset][1], buffer.getvalue())
-    tables = []
+    results = {}
     for (n, offset), (_, path) in paths.items():
         with np.load(path, allow_pickle=False) as z:
-            z = {k: z[k] for k in z.files}
+            results[n, offset] = {k: z[k] for k in z.files}
+    if average_positions:
+        results = {(n, "mean"): _averaged([z for (m, _), z in results.items() if m == n]) for n in frames}
+    tables = []
+    for (n, offset), z in results.items():
         if per_segment:
             tables.append(correctness(z).assign(frames=n, position=offset))
         else:
             metrics = video_metrics(*(torch.from_numpy(z[k]) for k in ("verb_logits", "noun_logits", "verb", "noun")))
             tables.append(pd.DataFrame([{"frames": n, "position": offset, **metrics, "compiled": bool(z["compiled"])}]))
     return pd.concat(tables, ignore_index=True)
+
+
+def _averaged(views: list[dict]) -> dict:
+    """One evaluation from several of the same segments (`evaluate_frames`' cached results at
+    several positions): the logits averaged over them, in float64, the rest the first's."""
+    first = views[0]
+    if any(not np.array_equal(v["narration_id"], first["narration_id"]) for v in views):
+        raise ValueError("the positions evaluated other segments: they cannot be averaged")
+    out = dict(first)
+    for key in ("verb_logits", "noun_logits"):
+        out[key] = np.mean([v[key].astype(np.float64) for v in views], axis=0)
+    out["compiled"] = all(bool(v["compiled"]) for v in views)
+    return out
 
 
 def _frame_averaged_clips(net: "_models.EfficientVitFrameAvg", datasets: dict, device: torch.device,
