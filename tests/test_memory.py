@@ -138,3 +138,39 @@ def test_on_cuda_the_allocator_measures_the_step():
     estimate = step_memory(model, (3, 8, 96, 96), device="cuda")
     assert estimate.method == "torch.cuda.max_memory_allocated" and estimate.per_clip > 0
     assert device_memory("cuda").available > 0
+
+
+def test_the_cuda_branch_measures_the_allocators_peak_above_what_was_held(monkeypatch):
+    """The CUDA path on a machine without one: torch.cuda's allocator counters replaced by a fake
+    whose step peaks at 1 MB a clip over 5 MB held before, the step itself taken on the CPU. What
+    the branch computes from them (the peak above what was allocated before, reset first, the
+    cache emptied after) and the estimate fitted from two such steps are the real code's."""
+    from evitvid.engine import memory
+    state = {"allocated": 5 * 2 ** 20, "peak": 0, "calls": []}
+
+    def take_step(model, optimizer, x, device, amp_dtype, task):
+        real_step(model, optimizer, x, torch.device("cpu"), amp_dtype, task)
+        state["peak"] = max(state["peak"], state["allocated"] + x.shape[0] * 2 ** 20)
+
+    def reset(device):
+        state["calls"].append("reset")
+        state["peak"] = state["allocated"]
+    real_step, real_prepared, real_clip = memory._take_step, memory._prepared, memory._clip
+    monkeypatch.setattr(memory, "_take_step", take_step)
+    monkeypatch.setattr(memory, "_prepared", lambda model, device, *a: real_prepared(model, torch.device("cpu"), *a))
+    monkeypatch.setattr(memory, "_clip", lambda batch, clip, device: real_clip(batch, clip, torch.device("cpu")))
+    monkeypatch.setattr(memory, "_optimizer", lambda model, device, name: torch.optim.SGD(model.parameters(), 0.1))
+    monkeypatch.setattr(torch.random, "fork_rng", lambda devices: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: state["calls"].append("empty"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: state["calls"].append("before")
+                        or state["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: state["peak"])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * GB, 24 * GB))
+    model = evitvid.create_model("efficientvit_b0_3d", num_verbs=3, num_nouns=4)
+    assert step_peak(model, (3, 2, 32, 32), 4, device="cuda:0") == (4 * 2 ** 20, "torch.cuda.max_memory_allocated")
+    assert state["calls"] == ["empty", "before", "reset", "empty"]  # held read before the reset; cache emptied after
+    estimate = step_memory(model, (3, 2, 32, 32), device="cuda:0", batch=8)
+    assert estimate.method == "torch.cuda.max_memory_allocated" and estimate.per_clip == 2 ** 20
+    assert device_memory("cuda:0") == DeviceMemory(3 * GB, 24 * GB, "cuda:0 free")
