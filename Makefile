@@ -2,7 +2,7 @@
 #   make study   set everything up, run every notebook of the study with papermill on the
 #                embedded dataset (outputs saved in place), then build the book
 #   make test    set everything up, lint (ruff), then run the test suite (what .ci/run calls)
-#   make study-long  every method at twice the epochs, recorded for the results chapter
+#   make study-long  the main methods at twice the epochs, recorded for the results chapter
 #   make study-tune  the learning rates, chosen on the tuning split (never on validation), recorded
 #   make explore serve the prediction explorer (book/05_explorer.ipynb, as a Voila web app) on
 #                127.0.0.1:$(PORT) for a browser; needs the runs of `make study`
@@ -73,8 +73,8 @@ notebooks: setup
 
 study: notebooks book
 
-# What the budget of `make study` trades: every method at twice the epochs
-# (book/params/cpu_long.yaml), about 50 minutes more on 2 cores, their learning curves recorded in
+# What the budget of `make study` trades: the main methods at twice the epochs
+# (book/params/cpu_long.yaml), about 35 minutes more on 2 cores, their learning curves recorded in
 # book/recorded/cpu_long/ (committed), which the results chapter sets beside the default runs; run
 # `make study` afterwards to show a new record in the book.
 study-long: setup
