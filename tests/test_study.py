@@ -709,6 +709,9 @@ def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
                                                                                       "lr 0.004", "chosen"]
     assert table.loc["3D"].tolist() == [30.0, 36.0, 30.0, "0.002"]
     assert table.loc["A", "lr 0.002"] == 55.0 and table.loc["A", "chosen"] == "0.001"
+    assert study.tuning_numbers(recorded)["tuning_edge"] == ("1 of 3 methods chose the grid's smallest rate (0.001), "
+                                                             "so their best may lie below it")
+    assert "no tuning study" in study.tuning_numbers(None)["tuning_edge"]
     with pytest.raises(ValueError, match=r"the tuning study did not train 3d_mean \(it trained a, peaks_early\), "
                                          r"so it gives no rate for 3d_mean"):
         study.tuned_rates(_tuning_record(tmp_path, {("a", 0.001): [0.5], ("peaks_early", 0.002): [0.5]}), methods)

@@ -57,7 +57,8 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
     ceiling = float(baselines(splits).set_index("baseline").loc["order-blind ceiling", "verb"])
     correct = per_segment_correctness(runs[key], "verb")
     gap = mean_interval(correct - ceiling, clusters=resampling_units(segment_ids(runs[key])), **kw).scaled(100)
-    where = ("it reaches the ceiling: what it misses no order-blind model can get" if gap.high >= 0 else
+    where = ("it is not distinguishable from the ceiling, so what it misses may be what no order-blind model can get"
+             if gap.high >= 0 else
              "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
              "still get more right (undertrained, or not enough capacity)")
     out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on, it is {points(gap)} from "

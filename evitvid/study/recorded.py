@@ -44,7 +44,8 @@ from .plan import finished_methods, method_runs
 from .results import learning_curves
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
-           "read_recorded", "recorded_runs_match", "tuned_rates", "tuning_table"]
+           "read_recorded", "recorded_runs_match", "tuned_rates", "tuning_table",
+           "tuning_numbers"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
@@ -178,6 +179,19 @@ def tuning_table(recorded: RecordedStudy, methods: Mapping[str, Method]) -> pd.D
     table.index = [methods[k].label if k in methods else k for k in table.index]
     table.index.name = "verb top-1 on the tuning split (%)"
     return table
+
+
+def tuning_numbers(recorded: Optional[RecordedStudy]) -> dict:
+    """What the results chapter says of the tuning study's grid (`tuning_edge`): how many methods
+    chose a rate at either end of it, where their best rate may lie outside the grid."""
+    if recorded is None:
+        return {"tuning_edge": "no tuning study is recorded for this profile"}
+    tuned = tuned_rates(recorded)
+    grid = sorted(set(recorded.curves["peak_lr"]))
+    ends = [(grid[0], "smallest", "below"), (grid[-1], "largest", "above")] if len(grid) > 1 else []
+    said = [f"{n} of {len(tuned)} methods chose the grid's {word} rate ({rate:g}), so their best may lie {side} it"
+            for rate, word, side in ends if (n := sum(r == rate for r in tuned.values()))]
+    return {"tuning_edge": "; ".join(said) if said else "every method chose a rate inside the grid"}
 
 
 def tuned_rates(recorded: RecordedStudy, methods: Optional[Mapping[str, Method]] = None) -> dict[str, float]:
