@@ -521,6 +521,16 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert study.architecture_numbers(architecture)["architecture_sentence"]
 
 
+def test_the_testbeds_counts_come_from_its_classes():
+    """Verbs, nouns and reversed pairs are counted from the splits' classes, never typed: a pair
+    needs both of its verbs, and an end-state pair is one the vocabulary says an end state tells."""
+    from types import SimpleNamespace
+    splits = SimpleNamespace(verbs=["take", "put", "rotate-clockwise", "rotate-anticlockwise", "open", "wash"],
+                             nouns=["bag", "dress"])
+    assert study.testbed_numbers(splits) == {"verb_classes": "6", "noun_classes": "2", "reversed_pairs": "2",
+                                             "end_state_pairs": "1"}  # open has no close: no pair
+
+
 def test_a_verdicts_p_value_reads_below_a_thousandth_rather_than_zero():
     from evitvid.study.verdicts import _p_text
     assert [_p_text(p) for p in (0.0, 0.00049, 0.001, 0.0123, 0.5)] == ["< 0.001", "< 0.001", "= 0.001", "= 0.012",

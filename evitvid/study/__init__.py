@@ -24,7 +24,7 @@ The modules form one pipeline, each importing only from those before it:
 from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
 from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, pair_numbers,
-                       pretraining_numbers, verdict_numbers,
+                       pretraining_numbers, testbed_numbers, verdict_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers, mechanism_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
                      plateau_changes, plateau_sentence, plateau_table)
@@ -93,7 +93,8 @@ __all__ = [
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",
-    "verdict_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence", "pretraining_numbers",
+    "verdict_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
+    "pretraining_numbers",
     "reversal_numbers", "mechanism_numbers",
     "ablation_numbers", "pair_numbers", "protocol_numbers",
     "benchmark_run",

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 import pandas as pd
 
 from ..models.inflate import RANDOM_INFLATIONS
-from .baselines import baselines
+from .baselines import baselines, reversal_pairs, verb_kinds
 from .curves import difference_drift, drift_sentence, plateau_sentence
 from .intervals import agreed_sign, mean_interval
 from .methods import INFLATION_LABELS, MAIN_COMPARISONS
@@ -20,7 +20,8 @@ from .results import (difference, difference_test, frames_gain, per_segment_corr
 from .text import comparison_sentence, pct, points
 from .verdicts import VERDICTS
 
-__all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "comparison_numbers", "frames_numbers",
+__all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "testbed_numbers", "comparison_numbers",
+           "frames_numbers",
            "pretraining_sentence", "pretraining_numbers", "reversal_numbers", "ablation_numbers", "pair_numbers",
            "protocol_numbers", "architecture_numbers"]
 
@@ -204,6 +205,16 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
             "clip_shape": f"{params.num_frames} x {params.crop_size} x {params.crop_size}",
             "data_used": str(used), "plateau_sentence": plateau_sentence(curves),
             "drift_sentence": drift_sentence(difference_drift(curves, methods, MAIN_COMPARISONS))}
+
+
+def testbed_numbers(splits) -> dict:
+    """What the chapters say of the classes (`splits`: `data.Splits`): how many verbs and nouns,
+    how many verb pairs are time-reversals, and how many of those an end state tells apart."""
+    pairs = reversal_pairs(splits.verbs)
+    kinds = dict(zip(splits.verbs, verb_kinds(splits.verbs)))
+    end_state = sum(kinds[splits.verbs[a]] == "end state" for a, _, _ in pairs)
+    return {"verb_classes": str(len(splits.verbs)), "noun_classes": str(len(splits.nouns)),
+            "reversed_pairs": str(len(pairs)), "end_state_pairs": str(end_state)}
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> dict:
