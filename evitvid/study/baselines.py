@@ -26,7 +26,7 @@ from ..data.synth import verb_kind
 
 from .data import Splits
 
-__all__ = ["REVERSAL_PAIRS", "KINDS", "reversal_pairs", "verb_kinds", "baselines", "pair_baselines"]
+__all__ = ["REVERSAL_PAIRS", "KINDS", "reversal_pairs", "verb_kinds", "pair_kinds", "baselines", "pair_baselines"]
 
 # Verb pairs that are time-reversals of each other, by class key (EK100 and the synthetic set).
 REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (
@@ -49,6 +49,11 @@ def verb_kinds(verbs: Sequence[str]) -> list[str]:
     """Each verb's kind (`KINDS`), by key: its pair's kind in the embedded set's vocabulary
     (`evitvid.data.synth.verb_kind`), "unpaired" for a verb the vocabulary does not pair."""
     return [verb_kind(k) if k in _KNOWN else "unpaired" for k in verbs]
+
+
+def pair_kinds(verbs: Sequence[str]) -> list[str]:
+    """The kind (`KINDS`) of each pair of `reversal_pairs(verbs)`, in its order: its verbs'."""
+    return verb_kinds([verbs[a] for a, _, _ in reversal_pairs(verbs)])
 
 
 def _counts(segments, attr: str) -> Counter:
@@ -91,9 +96,9 @@ def pair_baselines(splits: Splits) -> pd.DataFrame:
     (what always answering it scores) and the balanced accuracy of any constant answer."""
     counts = _counts(splits.validation, "verb_class")
     rows = []
-    for a, b, name in reversal_pairs(splits.verbs):
+    for (a, b, name), kind in zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)):
         na, nb = counts.get(a, 0), counts.get(b, 0)
         if na + nb:
-            rows.append({"pair": name, "kind": verb_kinds([splits.verbs[a]])[0], "segments": na + nb,
+            rows.append({"pair": name, "kind": kind, "segments": na + nb,
                          "majority": max(na, nb) / (na + nb), "constant_balanced": 0.5})
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 import pandas as pd
 
 from ..models.inflate import RANDOM_INFLATIONS
-from .baselines import baselines, reversal_pairs, verb_kinds
+from .baselines import baselines, pair_kinds
 from .curves import difference_drift, drift_sentence, plateau_sentence
 from .intervals import agreed_sign, mean_interval
 from .methods import INFLATION_LABELS, MAIN_COMPARISONS
@@ -210,11 +210,9 @@ def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curve
 def testbed_numbers(splits) -> dict:
     """What the chapters say of the classes (`splits`: `data.Splits`): how many verbs and nouns,
     how many verb pairs are time-reversals, and how many of those an end state tells apart."""
-    pairs = reversal_pairs(splits.verbs)
-    kinds = dict(zip(splits.verbs, verb_kinds(splits.verbs)))
-    end_state = sum(kinds[splits.verbs[a]] == "end state" for a, _, _ in pairs)
+    kinds = pair_kinds(splits.verbs)
     return {"verb_classes": str(len(splits.verbs)), "noun_classes": str(len(splits.nouns)),
-            "reversed_pairs": str(len(pairs)), "end_state_pairs": str(end_state)}
+            "reversed_pairs": str(len(kinds)), "end_state_pairs": str(kinds.count("end state"))}
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> dict:

@@ -86,8 +86,8 @@ def evaluate_frames(run: Run, frames: Sequence[int] = (1, 2, 4, 8, 16), *, posit
         for offset in positions(positions_per_clip):
             key = {"frames": n, "offset": offset, "max_val": limit, "batch_size": batch_size,
                    "compile": bool(torch_compile), "backend": backend, "checkpoint": checkpoint,
-                   "crop_size": p["crop_size"], **({"sampling": sampling, "clip_stride": stride}
-                                                   if sampling != "tsn" else {})}
+                   "crop_size": p["crop_size"],  # TSN's keys as before dense runs were evaluated densely
+                   **({"sampling": sampling, "clip_stride": stride} if sampling != "tsn" else {})}
             paths[n, offset] = (key, cache / (hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
                                               + ".npz"))
     missing = [clip for clip, (_, path) in paths.items() if not path.exists()]

@@ -113,7 +113,8 @@ def method_rates(params: StudyParams) -> dict[str, tuple[float, ...]]:
     if not isinstance(params.lr, Mapping):
         return {key: (params.lr,) for key in methods}
     missing = [k for k in methods if k not in params.lr]
-    unknown = [k for k in params.lr if k not in _every_method(params)]
+    known = _every_method(params)
+    unknown = [k for k in params.lr if k not in known]
     if missing or unknown:
         problems = ([f"no rate for {', '.join(missing)}"] if missing else []) + (
             [f"unknown method key(s) {', '.join(map(repr, unknown))}"] if unknown else [])

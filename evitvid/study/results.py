@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs import Run
-from .baselines import KINDS, pair_baselines, reversal_pairs, verb_kinds
+from .baselines import KINDS, pair_baselines, pair_kinds, reversal_pairs, verb_kinds
 from .data import Splits
 from .frames import evaluate_frames
 from .intervals import (DifferenceTest, Interval, cluster_balanced_accuracy, hierarchical_difference, holm,
@@ -357,9 +357,8 @@ def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], sp
     """A minus B in points of correct choices within the reversal pairs (`pair_choice_test`, seeds
     and videos together), for the end-state pairs, the motion pairs and all pairs: a row per
     comparison present, "difference [t interval]" per kind."""
-    pairs = reversal_pairs(splits.verbs)
-    kinds = verb_kinds([splits.verbs[a] for a, _, _ in pairs])
-    names = {kind: [name for (_, _, name), k in zip(pairs, kinds) if k == kind] for kind in KINDS[:2]}
+    pairs = list(zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)))
+    names = {kind: [name for (_, _, name), k in pairs if k == kind] for kind in KINDS[:2]}
     rows = []
     for a, b in comparisons:
         if a not in runs or b not in runs:
