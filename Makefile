@@ -80,16 +80,19 @@ study: notebooks book
 study-long: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_long.yaml --record book/recorded/cpu_long --retrain-stale
 
-# The learning rate of each method, chosen on the tuning split (a fifth of the training videos,
-# whole; never the validation split the verdicts read): the main methods of cpu.yaml at each rate
-# of book/params/cpu_tune.yaml's lr_grid, one seed: 7 methods x 3 rates = 21 runs of about 1.5
-# minutes, two at a time, so about 16 minutes on 2 cores (plus make study's image pretraining when
-# it is not in runs/ yet). Their learning curves go to book/recorded/cpu_tune/ (committed), and the
-# command prints each method's best rate (study.tuned_rates; an inflation ablation takes 3d_mean's):
-# write them as cpu.yaml's lr, with `tuning: ../recorded/cpu_tune`, then run make study-long and
+# The learning rate of each method and the frames per clip, chosen on the tuning split (a fifth
+# of the training videos, whole; never the validation split the verdicts read): the main methods
+# of cpu.yaml at each rate of book/params/cpu_tune.yaml's lr_grid, one seed, at 4 frames
+# (cpu_tune) and at 2 (cpu_tune_frames): 7 methods x 4 rates x 2 frame counts = 56 runs, two at
+# a time, about 45 minutes on 2 cores (plus make study's image pretraining when it is not in runs/
+# yet). Their learning curves go to book/recorded/cpu_tune/ and cpu_tune_frames/ (committed), and
+# the command prints each method's best rate and the frame count (study.tuned_rates,
+# study.tuned_frames): write them as cpu.yaml's lr and num_frames, then run make study-long and
 # make study again.
 study-tune: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune.yaml --record book/recorded/cpu_tune --retrain-stale
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune_frames.yaml --record book/recorded/cpu_tune_frames \
+		--retrain-stale
 
 test: setup chromium
 	$(VENV)/bin/ruff check evitvid tests
