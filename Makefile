@@ -83,16 +83,16 @@ study-long: setup
 # The learning rate of each method and the frames per clip, chosen on the tuning split (a fifth
 # of the training videos, whole; never the validation split the verdicts read): the main methods
 # of cpu.yaml at each rate of book/params/cpu_tune.yaml's lr_grid, one seed, at 4 frames
-# (cpu_tune) and at 2 (cpu_tune_frames): 7 methods x 4 rates x 2 frame counts = 56 runs, two at
-# a time, about 45 minutes on 2 cores (plus make study's image pretraining when it is not in runs/
-# yet). Their learning curves go to book/recorded/cpu_tune/ and cpu_tune_frames/ (committed), and
-# the command prints each method's best rate and the frame count (study.tuned_rates,
-# study.tuned_frames): write them as cpu.yaml's lr and num_frames, then run make study-long and
-# make study again.
+# (cpu_tune.yaml) and at 2 (cpu_tune_2_frames.yaml): 7 methods x 4 rates x 2 frame counts = 56
+# runs, two at a time, about 40 minutes on 2 cores (plus make study's image pretraining when it is
+# not in runs/ yet). Each frame count's learning curves go to a folder of book/recorded/cpu_tune/
+# (committed), and the command prints the frame count and each method's best rate
+# (study.read_tuning, tuned_frames, tuned_rates): write them as cpu.yaml's num_frames and lr, then
+# run make study-long and make study again.
+TUNING := book/recorded/cpu_tune
 study-tune: setup
-	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune.yaml --record book/recorded/cpu_tune --retrain-stale
-	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune_frames.yaml --record book/recorded/cpu_tune_frames \
-		--retrain-stale
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune.yaml --record $(TUNING)/4_frames --retrain-stale
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune_2_frames.yaml --record $(TUNING)/2_frames --retrain-stale
 
 test: setup chromium
 	$(VENV)/bin/ruff check evitvid tests

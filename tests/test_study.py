@@ -993,7 +993,7 @@ def test_the_book_profiles_load():
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
     assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
     # every profile of the book loads
-    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "cpu_tune_frames", "ek100", "ek100_code"}
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "cpu_tune_2_frames", "ek100", "ek100_code"}
     assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 
 
