@@ -658,12 +658,18 @@ def test_the_tuning_study_trains_each_main_method_at_every_rate_on_the_tuning_sp
     of its grid; cpu.yaml's lr is not read (the grid replaces it), so choosing a rate from the
     record does not rename the record's runs. Naming them trains and generates nothing."""
     cpu, tune = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_tune.yaml")
+    # the 4-frame reading pins its count, whatever cpu.yaml's (the count the study chose)
     assert {k: v for k, v in study.training_params(tune, lr=1.0).items()
-            if study.training_params(cpu, lr=1.0)[k] != v} == {"split": "tune"}
+            if study.training_params(cpu, lr=1.0)[k] != v} == {"split": "tune", **({"num_frames": 4}
+                                                                                  if cpu.num_frames != 4 else {})}
     rates = set(cpu.lr.values()) if isinstance(cpu.lr, dict) else {cpu.lr}  # per method once tuned
     assert tune.seeds == (0,) and len(tune.lr_grid) >= 3 and rates <= set(tune.lr_grid) and cpu.lr_grid == ()
     assert list(study.study_methods(tune)) == MAIN_METHODS
     assert study.method_rates(tune) == {k: tune.lr_grid for k in MAIN_METHODS}
+    # the tuning study's second reading: the same grid at 2 frames per clip
+    two = study.load_profile(PROFILES / "cpu_tune_2_frames.yaml")
+    assert {k: v for k, v in study.training_params(two, lr=1.0).items()
+            if study.training_params(tune, lr=1.0)[k] != v} == {"num_frames": 2} and two.lr_grid == tune.lr_grid
     specs = study.method_runs(tune)
     for key, group in specs.items():
         assert [(s.kwargs["lr"], s.kwargs["seed"]) for s in group] == [(r, 0) for r in tune.lr_grid]
@@ -683,7 +689,7 @@ def test_the_tuning_study_trains_each_main_method_at_every_rate_on_the_tuning_sp
             study.load_profile(PROFILES / "cpu.yaml", **change)
 
 
-def _tuning_record(tmp_path, finals: dict, epochs: int = 3, split: str = "tune"):
+def _tuning_record(tmp_path, finals: dict, epochs: int = 3, split: str = "tune", frames: int = 4):
     """A tuning study's record: {(method key, rate): [verb top-1 at the last epoch per seed]}, each
     run's curve rising to it except where its best epoch is the first (an earlier peak)."""
     rows = []
@@ -694,8 +700,8 @@ def _tuning_record(tmp_path, finals: dict, epochs: int = 3, split: str = "tune")
                 rows.append({"method": key.upper(), "method_key": key, "peak_lr": lr, "seed": seed, "epoch": epoch,
                              "val_verb_top1": top1})
     runs = {k: [] for k, _ in finals}
-    return study.RecordedStudy(tmp_path, pd.DataFrame(rows), {"params": {"epochs": epochs, "split": split},
-                                                             "runs": runs, "environment": {}})
+    return study.RecordedStudy(tmp_path, pd.DataFrame(rows), {
+        "params": {"epochs": epochs, "split": split, "num_frames": frames}, "runs": runs, "environment": {}})
 
 
 def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
@@ -715,13 +721,15 @@ def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
     assert study.tuned_rates(recorded, methods) == {"a": 0.001, "3d_mean": 0.002, "3d_centre": 0.002}
     # the book's table: each trained method's accuracy at every rate (mean over seeds, %) and its choice
     table = study.tuning_table(recorded, methods)
-    assert list(table.index) == ["A", "3D", "peaks_early"] and list(table.columns) == ["lr 0.001", "lr 0.002",
-                                                                                      "lr 0.004", "chosen"]
+    assert list(table.index) == ["A", "3D", "peaks_early"] and list(table.columns) == [
+        "4 frames, lr 0.001", "4 frames, lr 0.002", "4 frames, lr 0.004", "chosen lr (4 frames)"]
     assert table.loc["3D"].tolist() == [30.0, 36.0, 30.0, "0.002"]
-    assert table.loc["A", "lr 0.002"] == 55.0 and table.loc["A", "chosen"] == "0.001"
-    assert study.tuning_numbers(recorded)["tuning_edge"] == ("1 of 3 methods chose the grid's smallest rate (0.001), "
-                                                             "so their best may lie below it")
-    assert "no tuning study" in study.tuning_numbers(None)["tuning_edge"]
+    assert table.loc["A", "4 frames, lr 0.002"] == 55.0 and table.loc["A", "chosen lr (4 frames)"] == "0.001"
+    numbers = study.tuning_numbers(recorded)
+    assert numbers["tuning_edge"] == ("1 of 3 methods chose the grid's smallest rate (0.001), so their best may lie "
+                                      "below it")
+    assert numbers["tuning_frames"] == "4 frames per clip, the only count the tuning study read"
+    assert set(study.tuning_numbers(None).values()) == {"no tuning study is recorded for this profile"}
     with pytest.raises(ValueError, match=r"the tuning study did not train 3d_mean \(it trained a, peaks_early\), "
                                          r"so it gives no rate for 3d_mean"):
         study.tuned_rates(_tuning_record(tmp_path, {("a", 0.001): [0.5], ("peaks_early", 0.002): [0.5]}), methods)
@@ -740,27 +748,87 @@ def test_tuned_rates_pick_each_methods_best_rate_at_the_last_epoch(tmp_path):
         study.tuned_rates(study.RecordedStudy(tmp_path, old.curves.drop(columns="peak_lr"), old.about))
 
 
-def test_cpu_yaml_learning_rates_are_those_the_committed_tuning_study_chose(monkeypatch):
-    """cpu.yaml's lr, once it gives each method its own rate, is what `tuned_rates` reads from the
-    tuning study it names (`tuning`: book/recorded/cpu_tune, `make study-tune`), recorded under
-    cpu_tune.yaml's protocol as it reads today: a change to that protocol renames the runs and
-    fails here until the tuning study is recorded again."""
-    cpu, tune = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_tune.yaml")
+def _write_reading(folder, recorded):
+    folder.mkdir(parents=True)
+    recorded.curves.to_csv(folder / "learning_curves.csv", index=False)
+    (folder / "record.json").write_text(json.dumps(recorded.about))
+
+
+def test_a_tuning_study_chooses_the_frame_count_then_each_methods_rate_at_it(tmp_path):
+    """`read_tuning`: a folder of readings, one per frame count, over the same methods and rates.
+    `tuned_frames` compares the counts with every method at its own best rate (the mean over the
+    methods of their best last-epoch accuracy; a tie to fewer frames), and `tuned_rates` reads the
+    rates at the chosen count; the table shows every count and rate."""
+    four = {("a", 0.001): [0.50], ("a", 0.002): [0.60], ("b", 0.001): [0.40], ("b", 0.002): [0.30]}
+    two = {("a", 0.001): [0.70], ("a", 0.002): [0.20], ("b", 0.001): [0.10], ("b", 0.002): [0.35]}
+    # the best of each method: 4 frames (0.60 + 0.40) / 2 = 0.50, 2 frames (0.70 + 0.35) / 2 = 0.525
+    _write_reading(tmp_path / "t" / "4_frames", _tuning_record(tmp_path, four, frames=4))
+    _write_reading(tmp_path / "t" / "2_frames", _tuning_record(tmp_path, two, frames=2))
+    tuning = study.read_tuning(tmp_path / "t")
+    assert list(tuning.readings) == [2, 4] and study.frames_means(tuning) == {2: 0.525, 4: 0.5}
+    assert study.tuned_frames(tuning) == 2
+    assert study.tuned_rates(tuning) == {"a": 0.001, "b": 0.002}  # 2 frames' rates, not 4's (0.002, 0.001)
+    table = study.tuning_table(tuning, {})
+    assert list(table.columns) == ["2 frames, lr 0.001", "2 frames, lr 0.002", "4 frames, lr 0.001",
+                                   "4 frames, lr 0.002", "chosen lr (2 frames)"]
+    assert table.loc["b"].tolist() == [10.0, 35.0, 40.0, 30.0, "0.002"]
+    assert study.tuning_numbers(tuning)["tuning_frames"] == (
+        "2 frames per clip (the methods' verb top-1 on the tuning split, each at its best rate, averages 52.5 % at 2, "
+        "50.0 % at 4)")
+    # a tie goes to fewer frames: the cheaper clip
+    tied = {**two, ("b", 0.002): [0.30]}  # 2 frames: (0.70 + 0.30) / 2, as 4 frames
+    _write_reading(tmp_path / "tie" / "4_frames", _tuning_record(tmp_path, four, frames=4))
+    _write_reading(tmp_path / "tie" / "2_frames", _tuning_record(tmp_path, tied, frames=2))
+    assert study.tuned_frames(study.read_tuning(tmp_path / "tie")) == 2
+    # what cannot be read as one study is refused, naming the folder
+    _write_reading(tmp_path / "twice" / "a", _tuning_record(tmp_path, four, frames=4))
+    _write_reading(tmp_path / "twice" / "b", _tuning_record(tmp_path, two, frames=4))
+    with pytest.raises(ValueError, match=r"twice: a and b are both at 4 frames per clip"):
+        study.read_tuning(tmp_path / "twice")
+    _write_reading(tmp_path / "other" / "4_frames", _tuning_record(tmp_path, four, frames=4))
+    _write_reading(tmp_path / "other" / "2_frames", _tuning_record(tmp_path, {("a", 0.001): [0.5]}, frames=2))
+    with pytest.raises(ValueError, match=r"other: its readings train other methods or rates"):
+        study.read_tuning(tmp_path / "other")
+    _write_reading(tmp_path / "val" / "4_frames", _tuning_record(tmp_path, four, split="validation"))
+    with pytest.raises(ValueError, match=r"not a tuning study \(split 'validation'\)"):
+        study.read_tuning(tmp_path / "val")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: no recorded reading in the tuning study's folder"):
+        study.read_tuning(tmp_path / "empty")
+    with pytest.raises(ValueError, match=r"no reading at 8 frames per clip \(it holds 2, 4\)"):
+        tuning.at(8)
+
+
+def test_cpu_yaml_frames_and_rates_are_those_the_committed_tuning_study_chose(monkeypatch):
+    """cpu.yaml's num_frames and lr, once it gives each method its own rate, are what
+    `tuned_frames` and `tuned_rates` read from the tuning study it names (`tuning`:
+    book/recorded/cpu_tune, `make study-tune`), whose readings were recorded under cpu_tune.yaml's
+    and cpu_tune_2_frames.yaml's protocols as they read today: a change to either renames the runs
+    and fails here until the tuning study is recorded again."""
+    cpu = study.load_profile(PROFILES / "cpu.yaml")
     if cpu.tuning is None:
         assert not isinstance(cpu.lr, dict), "cpu.yaml gives each method a rate but names no tuning study it came from"
-        pytest.skip("cpu.yaml names no tuning record (tuning: null) and has one lr for every method: make "
-                    "study-tune records book/recorded/cpu_tune, whose rates cpu.yaml's lr then gives")
-    recorded = study.read_recorded(cpu.tuning)
-    assert Path(cpu.tuning).name == "cpu_tune" and recorded.about["profile"] == "cpu_tune"
+        pytest.skip("cpu.yaml names no tuning study (tuning: null) and has one lr for every method: make "
+                    "study-tune records book/recorded/cpu_tune, whose choices cpu.yaml's num_frames and lr then are")
+    tuning = study.read_tuning(cpu.tuning)
+    assert Path(cpu.tuning).name == "cpu_tune"
+    profiles = {4: "cpu_tune", 2: "cpu_tune_2_frames"}
 
     def generate(*args, **kwargs):
         raise AssertionError("naming the runs generated the dataset")
     monkeypatch.setattr(synth, "generate", generate)
-    assert study.recorded_runs_match(recorded, tune), "the recorded runs are not cpu_tune's: run make study-tune"
-    assert set(recorded.curves["peak_lr"]) == set(tune.lr_grid)
+    assert sorted(tuning.readings) == sorted(profiles)
+    for frames, recorded in tuning.readings.items():
+        tune = study.load_profile(PROFILES / f"{profiles[frames]}.yaml")
+        assert recorded.about["profile"] == profiles[frames] and recorded.path.name == f"{frames}_frames"
+        assert study.recorded_runs_match(recorded, tune), f"the {frames}-frame reading is not {profiles[frames]}'s " \
+                                                           "runs: run make study-tune"
+        assert set(recorded.curves["peak_lr"]) == set(tune.lr_grid)
+    assert cpu.num_frames == study.tuned_frames(tuning), (
+        f"cpu.yaml's num_frames is not the tuning study's choice: {study.tuned_frames(tuning)}")
     assert isinstance(cpu.lr, dict), "cpu.yaml names a tuning study: its lr must be the rates that study chose"
-    assert cpu.lr == study.tuned_rates(recorded, study.study_methods(cpu)), (
-        f"cpu.yaml's lr is not the tuning study's choice: {study.tuned_rates(recorded, study.study_methods(cpu))}")
+    assert cpu.lr == study.tuned_rates(tuning, study.study_methods(cpu)), (
+        f"cpu.yaml's lr is not the tuning study's choice: {study.tuned_rates(tuning, study.study_methods(cpu))}")
 
 
 def test_plateau_table_measures_the_change_over_the_last_epochs():
@@ -993,7 +1061,8 @@ def test_the_book_profiles_load():
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
     assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
     # every profile of the book loads
-    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "cpu_tune_2_frames", "ek100", "ek100_code"}
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "cpu_tune_2_frames", "ek100",
+                                                         "ek100_code"}
     assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 
 

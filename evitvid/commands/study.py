@@ -7,8 +7,9 @@ finished and read it. A finished run is never trained again and a killed study r
 its runs stopped. `--list` prints the runs and whether each is finished, and trains nothing.
 `--record DIR` then writes the method runs' learning curves and provenance to DIR, for the
 results chapter to set beside another budget's (`evitvid.study.recorded`; `make study-long`),
-or, for a tuning study (`lr_grid`, `make study-tune`), to choose each method's learning rate
-from: it prints the rates `tuned_rates` reads from the record.
+or, for a reading of a tuning study (`lr_grid`, `make study-tune`: one per frame count), to
+choose the frames per clip and each method's learning rate from: it prints the rates
+`tuned_rates` reads from the reading.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
               f"recorded in {recorded.path}")
         if params.lr_grid:
             rates = ", ".join(f"{k}: {v:g}" for k, v in study.tuned_rates(recorded).items())
-            print(f"study: the best rate of each method on the tuning split: lr: {{{rates}}} (an inflation "
-                  f"ablation takes its main inflated method's: study.tuned_rates(record, study_methods(profile)))")
+            print(f"study: the best rate of each method on the tuning split at {params.num_frames} frames: lr: "
+                  f"{{{rates}}} (an inflation ablation takes its main inflated method's; with every frame count "
+                  f"recorded, study.read_tuning(folder) reads the study: tuned_frames, then tuned_rates)")
     return 0

@@ -15,11 +15,13 @@ The results chapter reads it (`read_recorded`, through the profile's `longer_bud
 the runs it trained itself and compares the two budgets (`curves.budget_comparison`): whether the
 methods plateau with more epochs, and whether the differences behind the verdicts hold.
 
-A tuning study is recorded alike: `cpu_tune` (`book/params/cpu_tune.yaml`, `make study-tune`)
-trains the main methods at each rate of its `lr_grid` on the tuning split (`split: tune`: a
-share of the training videos, `Splits.tuning`), and `tuned_rates` reads from its record each
-method's best rate, which cpu.yaml's `lr` then gives it (naming the record as `tuning`). The
-validation split the verdicts read chooses nothing.
+A tuning study is recorded alike, one reading per frame count in a folder of its own
+(`book/recorded/cpu_tune/4_frames`, `2_frames`: `make study-tune`): each reading trains the
+main methods at each rate of its `lr_grid` on the tuning split (`split: tune`: a share of the
+training videos, `Splits.tuning`) at one frame count (`cpu_tune.yaml`, `cpu_tune_2_frames.yaml`).
+`read_tuning` reads the folder, `tuned_frames` the frame count the methods do best with and
+`tuned_rates` each method's best rate at that count, which cpu.yaml's `num_frames` and `lr` then
+are (its `tuning` names the folder). The validation split the verdicts read chooses nothing.
 
 A record names its runs, and a run's name hashes its parameters, so a record made under
 another protocol (another learning rate, another dataset) no longer matches its profile:
@@ -44,8 +46,8 @@ from .plan import finished_methods, method_runs
 from .results import learning_curves
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
-           "read_recorded", "recorded_runs_match", "tuned_rates", "tuning_table",
-           "tuning_numbers"]
+           "read_recorded", "recorded_runs_match", "TuningStudy", "read_tuning", "frames_means", "tuned_frames",
+           "tuned_rates", "tuning_table", "tuning_numbers"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
@@ -151,6 +153,58 @@ def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     return names == recorded.about["runs"]
 
 
+@dataclass(frozen=True)
+class TuningStudy:
+    """A tuning study's readings (`read_tuning`): {frames per clip: the recorded study at that
+    count}, fewest frames first, each a grid of rates over the same methods."""
+    path: Path
+    readings: dict[int, RecordedStudy]
+
+    def at(self, frames: int) -> RecordedStudy:
+        if frames not in self.readings:
+            raise ValueError(f"{self.path}: no reading at {frames} frames per clip (it holds "
+                             f"{', '.join(map(str, self.readings))})")
+        return self.readings[frames]
+
+
+def read_tuning(path: Union[str, Path]) -> TuningStudy:
+    """The tuning study in the folder `path` (a profile's `tuning`): every subfolder a record of a
+    tuning study (`split: tune`) at its own frame count, over the same methods and rates. A folder
+    without readings, two readings at one count, a reading of another split or other methods or
+    rates are refused, naming the folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no tuning study here (make study-tune records one)")
+    readings: dict[int, RecordedStudy] = {}
+    for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+        recorded = read_recorded(sub)
+        _check_tuning(recorded)
+        frames = int(recorded.about["params"]["num_frames"])
+        if frames in readings:
+            raise ValueError(f"{path}: {readings[frames].path.name} and {sub.name} are both at {frames} frames per "
+                             "clip")
+        readings[frames] = recorded
+    if not readings:
+        raise FileNotFoundError(f"{path}: no recorded reading in the tuning study's folder (make study-tune records "
+                                "one per frame count)")
+    grids = {f: (tuple(r.about["runs"]), tuple(sorted(set(r.curves["peak_lr"])))) for f, r in readings.items()}
+    if len(set(grids.values())) > 1:
+        raise ValueError(f"{path}: its readings train other methods or rates ({grids}): each frame count must be "
+                         "read over the same grid")
+    return TuningStudy(path, dict(sorted(readings.items())))
+
+
+def _check_tuning(recorded: RecordedStudy) -> None:
+    split = recorded.about["params"].get("split")
+    if split != "tune":
+        raise ValueError(f"{recorded.path}: not a tuning study (split {split!r}): rates are chosen on the tuning "
+                         "split, never on validation")
+    absent = [c for c in ("method_key", "peak_lr") if c not in recorded.curves]
+    if absent:
+        raise ValueError(f"{recorded.path / CURVES_FILE}: missing column(s) {', '.join(absent)} (record it again "
+                         f"with python -m evitvid study --record)")
+
+
 def _last_epoch_means(recorded: RecordedStudy) -> pd.DataFrame:
     """Per method key and rate of a tuning study's record: verb top-1 on the tuning split at the
     last epoch, averaged over the seeds (a run stopped short of the last epoch is refused, naming
@@ -166,53 +220,88 @@ def _last_epoch_means(recorded: RecordedStudy) -> pd.DataFrame:
     return last.groupby(["method_key", "peak_lr"])["val_verb_top1"].mean().round(9).reset_index()
 
 
-def tuning_table(recorded: RecordedStudy, methods: Mapping[str, Method]) -> pd.DataFrame:
+def _best_means(recorded: RecordedStudy) -> pd.Series:
+    """Per method key: its verb top-1 on the tuning split at its best rate (last epoch, mean over seeds)."""
+    return _last_epoch_means(recorded).groupby("method_key", sort=False)["val_verb_top1"].max()
+
+
+def frames_means(tuning: TuningStudy) -> dict[int, float]:
+    """{frames per clip: the mean over the methods of each one's verb top-1 on the tuning split at
+    its best rate}: what `tuned_frames` compares (each frame count at every method's own rate)."""
+    return {frames: float(_best_means(recorded).mean().round(9)) for frames, recorded in tuning.readings.items()}
+
+
+def tuned_frames(tuning: TuningStudy) -> int:
+    """The frame count whose methods do best on the tuning split (`frames_means`: every method at
+    its own best rate); a tie goes to fewer frames (the cheaper clip). One count for every
+    method: the protocol is the same for all, as the paper's."""
+    means = frames_means(tuning)
+    return max(means, key=lambda frames: (means[frames], -frames))
+
+
+def _as_tuning(tuning: Union[TuningStudy, RecordedStudy]) -> TuningStudy:
+    """A tuning study; one reading on its own is a study at its one frame count."""
+    if isinstance(tuning, TuningStudy):
+        return tuning
+    _check_tuning(tuning)
+    return TuningStudy(tuning.path, {int(tuning.about["params"]["num_frames"]): tuning})
+
+
+def tuning_table(tuning: Union[TuningStudy, RecordedStudy], methods: Mapping[str, Method]) -> pd.DataFrame:
     """What the tuning study measured and chose, for the book: per method it trained (rows, by
-    label), verb top-1 (%) on the tuning split at the last epoch at each rate of the grid (mean
-    over its seeds), and the rate `tuned_rates` chose."""
-    tuned = tuned_rates(recorded)
-    mean = _last_epoch_means(recorded)
-    table = mean.pivot(index="method_key", columns="peak_lr", values="val_verb_top1").mul(100).round(1)
-    table = table.reindex(list(tuned))
-    table.columns = [f"lr {rate:g}" for rate in table.columns]
-    table["chosen"] = [f"{tuned[k]:g}" for k in table.index]
+    label), verb top-1 (%) on the tuning split at the last epoch at each frame count and rate of
+    the grid (columns "N frames, lr R"; mean over its seeds), and the rate `tuned_rates` chose at
+    the frame count `tuned_frames` chose."""
+    tuning = _as_tuning(tuning)
+    tuned = tuned_rates(tuning)
+    parts = []
+    for frames, recorded in tuning.readings.items():
+        part = _last_epoch_means(recorded).pivot(index="method_key", columns="peak_lr", values="val_verb_top1")
+        part.columns = [f"{frames} frames, lr {rate:g}" for rate in part.columns]
+        parts.append(part.mul(100).round(1))
+    table = pd.concat(parts, axis=1).reindex(list(tuned))
+    table[f"chosen lr ({tuned_frames(tuning)} frames)"] = [f"{tuned[k]:g}" for k in table.index]
     table.index = [methods[k].label if k in methods else k for k in table.index]
     table.index.name = "verb top-1 on the tuning split (%)"
     return table
 
 
-def tuning_numbers(recorded: Optional[RecordedStudy]) -> dict:
-    """What the results chapter says of the tuning study's grid (`tuning_edge`): how many methods
-    chose a rate at either end of it, where their best rate may lie outside the grid."""
-    if recorded is None:
-        return {"tuning_edge": "no tuning study is recorded for this profile"}
-    tuned = tuned_rates(recorded)
-    grid = sorted(set(recorded.curves["peak_lr"]))
+def tuning_numbers(tuning: Union[TuningStudy, RecordedStudy, None]) -> dict:
+    """What the results chapter says of the tuning study: the frame count it chose and what each
+    count reached (`tuning_frames`), and how many methods chose a rate at either end of the grid,
+    where their best rate may lie outside it (`tuning_edge`)."""
+    if tuning is None:
+        return {"tuning_edge": "no tuning study is recorded for this profile",
+                "tuning_frames": "no tuning study is recorded for this profile"}
+    tuning = _as_tuning(tuning)
+    tuned = tuned_rates(tuning)
+    grid = sorted(set(tuning.at(tuned_frames(tuning)).curves["peak_lr"]))
     ends = [(grid[0], "smallest", "below"), (grid[-1], "largest", "above")] if len(grid) > 1 else []
     said = [f"{n} of {len(tuned)} methods chose the grid's {word} rate ({rate:g}), so their best may lie {side} it"
             for rate, word, side in ends if (n := sum(r == rate for r in tuned.values()))]
-    return {"tuning_edge": "; ".join(said) if said else "every method chose a rate inside the grid"}
+    means = frames_means(tuning)
+    reached = ", ".join(f"{100 * m:.1f} % at {frames}" for frames, m in means.items())
+    frames = (f"{tuned_frames(tuning)} frames per clip (the methods' verb top-1 on the tuning split, each at its "
+              f"best rate, averages {reached})" if len(means) > 1 else
+              f"{tuned_frames(tuning)} frames per clip, the only count the tuning study read")
+    return {"tuning_edge": "; ".join(said) if said else "every method chose a rate inside the grid",
+            "tuning_frames": frames}
 
 
-def tuned_rates(recorded: RecordedStudy, methods: Optional[Mapping[str, Method]] = None) -> dict[str, float]:
-    """{method key: its best learning rate} in a tuning study's record (`split: tune`, a rate per
-    run of `lr_grid`): the rate whose runs' verb top-1 on the tuning split at their last epoch,
-    averaged over the seeds, is highest; a tie goes to the smaller rate.
+def tuned_rates(tuning: Union[TuningStudy, RecordedStudy],
+                methods: Optional[Mapping[str, Method]] = None) -> dict[str, float]:
+    """{method key: its best learning rate} in a tuning study (`read_tuning`: at the frame count
+    `tuned_frames` chooses) or one reading of it (`split: tune`, a rate per run of `lr_grid`):
+    the rate whose runs' verb top-1 on the tuning split at their last epoch, averaged over the
+    seeds, is highest; a tie goes to the smaller rate.
 
     With `methods` (a profile's `study_methods`), the rate of each of them: an inflation ablation,
     which the tuning study does not train, takes the rate of its architecture's main inflated
     method (it changes how the weights are inflated, not the protocol), so the ablation is
     compared with that method at one rate. A record of another split, or without the rates, is
     refused, naming it."""
-    split = recorded.about["params"].get("split")
-    if split != "tune":
-        raise ValueError(f"{recorded.path}: not a tuning study (split {split!r}): rates are chosen on the tuning "
-                         "split, never on validation")
-    curves = recorded.curves
-    absent = [c for c in ("method_key", "peak_lr") if c not in curves]
-    if absent:
-        raise ValueError(f"{recorded.path / CURVES_FILE}: missing column(s) {', '.join(absent)} (record it again "
-                         f"with python -m evitvid study --record)")
+    tuning = _as_tuning(tuning)
+    recorded = tuning.at(tuned_frames(tuning))
     mean = _last_epoch_means(recorded)
     best = mean.sort_values(["val_verb_top1", "peak_lr"], ascending=[False, True]).drop_duplicates("method_key")
     chosen = {str(k): float(r) for k, r in zip(best["method_key"], best["peak_lr"])}
