@@ -1160,14 +1160,15 @@ def test_seed_difference_is_welchs_interval_and_needs_two_seeds():
 def test_pretraining_numbers_say_how_the_items_compare_with_the_clips():
     from types import SimpleNamespace
     run = SimpleNamespace(metrics=[{"val_top1": 0.80}, {"val_top1": 0.886}],
-                          params={"image_size": 64, "image_scale": 96},
-                          results={"train_images": 55000, "val": {"top1": 0.886}})
+                          params={"image_size": 64, "image_scale": 96, "held_out": 2500},
+                          results={"train_images": 27500, "val": {"top1": 0.886}})
     numbers = study.pretraining_numbers({"efficientvit_b0": run}, clip_size=64)
+    assert (numbers["pretrain_images"], numbers["pretrain_held_out"]) == ("27,500", "2,500")
     assert numbers["pretrain_item_scale"] == "1.5 times as large as in the 64-pixel clips"
     assert numbers["pretrain_picture"] == "64 x 64 pixels, with items and textures as large as in a 96-pixel frame"
     assert numbers["pretrain_last_change"] == "+8.6 points" and "still climbing" in \
         numbers["pretrain_end_sentence"]
-    same = SimpleNamespace(**{**vars(run), "params": {"image_size": 48, "image_scale": 64}})
+    same = SimpleNamespace(**{**vars(run), "params": {"image_size": 48, "image_scale": 64, "held_out": 2500}})
     assert study.pretraining_numbers({"m": same}, clip_size=64)["pretrain_item_scale"] == \
         "as large as in the 64-pixel clips"
     assert study.pretraining_numbers({"m": run})["pretrain_item_scale"] == "n/a"

@@ -82,8 +82,9 @@ def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
     """Notebook 02's numbers; with `clip_size` (the clips' crop), how the pictures' items
     compare with the clips' (`pretrain_item_scale`)."""
     if not runs:
-        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_top1", "pretrain_last_change",
-                                   "pretrain_picture", "pretrain_item_scale", "pretrain_end_sentence")}
+        return {k: "n/a" for k in ("pretrain_epochs", "pretrain_images", "pretrain_held_out", "pretrain_top1",
+                                   "pretrain_last_change", "pretrain_picture", "pretrain_item_scale",
+                                   "pretrain_end_sentence")}
     r = next(iter(runs.values()))
     tops = [m["val_top1"] for m in r.metrics if "val_top1" in m]
     change = 100 * (tops[-1] - tops[-2]) if len(tops) > 1 else float("nan")
@@ -98,7 +99,7 @@ def pretraining_numbers(runs: Mapping, clip_size: Optional[int] = None) -> dict:
     else:
         items = f"{scale / clip_size:.3g} times as large as in the {clip_size}-pixel clips"
     return {"pretrain_epochs": str(len(r.metrics)), "pretrain_images": f"{r.results['train_images']:,}",
-            "pretrain_item_scale": items,
+            "pretrain_held_out": f"{r.params['held_out']:,}", "pretrain_item_scale": items,
             "pretrain_top1": pct(r.results["val"]["top1"]), "pretrain_last_change": f"{change:+.1f} points",
             "pretrain_picture": picture, "pretrain_end_sentence": pretraining_sentence(change)}
 
