@@ -53,15 +53,16 @@ def frames_numbers(frames: pd.DataFrame, runs: Mapping, methods: Mapping, splits
            f"{prefix}_frames_max": str(int(rows["frames"].iloc[-1]))}
     kw = dict(confidence=params.confidence, resamples=params.bootstrap_resamples)
     for low in (1, 8):
-        out[f"{prefix}_gain_{low}_16"] = points(frames_gain(runs[key], low, 16, positions=params.eval_positions,
-                                                            max_val=params.max_val, **kw))
+        for head, name in (("verb", "gain"), ("action", "action_gain")):
+            out[f"{prefix}_{name}_{low}_16"] = points(frames_gain(runs[key], low, 16, positions=params.eval_positions,
+                                                                  max_val=params.max_val, head=head, **kw))
     ceiling = float(baselines(splits).set_index("baseline").loc["order-blind ceiling", "verb"])
     correct = per_segment_correctness(runs[key], "verb")
     gap = mean_interval(correct - ceiling, clusters=resampling_units(segment_ids(runs[key])), **kw).scaled(100)
     where = ("it is not distinguishable from the ceiling, so what it misses may be what no order-blind model can get"
              if gap.high >= 0 else
-             "it stays below the ceiling, so its plateau is not order-blindness alone: an order-blind model could "
-             "still get more right (undertrained, or not enough capacity)")
+             "it stays below the ceiling, so order-blindness alone does not explain what it misses: an order-blind "
+             "model could still get more right (undertrained, or not enough capacity)")
     out[f"{prefix}_ceiling_sentence"] = (f"at the {params.num_frames} frames it trains on, it is {points(gap)} from "
                                          f"the ceiling ({pct(ceiling)}). {where[0].upper()}{where[1:]}")
     return out

@@ -418,13 +418,14 @@ def frames_curve(runs: dict[str, list[Run]], methods: dict[str, Method], frames:
 
 
 def frames_gain(runs: Sequence[Run], low: int, high: int, *, positions: int, max_val: Optional[int] = None,
-                confidence: float = 0.95, resamples: int = 4000) -> Interval:
-    """Verb top-1 with `high` frames per segment minus with `low` (points), each segment's
-    correctness averaged over the seeds and `positions` temporal positions, paired over the same
-    segments with videos resampled: how much more frames give (the paper's Fig. 2)."""
+                head: str = "verb", confidence: float = 0.95, resamples: int = 4000) -> Interval:
+    """Top-1 of `head` ("verb", "noun" or "action") with `high` frames per segment minus with
+    `low` (points), each segment's correctness averaged over the seeds and `positions` temporal
+    positions, paired over the same segments with videos resampled: how much more frames give
+    (the paper's Fig. 2, which plots action accuracy)."""
     table = pd.concat([evaluate_frames(run, (low, high), positions_per_clip=positions, per_segment=True,
                                        max_val=max_val) for run in runs], ignore_index=True)
-    per = {n: g.groupby("narration_id", sort=False)["verb_correct"].mean() for n, g in table.groupby("frames")}
+    per = {n: g.groupby("narration_id", sort=False)[f"{head}_correct"].mean() for n, g in table.groupby("frames")}
     ids = per[high].index.tolist()
     return paired_difference(per[high].to_numpy(np.float64), per[low].loc[ids].to_numpy(np.float64),
                              clusters=resampling_units(ids), confidence=confidence,
