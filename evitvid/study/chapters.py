@@ -177,10 +177,13 @@ def mechanism_numbers(runs: Mapping, methods: Mapping, params: StudyParams) -> d
         lines.append(f"{methods[a].label} − {methods[b].label}: {', '.join(parts)}")
     if not lines:
         return {"mechanism_sentence": "the inflation controls were not trained with this profile"}
-    verdict = ("On verbs the data support " + "; ".join(supported) if supported else
-               "On verbs no contrast is distinguishable from 0 with seeds and videos together")
+    # each contrast's own 95 % interval, not adjusted for the others: a reading, not a verdict
+    verdict = (f"On verbs, each contrast read on its own ({len(lines)} intervals, none adjusted for the others), "
+               + ("the data support " + "; ".join(supported) if supported else
+                  "no contrast is distinguishable from 0 with seeds and videos together"))
     if against:
-        verdict += ". They speak against " + "; ".join(against)
+        verdict += ("; they speak against " + "; ".join(against)
+                    + ", in that contrast alone, not for the inflations in general")
     return {"mechanism_sentence": ". ".join(lines) + ". " + verdict}
 
 
