@@ -84,7 +84,7 @@ study-long: setup
 # of the training videos, whole; never the validation split the verdicts read): the main methods
 # of cpu.yaml at each rate of book/params/cpu_tune.yaml's lr_grid, one seed, at 4 frames
 # (cpu_tune.yaml) and at 2 (cpu_tune_2_frames.yaml): 7 methods x 4 rates x 2 frame counts = 56
-# runs, two at a time, about 40 minutes on 2 cores (plus make study's image pretraining when it is
+# runs, two at a time, about 45 minutes on 2 cores (plus make study's image pretraining when it is
 # not in runs/ yet). Each frame count's learning curves go to a folder of book/recorded/cpu_tune/
 # (committed), and the command prints the frame count and each method's best rate
 # (study.read_tuning, tuned_frames, tuned_rates): write them as cpu.yaml's num_frames and lr, then
