@@ -182,8 +182,7 @@ def mechanism_numbers(runs: Mapping, methods: Mapping, params: StudyParams) -> d
                + ("the data support " + "; ".join(supported) if supported else
                   "no contrast is distinguishable from 0 with seeds and videos together"))
     if against:
-        verdict += ("; they speak against " + "; ".join(against)
-                    + ", in that contrast alone, not for the inflations in general")
+        verdict += "; they speak against " + "; ".join(against) + " (each in its contrast alone)"
     return {"mechanism_sentence": ". ".join(lines) + ". " + verdict}
 
 
