@@ -274,16 +274,16 @@ def tuning_numbers(tuning: Union[TuningStudy, RecordedStudy, None]) -> dict:
         return {"tuning_edge": "no tuning study is recorded for this profile",
                 "tuning_frames": "no tuning study is recorded for this profile"}
     tuning = _as_tuning(tuning)
-    tuned = tuned_rates(tuning)
-    grid = sorted(set(tuning.at(tuned_frames(tuning)).curves["peak_lr"]))
+    tuned, chosen = tuned_rates(tuning), tuned_frames(tuning)
+    grid = sorted(set(tuning.at(chosen).curves["peak_lr"]))
     ends = [(grid[0], "smallest", "below"), (grid[-1], "largest", "above")] if len(grid) > 1 else []
     said = [f"{n} of {len(tuned)} methods chose the grid's {word} rate ({rate:g}), so their best may lie {side} it"
             for rate, word, side in ends if (n := sum(r == rate for r in tuned.values()))]
     means = frames_means(tuning)
     reached = ", ".join(f"{100 * m:.1f} % at {frames}" for frames, m in means.items())
-    frames = (f"{tuned_frames(tuning)} frames per clip (the methods' verb top-1 on the tuning split, each at its "
-              f"best rate, averages {reached})" if len(means) > 1 else
-              f"{tuned_frames(tuning)} frames per clip, the only count the tuning study read")
+    frames = (f"{chosen} frames per clip (the methods' verb top-1 on the tuning split, each at its best rate, "
+              f"averages {reached})" if len(means) > 1 else f"{chosen} frames per clip, the only count the tuning "
+              "study read")
     return {"tuning_edge": "; ".join(said) if said else "every method chose a rate inside the grid",
             "tuning_frames": frames}
 
