@@ -697,8 +697,9 @@ def _tuning_record(tmp_path, finals: dict, epochs: int = 3, split: str = "tune",
         for seed, end in enumerate(ends):
             for epoch in range(1, epochs + 1):
                 top1 = 0.99 if key == "peaks_early" and epoch == 1 else end * epoch / epochs
+                seconds = 10 * frames if key == "a" else 5 * frames + 15  # an epoch's time grows with the frames
                 rows.append({"method": key.upper(), "method_key": key, "peak_lr": lr, "seed": seed, "epoch": epoch,
-                             "val_verb_top1": top1})
+                             "val_verb_top1": top1, "epoch_seconds": seconds})
     runs = {k: [] for k, _ in finals}
     return study.RecordedStudy(tmp_path, pd.DataFrame(rows), {
         "params": {"epochs": epochs, "split": split, "num_frames": frames}, "runs": runs, "environment": {}})
@@ -775,6 +776,9 @@ def test_a_tuning_study_chooses_the_frame_count_then_each_methods_rate_at_it(tmp
     assert study.tuning_numbers(tuning)["tuning_frames"] == (
         "2 frames per clip (the methods' verb top-1 on the tuning split, each at its best rate, averages 52.5 % at 2, "
         "50.0 % at 4)")
+    # a: 40 s against 20 s an epoch, b: 35 against 25; the median of 2.0 and 1.4
+    assert study.tuning_numbers(tuning)["tuning_epoch_cost"].startswith(
+        "an epoch at 4 frames took 1.7 times as long as at 2 (the median over the 2 methods of their median epoch;")
     # a tie goes to fewer frames: the cheaper clip
     tied = {**two, ("b", 0.002): [0.30]}  # 2 frames: (0.70 + 0.30) / 2, as 4 frames
     _write_reading(tmp_path / "tie" / "4_frames", _tuning_record(tmp_path, four, frames=4))

@@ -47,7 +47,7 @@ from .results import learning_curves
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
            "read_recorded", "recorded_runs_match", "TuningStudy", "read_tuning", "frames_means", "tuned_frames",
-           "tuned_rates", "tuning_table", "tuning_numbers"]
+           "tuned_rates", "tuning_table", "tuning_numbers", "epoch_cost"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
@@ -269,10 +269,11 @@ def tuning_table(tuning: Union[TuningStudy, RecordedStudy], methods: Mapping[str
 def tuning_numbers(tuning: Union[TuningStudy, RecordedStudy, None]) -> dict:
     """What the results chapter says of the tuning study: the frame count it chose and what each
     count reached (`tuning_frames`), and how many methods chose a rate at either end of the grid,
-    where their best rate may lie outside it (`tuning_edge`)."""
+    where their best rate may lie outside it (`tuning_edge`), and what more frames cost an epoch
+    (`tuning_epoch_cost`, `epoch_cost`)."""
     if tuning is None:
-        return {"tuning_edge": "no tuning study is recorded for this profile",
-                "tuning_frames": "no tuning study is recorded for this profile"}
+        return {key: "no tuning study is recorded for this profile"
+                for key in ("tuning_edge", "tuning_frames", "tuning_epoch_cost")}
     tuning = _as_tuning(tuning)
     tuned, chosen = tuned_rates(tuning), tuned_frames(tuning)
     grid = sorted(set(tuning.at(chosen).curves["peak_lr"]))
@@ -285,7 +286,24 @@ def tuning_numbers(tuning: Union[TuningStudy, RecordedStudy, None]) -> dict:
               f"averages {reached})" if len(means) > 1 else f"{chosen} frames per clip, the only count the tuning "
               "study read")
     return {"tuning_edge": "; ".join(said) if said else "every method chose a rate inside the grid",
-            "tuning_frames": frames}
+            "tuning_frames": frames, "tuning_epoch_cost": epoch_cost(tuning)}
+
+
+def epoch_cost(tuning: TuningStudy) -> str:
+    """What the tuning study's largest frame count cost an epoch against its smallest: the
+    median over the methods of the ratio of their median epoch times (`epoch_seconds`, every
+    rate and epoch), and the machines the readings ran on."""
+    if len(tuning.readings) < 2:
+        return "the tuning study read one frame count"
+    low, high = min(tuning.readings), max(tuning.readings)
+
+    def seconds(frames: int) -> pd.Series:
+        return tuning.at(frames).curves.groupby("method_key")["epoch_seconds"].median()
+    ratio = (seconds(high) / seconds(low)).dropna()
+    cpus = sorted({"{cpu} ({cpu_capability})".format_map({"cpu": "?", "cpu_capability": "?", **r.about.get(
+        "environment", {})}) for r in tuning.readings.values()})
+    return (f"an epoch at {high} frames took {ratio.median():.1f} times as long as at {low} (the median over the "
+            f"{len(ratio)} methods of their median epoch; {' and '.join(cpus)})")
 
 
 def tuned_rates(tuning: Union[TuningStudy, RecordedStudy],
