@@ -94,9 +94,10 @@ study-tune: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune.yaml --record $(TUNING)/4_frames --retrain-stale
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_tune_2_frames.yaml --record $(TUNING)/2_frames --retrain-stale
 
+# The 25 slowest tests are listed at the end: where CI's time goes, for keeping it under 20 minutes.
 test: setup chromium
 	$(VENV)/bin/ruff check evitvid tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The prediction explorer as a web page (Voila: the notebook's widgets, no code) on this machine
 # only. It reads the runs of `make study` and trains nothing: missing ones are named first. The
