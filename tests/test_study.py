@@ -512,6 +512,17 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     # saturation from 1 to 16 frames as the paper claims it, 8 to 16 beside it; no GPU here: not testable
     assert verdicts["finding"].str.endswith("help little (Fig. 2)").sum() == 1
     assert verdicts["finding"].str.contains("from 8 to 16 frames").sum() == 1
+    # the paper's EK100 levels: not testable on the embedded testbed; on EK100, each level against its interval
+    levels = verdicts[verdicts["finding"].str.contains("EPIC-KITCHENS-100")]
+    assert levels["verdict"].tolist() == ["not testable here"] and levels["ours"].isna().all()
+    on_ek100 = study.verdict_table(trained, methods, splits, positions=2, max_val=params.max_val, resamples=200,
+                                   on_ek100=True)
+    levels = on_ek100[on_ek100["finding"].str.startswith("verb top-1 on EPIC-KITCHENS-100")]
+    assert levels["finding"].str.contains("L1").sum() == 0  # the L1 was not trained: no row
+    assert len(levels) == 3 and not levels["ours"].isna().any()
+    paper = levels["paper"].str.rstrip(" %").astype(float)
+    inside = (levels["ci_low"] <= paper) & (paper <= levels["ci_high"])
+    assert (levels["verdict"] == inside.map({True: "reproduced", False: "not reproduced"})).all()
     html = study.verdict_display(verdicts).to_html()
     assert all(why in html for why in verdicts["why"])  # every reason shown whole, not cut at 50 characters
     assert study.seed_spread(trained, methods).shape[0] == 8
