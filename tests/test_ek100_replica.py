@@ -14,12 +14,12 @@ a timm-format checkpoint of the model's 2D image model with random weights (no n
 What the profile sets is kept (models, 16 frames a clip, classes, recipe, no frame cache,
 the timing's 224 x 224) except what a CPU cannot afford in CI's time or a test machine has: 2
 clips to train and 2 to validate at 112 x 112 (at the profile's 224 x 224 the 3D notebook took
-three times as long; the memory test below measures training steps at 224), 1 epoch, batch 2 in one pass, 2
-loader workers, 1 clip played backwards, 1 and 16 frames (not 1 to 16) in the frames curve and
-the timing. A notebook whose
-methods the profile lacks must refuse in one line (ek100_code had no frame averaging when this
-was written). At the paper's batch of 32 clips in one pass (ek100.yaml takes them in 4 passes of 8),
-notebook 03 must stop on memory before training, in the line that names batch_size.
+three times as long; the memory test below measures training steps at 224), 1 epoch, batch 2
+in one pass, 2 loader workers, 1 clip played backwards, 1 and 16 frames (not 1 to 16) in the
+frames curve and the timing. A notebook whose methods the profile lacks must refuse in one
+line (ek100_code had no frame averaging when this was written). At the paper's batch of 32
+clips in one pass (ek100.yaml takes them in 4 passes of 8), notebook 03 must stop on memory
+before training, in the line that names batch_size.
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def _run(name: str, out: Path, parameters: dict) -> None:
                                kernel_name="python3", progress_bar=False)
 
 
-@pytest.mark.slow  # two notebooks and up to four training runs of the profile's models: about a minute
+@pytest.mark.slow  # two notebooks and up to four training runs of the profile's models: one to two minutes
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_ek100_notebooks_run_on_a_replica_of_its_layout(profile, replica, tmp_path):
     from evitvid import study
