@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..data.sampling import tsn_indices
+
 __all__ = ["pan_shift", "rotation", "direction_scores"]
 
 
@@ -79,11 +81,7 @@ def direction_scores(read: Callable[[object, np.ndarray], np.ndarray], segments:
                      frame_range: Callable[[object], tuple[int, int]], measure: Callable[[np.ndarray], float], *,
                      frames: int = 4) -> np.ndarray:
     """`measure` (`pan_shift` or `rotation`) of each segment's frames at the middle of each of
-    `frames` equal parts of its [start, stop) range: `read(segment, indices)` returns them
-    (T x H x W x 3), as `evitvid.data.frame_cache.FrameCache.read` does."""
-    out = []
-    for segment in segments:
-        start, stop = frame_range(segment)
-        indices = start + ((np.arange(frames) + 0.5) * (stop - start) / frames).astype(np.int64)
-        out.append(measure(np.asarray(read(segment, indices))))
-    return np.asarray(out, dtype=np.float64)
+    `frames` equal parts of its [start, stop) range (`tsn_indices`, as evaluation samples):
+    `read(segment, indices)` returns them (T x H x W x 3), as `FrameCache.read` does."""
+    return np.asarray([measure(np.asarray(read(segment, tsn_indices(*frame_range(segment), frames))))
+                       for segment in segments], dtype=np.float64)
