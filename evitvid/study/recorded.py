@@ -300,8 +300,8 @@ def epoch_cost(tuning: TuningStudy) -> str:
     def seconds(frames: int) -> pd.Series:
         return tuning.at(frames).curves.groupby("method_key")["epoch_seconds"].median()
     ratio = (seconds(high) / seconds(low)).dropna()
-    cpus = sorted({"{cpu} ({cpu_capability})".format_map({"cpu": "?", "cpu_capability": "?", **r.about.get(
-        "environment", {})}) for r in tuning.readings.values()})
+    machines = [r.about.get("environment", {}) for r in tuning.readings.values()]
+    cpus = sorted({f"{env.get('cpu', '?')} ({env.get('cpu_capability', '?')})" for env in machines})
     return (f"an epoch at {high} frames took {ratio.median():.1f} times as long as at {low} (the median over the "
             f"{len(ratio)} methods of their median epoch; {' and '.join(cpus)})")
 
