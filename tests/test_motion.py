@@ -1,11 +1,14 @@
-"""The hand-made direction probes (`evitvid.study.motion`) on frames of known motion."""
+"""The hand-made direction probes (`evitvid.study.motion`) on frames of known motion, on the tiny
+synthetic set, and the sentence the book makes of them."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
-from evitvid.study import motion
+from evitvid import study
+from evitvid.study import chapters, motion
 
 
 def _texture(size: int = 48, seed: int = 0) -> np.ndarray:
@@ -43,14 +46,66 @@ def test_a_probe_refuses_a_single_frame_naming_the_shape():
         motion.pan_shift(np.zeros((1, 8, 8)))
 
 
-def test_direction_scores_read_the_middle_of_each_part_of_a_segment():
-    asked = []
-    video = np.stack([np.roll(_texture(), 2 * t, axis=1) for t in range(40)])
+class _Clips:
+    """What `direction_scores` reads of a dataset: its length, each sample's indices, its frames
+    (C x T x H x W) at given indices; here a texture moving right, or left for "left" segments."""
 
-    def read(segment, indices):
-        asked.append((segment, indices.tolist()))
-        return video[indices] * (1 if segment == "right" else 0) + video[indices[::-1]] * (segment == "left")
+    def __init__(self, segments):
+        self.segments, self.asked = segments, []
+        self.video = np.stack([np.roll(_texture(), 2 * t, axis=1) for t in range(40)])
 
-    scores = motion.direction_scores(read, ["right", "left"], lambda s: (0, 40), motion.pan_shift, frames=4)
-    assert asked[0] == ("right", [5, 15, 25, 35])
+    def __len__(self):
+        return len(self.segments)
+
+    def indices(self, index):
+        return np.array([5, 15, 25, 35])
+
+    def frames(self, index, indices):
+        self.asked.append((index, list(indices)))
+        frames = self.video[indices if self.segments[index] == "right" else indices[::-1]]
+        return np.repeat(frames[None], 3, axis=0)  # C x T x H x W
+
+
+def test_direction_scores_measure_each_clip_at_its_indices():
+    clips = _Clips(["right", "left"])
+    scores = motion.direction_scores(clips, motion.pan_shift)
+    assert clips.asked == [(0, [5, 15, 25, 35]), (1, [5, 15, 25, 35])]
     assert scores.tolist() == [60.0, -60.0]
+
+
+def test_the_probe_reads_its_sign_on_training_and_scores_the_validation_videos(synth_tiny):
+    data = study.resolve_data(str(synth_tiny))
+    splits = study.read_splits(data)
+    table = motion.motion_probe(data, splits, num_frames=4, crop_size=64, resamples=200)
+    # the tiny set's validation has move-left and move-right segments but no rotation: one row
+    assert table["pair"].tolist() == ["move-left / move-right"]
+    row = table.iloc[0]
+    assert (row["measure"], row["frames"], row["training segments"], row["segments"]) == ("pan_shift", 4, 3, 4)
+    assert row["positive means"] == "move-left"  # the camera follows the item: the scene pans right
+    assert row["low"] <= row["accuracy"] <= row["high"] and row["accuracy"] > 50
+
+
+def _probe(low):
+    return pd.DataFrame([{"pair": "move-left / move-right", "accuracy": low + 10, "low": low, "high": low + 20}])
+
+
+def _models(high):
+    return pd.DataFrame([{"pair": "move-left / move-right", "method": m, "accuracy": a, "low": a - 10, "high": h}
+                         for m, a, h in (("TSM", 50.0, 60.0), ("3D", 55.0, high))])
+
+
+@pytest.mark.parametrize("low, best_high, says", [
+    (70.0, 65.0, "fail on the models, not on the pixels"),
+    (70.0, 75.0, "some model comes within the probe's interval"),
+    (45.0, 40.0, "the probe does not tell every motion pair apart")])
+def test_the_probe_sentence_weighs_the_probe_against_the_best_model(low, best_high, says):
+    sentence = chapters.motion_numbers(_probe(low), _models(best_high))["motion_probe_sentence"]
+    assert sentence.startswith(f"move-left / move-right: the probe {low + 10:.1f} % [{low:.1f}, {low + 20:.1f}], "
+                               f"the best model (3D) 55.0 % [45.0, {best_high:.1f}]")
+    assert says in sentence
+
+
+def test_the_probe_sentence_refuses_a_pair_no_model_scored():
+    with pytest.raises(ValueError, match="no model's accuracy on move-left / move-right"):
+        chapters.motion_numbers(_probe(70.0), _models(60.0).assign(pair="take / put"))
+    assert "no motion pairs" in chapters.motion_numbers(pd.DataFrame(), pd.DataFrame())["motion_probe_sentence"]

@@ -14,7 +14,8 @@ The modules form one pipeline, each importing only from those before it:
   (every run the book reads, named and trained);
 - predictions of trained models: `frames` (accuracy against frames, Fig. 2), `reversal`
   (time reversal at initialisation), `timing` (inference time, Fig. 3);
-- statistics: `baselines`, `intervals`, `results` (the tables of numbers), `curves` (plateaus,
+- statistics: `baselines`, `intervals`, `results` (the tables of numbers), `motion` (a
+  hand-made probe of the motion pairs' direction, beside the models), `curves` (plateaus,
   drift, budgets), `budget` (where the training time went), `spread` (seeds and machines),
   `recorded` (a study at a longer budget, or a tuning study, kept in the repository);
 - verdicts: `verdicts` (each of the paper's claims checked);
@@ -23,7 +24,8 @@ The modules form one pipeline, each importing only from those before it:
 """
 from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
-from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, pair_numbers,
+from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, motion_numbers,
+                       pair_numbers,
                        pretraining_numbers, testbed_numbers, verdict_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers, mechanism_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
@@ -35,6 +37,7 @@ from .intervals import (DifferenceTest, Interval, VarianceComponents, balanced_a
                         cluster_balanced_accuracy, hierarchical_difference, holm, mean_interval,
                         minimum_detectable_difference, paired_difference, seeds_needed, variance_components)
 from .jobs import RunSpec, train_runs
+from .motion import MEASURES, direction_scores, motion_probe, pan_shift, rotation
 from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
                       method_rates, run_rate, study_methods)
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
@@ -96,6 +99,7 @@ __all__ = [
     "verdict_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
     "pretraining_numbers",
     "reversal_numbers", "mechanism_numbers",
-    "ablation_numbers", "pair_numbers", "protocol_numbers",
+    "ablation_numbers", "pair_numbers", "motion_numbers",
+    "MEASURES", "direction_scores", "motion_probe", "pan_shift", "rotation", "protocol_numbers",
     "benchmark_run",
 ]

@@ -23,7 +23,7 @@ from .verdicts import VERDICTS
 __all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "testbed_numbers", "comparison_numbers",
            "frames_numbers",
            "pretraining_sentence", "pretraining_numbers", "reversal_numbers", "ablation_numbers", "pair_numbers",
-           "protocol_numbers", "architecture_numbers"]
+           "motion_numbers", "protocol_numbers", "architecture_numbers"]
 
 
 def comparison_numbers(runs: Mapping, methods: Mapping, a: str, b: str, prefix: str, params: StudyParams) -> dict:
@@ -192,6 +192,35 @@ def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
         return {"pairs_sentence": "no reversal pairs in this data"}
     means = pairs.groupby("method", sort=False)["accuracy"].mean()
     return {"pairs_sentence": "; ".join(f"{m} {v:.1f} %" for m, v in means.items())}
+
+
+def motion_numbers(probe: pd.DataFrame, pairs: pd.DataFrame) -> dict:
+    """What the hand-made direction probe (`motion.motion_probe`) says beside the models' balanced
+    accuracy on the same pairs (`results.pair_accuracy`), as one sentence (`motion_probe_sentence`):
+    each motion pair's probe and best model with their intervals, then whether the direction is
+    visible (the probe's interval above 50 %) and whether some model reached the probe (its
+    interval reaching the probe's)."""
+    if probe.empty:
+        return {"motion_probe_sentence": "there are no motion pairs in this data, so nothing to probe"}
+    parts, visible, reached = [], [], []
+    for row in probe.itertuples():
+        models = pairs[(pairs["pair"] == row.pair) & pairs["accuracy"].notna()]
+        if models.empty:
+            raise ValueError(f"pairs: no model's accuracy on {row.pair}, which the probe scored")
+        best = models.loc[models["accuracy"].idxmax()]
+        parts.append(f"{row.pair}: the probe {row.accuracy:.1f} % [{row.low:.1f}, {row.high:.1f}], the best "
+                     f"model ({best['method']}) {best['accuracy']:.1f} % [{best['low']:.1f}, {best['high']:.1f}]")
+        visible.append(row.low > 50)
+        reached.append(best["high"] >= row.low)
+    if all(visible) and not any(reached):
+        verdict = ("the direction is in the clips the models are given, and no model learned it at this data size "
+                   "and budget: the motion pairs fail on the models, not on the pixels")
+    elif all(visible):
+        verdict = "the direction is in the clips, and some model comes within the probe's interval"
+    else:
+        verdict = ("the probe does not tell every motion pair apart, so these clips may not show the direction "
+                   "well enough for any model")
+    return {"motion_probe_sentence": "; ".join(parts) + ". So " + verdict}
 
 
 def protocol_numbers(params: StudyParams, runs: Mapping, methods: Mapping, curves: pd.DataFrame) -> dict:

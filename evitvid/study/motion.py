@@ -12,21 +12,28 @@ measurements read that direction from the frames a model is given:
   down), summed over consecutive frames: the rotation of a least-squares affine flow
   (brightness constancy) fitted to the fifth of the pixels that change most.
 
-`direction_scores` applies one of them to segments' frames sampled as TSN samples a clip at
-evaluation (the middle of each of `frames` equal parts). A probe that tells a pair's verbs
-apart well above chance shows that the direction is in the pixels a model sees; if no model
-learns the pair, the failure is the models' at this data size and budget, not the testbed's.
+`direction_scores` applies one of them to the evaluation clips of a dataset (the frames a
+model is given: TSN's middle of each part, resized and cropped). `motion_probe` is the book's
+table: for each motion pair, which sign goes with which verb is read on the training split
+(the probe's one choice), and the balanced accuracy of that rule on the validation segments
+has its interval over videos. A probe that tells a pair's verbs apart well above chance shows
+that the direction is in the pixels a model sees; if no model learns the pair, the failure is
+the models' at this data size and budget, not the testbed's.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
-from ..data.sampling import tsn_indices
+from .baselines import pair_kinds, reversal_pairs
+from .data import DataPaths, Splits, clip_dataset
+from .intervals import cluster_balanced_accuracy
+from .results import resampling_units
 
-__all__ = ["pan_shift", "rotation", "direction_scores"]
+__all__ = ["pan_shift", "rotation", "direction_scores", "MEASURES", "motion_probe"]
 
 
 def _grey(frames: np.ndarray) -> np.ndarray:
@@ -77,11 +84,55 @@ def rotation(frames: np.ndarray, *, sigma: float = 1.5, changing: float = 0.2) -
     return float(total)
 
 
-def direction_scores(read: Callable[[object, np.ndarray], np.ndarray], segments: Sequence,
-                     frame_range: Callable[[object], tuple[int, int]], measure: Callable[[np.ndarray], float], *,
-                     frames: int = 4) -> np.ndarray:
-    """`measure` (`pan_shift` or `rotation`) of each segment's frames at the middle of each of
-    `frames` equal parts of its [start, stop) range (`tsn_indices`, as evaluation samples):
-    `read(segment, indices)` returns them (T x H x W x 3), as `FrameCache.read` does."""
-    return np.asarray([measure(np.asarray(read(segment, tsn_indices(*frame_range(segment), frames))))
-                       for segment in segments], dtype=np.float64)
+def direction_scores(dataset, measure: Callable[[np.ndarray], float]) -> np.ndarray:
+    """`measure` (`pan_shift` or `rotation`) of each evaluation clip of `dataset` (an
+    `EK100Dataset` with `train=False`: the frames at its sampler's indices, transformed as a
+    model receives them, C x T x H x W, measured as T x H x W x C)."""
+    return np.asarray([measure(np.asarray(dataset.frames(i, dataset.indices(i))).transpose(1, 2, 3, 0))
+                       for i in range(len(dataset))], dtype=np.float64)
+
+
+# The measurement that reads each motion pair's direction, by the pair's name (`reversal_pairs`).
+MEASURES: dict[str, Callable[[np.ndarray], float]] = {
+    "move-left / move-right": pan_shift,
+    "rotate-clockwise / rotate-anticlockwise": rotation,
+}
+
+
+def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size: int, frame_cache: bool = False,
+                 confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
+    """A row per motion pair with a measurement (`MEASURES`): the balanced accuracy (%) on the
+    validation segments of the pair's verbs of telling them apart by the sign of the
+    measurement on their evaluation clips (`num_frames` x `crop_size`, as the models are
+    evaluated; a measurement of 0 counts as wrong), with its interval over videos. Which sign
+    goes with which verb is read on the training split: the sign of the difference between the
+    two verbs' mean measurements there.
+    `frame_cache` reads the clips from the study's frame caches. A pair is left out when the
+    validation split has none of its segments or the training split lacks one of its verbs;
+    the table is empty without motion pairs (EK100's verbs have none)."""
+    rows = []
+    for (a, b, name), kind in zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)):
+        if kind != "motion" or name not in MEASURES:
+            continue
+        chosen = {split: [s for s in segments if s.verb_class in (a, b)]
+                  for split, segments in (("train", splits.train), ("val", splits.validation))}
+        if not chosen["val"] or {s.verb_class for s in chosen["train"]} != {a, b}:
+            continue  # nothing to score, or no sign to read
+        scores = {}
+        for split, segments in chosen.items():
+            dataset = clip_dataset(data, split, num_frames=num_frames, crop_size=crop_size, train=False,
+                                   segments=segments, frame_cache=frame_cache)
+            scores[split] = (direction_scores(dataset, MEASURES[name]), np.array([s.verb_class for s in segments]),
+                             [s.narration_id for s in segments])
+        train, verbs, _ = scores["train"]
+        sign = 1.0 if train[verbs == a].mean() >= train[verbs == b].mean() else -1.0  # a's side
+        val, truth, ids = scores["val"]
+        prediction = np.where(sign * val > 0, a, b)
+        hits = (prediction == truth) & (val != 0)  # no motion measured: a tie, counted wrong
+        ci = cluster_balanced_accuracy(hits.astype(np.float64), truth, (a, b),
+                                       resampling_units(ids), confidence=confidence, resamples=resamples).scaled(100)
+        rows.append({"pair": name, "measure": MEASURES[name].__name__, "frames": num_frames,
+                     "training segments": len(verbs), "segments": len(truth),
+                     "positive means": splits.verbs[a] if sign > 0 else splits.verbs[b],
+                     "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
+    return pd.DataFrame(rows)
