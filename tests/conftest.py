@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -262,9 +263,16 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 
 @pytest.fixture(scope="session")
 def synth_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic data set's `tiny` preset (evitvid.data.synth), generated once per session."""
+    """The synthetic data set's `tiny` preset (evitvid.data.synth), generated once per session:
+    read it in place, or give a test that writes beside it (frame caches, runs) a `tiny_copy`."""
     from evitvid.data.fashion_mnist import find_fashion_mnist
 
     if find_fashion_mnist("t10k") is None:
         pytest.skip("Fashion-MNIST t10k files not found: the synthetic set cannot be generated")
-    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, progress=False)
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, workers=1, progress=False)
+
+
+def tiny_copy(synth_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's tiny set (`synth_tiny`) in a folder of its own, as generating it
+    there would leave it (tests/test_synth.py checks generation itself)."""
+    return Path(shutil.copytree(synth_tiny, tmp_path_factory.mktemp("synth") / "tiny"))

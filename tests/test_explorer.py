@@ -23,7 +23,7 @@ from evitvid.explorer import (Explorer, Predictions, SegmentFrames, check_inputs
                               gallery_segments, missing_inputs, strip_png, study_predictions)
 from evitvid.runs import Run
 from evitvid.study import Splits
-from conftest import CPU_BASE
+from conftest import CPU_BASE, tiny_copy
 
 VERBS = ["take", "put", "open", "close", "shake"]   # take/put and open/close: reversal pairs
 NOUNS = ["cup", "lid", "pan"]
@@ -211,10 +211,9 @@ def test_clip_is_a_looping_animation_of_every_frame():
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from evitvid.data import synth
+def tiny_data(synth_tiny, tmp_path_factory):
     from evitvid.study import read_splits, resolve_data
-    root = synth.generate(tmp_path_factory.mktemp("synth") / "tiny", "tiny", seed=0, workers=1, progress=False)
+    root = tiny_copy(synth_tiny, tmp_path_factory)
     data = resolve_data(str(root))
     return data, read_splits(data)
 

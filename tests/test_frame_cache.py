@@ -7,14 +7,13 @@ import torch
 
 from evitvid.data import read_segments
 from evitvid.data.frame_cache import FrameCache, _resized
-from evitvid.data.synth import generate
 from evitvid.data.video import VideoError, make_source
+from conftest import tiny_copy
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    generate(root, "tiny", seed=0, workers=1, progress=False)
+def tiny(synth_tiny, tmp_path_factory):
+    root = tiny_copy(synth_tiny, tmp_path_factory)
     segments = list(read_segments(root / "annotations" / "EPIC_100_validation.csv").values())
     return make_source(root / "videos", "chunked"), segments
 

@@ -16,6 +16,7 @@ from evitvid.engine import evaluate
 from evitvid.inference import (BACKENDS, BackendError, check_backend, check_precision, compile_model,
                                evaluate_with_backend, supported_precisions)
 from evitvid.models import VideoLogits
+from conftest import tiny_copy
 
 VIDEO_SHAPE, IMAGE_SHAPE = (3, 4, 64, 64), (3, 64, 64)
 MODELS = [("efficientvit_b0_3d", VIDEO_SHAPE), ("efficientvit_b0_frameavg", VIDEO_SHAPE),
@@ -190,11 +191,9 @@ def test_openvino_models_freed_in_any_order_leave_the_signal_stack_usable():
 
 
 @pytest.fixture(scope="module")
-def tiny_val(tmp_path_factory):
+def tiny_val(synth_tiny, tmp_path_factory):
     from evitvid import study
-    from evitvid.data import synth
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
+    root = tiny_copy(synth_tiny, tmp_path_factory)
     data = study.resolve_data(str(root))
     splits = study.read_splits(data)
     val = study.clip_dataset(data, "val", num_frames=4, crop_size=32, train=False)

@@ -12,14 +12,12 @@ from evitvid.data import synth
 from evitvid.runs import Run
 from evitvid.study import jobs
 from evitvid.study.jobs import RunSpec, threads_per_run
-from conftest import CPU_BASE, PROFILES
+from conftest import CPU_BASE, PROFILES, tiny_copy
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
-    return root
+def tiny_root(synth_tiny, tmp_path_factory) -> Path:
+    return tiny_copy(synth_tiny, tmp_path_factory)
 
 
 def tiny_params(tiny_root: Path, runs: Path, **changes) -> study.StudyParams:

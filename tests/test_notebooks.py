@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import CPU_BASE
+from conftest import CPU_BASE, tiny_copy
 
 papermill = pytest.importorskip("papermill")
 
@@ -24,10 +24,8 @@ ORDER = sorted(NOTEBOOKS, key=lambda name: name != "02_image_pretraining")
 
 
 @pytest.fixture(scope="module")
-def tiny_profile(tmp_path_factory) -> Path:
-    from evitvid.data import synth
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
+def tiny_profile(synth_tiny, tmp_path_factory) -> Path:
+    root = tiny_copy(synth_tiny, tmp_path_factory)
     runs = tmp_path_factory.mktemp("runs")
     profile = runs.parent / "tiny.yaml"
     profile.write_text(yaml.safe_dump(dict(base=CPU_BASE,

@@ -18,14 +18,12 @@ from evitvid import study
 from evitvid.data import synth
 from evitvid.engine.trainer import read_checkpoint
 from evitvid.runs import Run
-from conftest import PROFILES
+from conftest import PROFILES, tiny_copy
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
-    return root
+def tiny_root(synth_tiny, tmp_path_factory) -> Path:
+    return tiny_copy(synth_tiny, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,13 @@ import json
 import pytest
 
 from evitvid.cli import main
-from evitvid.data import synth
 from evitvid.study import load_profile
-from conftest import PROFILES
+from conftest import PROFILES, tiny_copy
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    synth.generate(root, "tiny", seed=0, workers=1, progress=False)
-    return str(root)
+def tiny(synth_tiny, tmp_path_factory) -> str:
+    return str(tiny_copy(synth_tiny, tmp_path_factory))
 
 
 @pytest.mark.slow  # trains and evaluates through the command line: about 10 s
