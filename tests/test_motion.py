@@ -89,23 +89,26 @@ def _probe(low):
     return pd.DataFrame([{"pair": "move-left / move-right", "accuracy": low + 10, "low": low, "high": low + 20}])
 
 
-def _models(high):
-    return pd.DataFrame([{"pair": "move-left / move-right", "method": m, "accuracy": a, "low": a - 10, "high": h}
-                         for m, a, h in (("TSM", 50.0, 60.0), ("3D", 55.0, high))])
+def _models(low, high):
+    return pd.DataFrame([{"pair": "move-left / move-right", "method": m, "accuracy": a, "low": lo, "high": h}
+                         for m, a, lo, h in (("TSM", 50.0, 40.0, 60.0), ("3D", 55.0, low, high))])
 
 
-@pytest.mark.parametrize("low, best_high, says", [
-    (70.0, 65.0, "fail on the models, not on the pixels"),
-    (70.0, 75.0, "some model comes within the probe's interval"),
-    (45.0, 40.0, "the probe does not tell every motion pair apart")])
-def test_the_probe_sentence_weighs_the_probe_against_the_best_model(low, best_high, says):
-    sentence = chapters.motion_numbers(_probe(low), _models(best_high))["motion_probe_sentence"]
-    assert sentence.startswith(f"move-left / move-right: the probe {low + 10:.1f} % [{low:.1f}, {low + 20:.1f}], "
-                               f"the best model (3D) 55.0 % [45.0, {best_high:.1f}]")
+@pytest.mark.parametrize("probe_low, low, high, stands, says", [
+    (70.0, 45.0, 65.0, "not above chance", "no model reads it as well as the probe"),
+    (70.0, 52.0, 65.0, "above chance and below the probe", "no model reads it as well as the probe"),
+    (70.0, 52.0, 75.0, "within the probe's interval", "some model reads it about as well as the probe"),
+    (70.0, 45.0, 75.0, "not above chance", "no model reads it as well as the probe"),  # chance first
+    (45.0, 52.0, 60.0, "within the probe's interval", "the probe does not tell every motion pair apart")])
+def test_the_probe_sentence_places_the_best_model_against_chance_and_the_probe(probe_low, low, high, stands, says):
+    sentence = chapters.motion_numbers(_probe(probe_low), _models(low, high))["motion_probe_sentence"]
+    assert sentence.startswith(f"move-left / move-right: the probe {probe_low + 10:.1f} % [{probe_low:.1f}, "
+                               f"{probe_low + 20:.1f}], the best model (3D) 55.0 % [{low:.1f}, {high:.1f}], "
+                               f"{stands}. So ")
     assert says in sentence
 
 
 def test_the_probe_sentence_refuses_a_pair_no_model_scored():
     with pytest.raises(ValueError, match="no model's accuracy on move-left / move-right"):
-        chapters.motion_numbers(_probe(70.0), _models(60.0).assign(pair="take / put"))
+        chapters.motion_numbers(_probe(70.0), _models(52.0, 60.0).assign(pair="take / put"))
     assert "no motion pairs" in chapters.motion_numbers(pd.DataFrame(), pd.DataFrame())["motion_probe_sentence"]

@@ -196,30 +196,37 @@ def pair_numbers(pairs: pd.DataFrame, methods: Mapping) -> dict:
 
 def motion_numbers(probe: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     """What the hand-made direction probe (`motion.motion_probe`) says beside the models' balanced
-    accuracy on the same pairs (`results.pair_accuracy`), as one sentence (`motion_probe_sentence`):
-    each motion pair's probe and best model with their intervals, then whether the direction is
-    visible (the probe's interval above 50 %) and whether some model reached the probe (its
-    interval reaching the probe's)."""
+    accuracy on the same pairs (`results.pair_accuracy`), as one sentence (`motion_probe_sentence`).
+    For each motion pair: the probe and the best model with their intervals, and where that model
+    stands: not above chance (its interval reaches 50 %), above chance and below the probe (its
+    interval ends below the probe's), or within the probe's interval. Then the conclusion: whether
+    the probe reads the direction above chance in every pair, and whether any model reads it about
+    as well."""
     if probe.empty:
         return {"motion_probe_sentence": "there are no motion pairs in this data, so nothing to probe"}
-    parts, visible, reached = [], [], []
+    parts, visible, within = [], [], []
     for row in probe.itertuples():
         models = pairs[(pairs["pair"] == row.pair) & pairs["accuracy"].notna()]
         if models.empty:
             raise ValueError(f"pairs: no model's accuracy on {row.pair}, which the probe scored")
         best = models.loc[models["accuracy"].idxmax()]
+        above = best["low"] > 50
+        close = above and best["high"] >= row.low
+        stands = ("within the probe's interval" if close else "above chance and below the probe" if above else
+                  "not above chance")
         parts.append(f"{row.pair}: the probe {row.accuracy:.1f} % [{row.low:.1f}, {row.high:.1f}], the best "
-                     f"model ({best['method']}) {best['accuracy']:.1f} % [{best['low']:.1f}, {best['high']:.1f}]")
+                     f"model ({best['method']}) {best['accuracy']:.1f} % [{best['low']:.1f}, {best['high']:.1f}], "
+                     f"{stands}")
         visible.append(row.low > 50)
-        reached.append(best["high"] >= row.low)
-    if all(visible) and not any(reached):
-        verdict = ("the direction is in the clips the models are given, and no model learned it at this data size "
-                   "and budget: the motion pairs fail on the models, not on the pixels")
-    elif all(visible):
-        verdict = "the direction is in the clips, and some model comes within the probe's interval"
+        within.append(close)
+    if not all(visible):
+        verdict = ("the probe does not tell every motion pair apart above chance, so these clips may not show the "
+                   "direction well enough for any model")
+    elif not any(within):
+        verdict = ("the direction is in the clips the models are given (the probe reads it above chance in every "
+                   "motion pair), and no model reads it as well as the probe at this data size and budget")
     else:
-        verdict = ("the probe does not tell every motion pair apart, so these clips may not show the direction "
-                   "well enough for any model")
+        verdict = "the direction is in the clips, and some model reads it about as well as the probe"
     return {"motion_probe_sentence": "; ".join(parts) + ". So " + verdict}
 
 
