@@ -95,6 +95,8 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     # verbs read by kind, and the inflation controls' contrasts in notebook 03's prose
     assert (runs_root / "04_results" / "kind_accuracy.csv").exists()
     assert (runs_root / "04_results" / "pair_choice_tests.csv").exists()
+    probe = (runs_root / "04_results" / "motion_probe.csv").read_text().splitlines()  # the tiny set: the move pair
+    assert probe[0].startswith("pair,measure,frames,") and probe[1].startswith("move-left / move-right,pan_shift,4,")
     mechanism = (tmp_path / "03_3d_inflated.ipynb").read_text()
     assert "3D, inflated (centre only) \\u2212 3D, inflated" in mechanism or "centre only) − 3D, inflated" in mechanism
     assert (runs_root / "01_frame_averaging" / "figures" / "accuracy_vs_frames.png").exists()
