@@ -85,6 +85,19 @@ def test_the_probe_reads_its_sign_on_training_and_scores_the_validation_videos(s
     assert row["low"] <= row["accuracy"] <= row["high"] and row["accuracy"] > 50
 
 
+def test_every_motion_pair_has_a_measurement():
+    pairs = [pair for pair, kind in zip(study.REVERSAL_PAIRS, study.verb_kinds([a for a, _ in study.REVERSAL_PAIRS]))
+             if kind == "motion"]
+    assert len(pairs) == 2 and set(motion.MEASURES) == set(pairs)
+
+
+def test_a_motion_pair_without_a_measurement_is_an_error(synth_tiny, monkeypatch):
+    data = study.resolve_data(str(synth_tiny))
+    monkeypatch.setattr(motion, "MEASURES", {})
+    with pytest.raises(ValueError, match=r"the motion pair rotate-clockwise / rotate-anticlockwise has no measurement"):
+        motion.motion_probe(data, study.read_splits(data), num_frames=4, crop_size=64, resamples=10)
+
+
 def _probe(low):
     return pd.DataFrame([{"pair": "move-left / move-right", "accuracy": low + 10, "low": low, "high": low + 20}])
 

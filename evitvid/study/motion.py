@@ -92,16 +92,16 @@ def direction_scores(dataset, measure: Callable[[np.ndarray], float]) -> np.ndar
                        for i in range(len(dataset))], dtype=np.float64)
 
 
-# The measurement that reads each motion pair's direction, by the pair's name (`reversal_pairs`).
-MEASURES: dict[str, Callable[[np.ndarray], float]] = {
-    "move-left / move-right": pan_shift,
-    "rotate-clockwise / rotate-anticlockwise": rotation,
+# The measurement that reads each motion pair's direction, by the pair as `REVERSAL_PAIRS` names it.
+MEASURES: dict[tuple[str, str], Callable[[np.ndarray], float]] = {
+    ("move-left", "move-right"): pan_shift,
+    ("rotate-clockwise", "rotate-anticlockwise"): rotation,
 }
 
 
 def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size: int, frame_cache: bool = False,
                  confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
-    """A row per motion pair with a measurement (`MEASURES`): the balanced accuracy (%) on the
+    """A row per motion pair (each has a measurement in `MEASURES`): the balanced accuracy (%) on the
     validation segments of the pair's verbs of telling them apart by the sign of the
     measurement on their evaluation clips (`num_frames` x `crop_size`, as the models are
     evaluated; a measurement of 0 counts as wrong), with its interval over videos. Which sign
@@ -112,8 +112,11 @@ def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size:
     the table is empty without motion pairs (EK100's verbs have none)."""
     rows = []
     for (a, b, name), kind in zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)):
-        if kind != "motion" or name not in MEASURES:
+        if kind != "motion":
             continue
+        measure = MEASURES.get((splits.verbs[a], splits.verbs[b]))
+        if measure is None:
+            raise ValueError(f"motion_probe: the motion pair {name} has no measurement in MEASURES")
         chosen = {split: [s for s in segments if s.verb_class in (a, b)]
                   for split, segments in (("train", splits.train), ("val", splits.validation))}
         if not chosen["val"] or {s.verb_class for s in chosen["train"]} != {a, b}:
@@ -122,7 +125,7 @@ def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size:
         for split, segments in chosen.items():
             dataset = clip_dataset(data, split, num_frames=num_frames, crop_size=crop_size, train=False,
                                    segments=segments, frame_cache=frame_cache)
-            scores[split] = (direction_scores(dataset, MEASURES[name]), np.array([s.verb_class for s in segments]),
+            scores[split] = (direction_scores(dataset, measure), np.array([s.verb_class for s in segments]),
                              [s.narration_id for s in segments])
         train, verbs, _ = scores["train"]
         sign = 1.0 if train[verbs == a].mean() >= train[verbs == b].mean() else -1.0  # a's side
@@ -131,7 +134,7 @@ def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size:
         hits = (prediction == truth) & (val != 0)  # no motion measured: a tie, counted wrong
         ci = cluster_balanced_accuracy(hits.astype(np.float64), truth, (a, b),
                                        resampling_units(ids), confidence=confidence, resamples=resamples).scaled(100)
-        rows.append({"pair": name, "measure": MEASURES[name].__name__, "frames": num_frames,
+        rows.append({"pair": name, "measure": measure.__name__, "frames": num_frames,
                      "training segments": len(verbs), "segments": len(truth),
                      "positive means": splits.verbs[a] if sign > 0 else splits.verbs[b],
                      "accuracy": ci.estimate, "low": ci.low, "high": ci.high})
