@@ -1,6 +1,7 @@
 """Tests for evitvid.data.synth on the tiny preset (generated once per session, ~2 s)."""
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import math
@@ -515,6 +516,24 @@ def test_default_plan_is_shaped_like_ek100():
     assert 0.05 < crossing < 0.5
 
 
+def test_motion_preset_makes_the_motion_pairs_the_most_frequent_and_changes_nothing_else():
+    default, motion = synth.plan_dataset("default", seed=0), synth.plan_dataset("motion", seed=0)
+    kinds = np.array([synth.verb_kind(i) for i in range(len(synth.VERBS))])
+    motion_kind = kinds == "motion"
+
+    def share(plan, split):
+        verbs = np.array([s.verb_class for v in plan.split_videos(split) for s in v.segments])
+        return motion_kind[verbs].mean()
+
+    for split in ("train", "validation"):
+        assert share(default, split) < 0.3 and share(motion, split) > 0.5
+    # the same videos, segments and nouns: the verbs' frequencies differ (and so each scene's draws)
+    assert [(v.video_id, v.split, [s.noun_class for s in v.segments]) for v in motion.videos] == \
+        [(v.video_id, v.split, [s.noun_class for s in v.segments]) for v in default.videos]
+    counts = np.bincount([s.verb_class for v in motion.videos for s in v.segments], minlength=len(synth.VERBS))
+    assert counts[motion_kind].min() > counts[~motion_kind].max()
+
+
 # ---- reproducibility and caching -------------------------------------------------------------
 
 def test_same_seed_same_csvs_other_seed_different(tmp_path, tiny):
@@ -654,3 +673,11 @@ def test_cli(tmp_path, tiny, capsys):
                      "--workers", "1", "--no-progress"]) == 0
     manifest = synth.read_manifest(out)
     assert manifest["params"]["size"] == 32 and manifest["counts"]["train"]["videos"] == 1
+    assert manifest["params"]["motion_first"] is False
+    from evitvid.commands import synth as command
+    parser = argparse.ArgumentParser()
+    command.configure(parser)
+    assert parser.parse_args(["--motion-first", "yes"]).motion_first is True
+    assert parser.parse_args(["--motion-first", "no"]).motion_first is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--motion-first", "maybe"])

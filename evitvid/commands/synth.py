@@ -10,7 +10,8 @@ from ..data.synth import PRESETS, SynthConfig, generate, read_manifest
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
-                        help="parameter set: tiny (tests, seconds) or default (the book)")
+                        help="parameter set: tiny (tests, seconds), default (the book) or motion (the default "
+                        "with the motion pairs the most frequent verbs: make study-motion)")
     parser.add_argument("--out", default=None, help="output folder (default: DATA_ROOT/synth-<preset>)")
     parser.add_argument("--data-root", default="data", help="where the default output folder goes (default: ./data)")
     parser.add_argument("--seed", type=int, default=0)
@@ -19,9 +20,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group("parameters (override the preset)")
     for f in dataclasses.fields(SynthConfig):
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=None,
-                           metavar=type(f.default).__name__.upper(),
+        kind = type(f.default)
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_yes_no if kind is bool else kind,
+                           default=None, metavar="yes|no" if kind is bool else kind.__name__.upper(),
                            help=f"default: the preset's (default preset: {f.default})")
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ from evitvid.data.fashion_mnist import load_fashion_mnist
 
 from .config import SynthConfig, resolve_config
 from .timecode import annotation_rate
-from .vocabulary import NOUNS, REVERSE_PAIRS, VERBS
+from .vocabulary import MOTION, NOUNS, REVERSE_PAIRS, VERBS, verb_kind
 
 __all__ = ["Distractor", "SegmentPlan", "VideoPlan", "DatasetPlan", "plan_dataset"]
 
@@ -131,10 +131,14 @@ class DatasetPlan:
         return {i for v in self.videos for s in v.segments for i in (s.item, *(d.item for d in s.distractors))}
 
 
-def _class_weights(num: int, exponent: float, pairs: Sequence[tuple[int, int]] = ()) -> np.ndarray:
-    """Zipf weights over class ids (rank = id + 1); the two verbs of a pair share their mean,
-    so that frequency alone cannot tell a verb from its reversal."""
-    w = np.arange(1, num + 1, dtype=np.float64) ** -float(exponent)
+def _class_weights(num: int, exponent: float, pairs: Sequence[tuple[int, int]] = (),
+                   order: Sequence[int] = ()) -> np.ndarray:
+    """Zipf weights over class ids, the classes of `order` ranked first (in its order), the
+    others after them by id; the two verbs of a pair share their mean, so that frequency alone
+    cannot tell a verb from its reversal."""
+    ranked = [*order, *(i for i in range(num) if i not in order)]
+    w = np.empty(num, dtype=np.float64)
+    w[ranked] = np.arange(1, num + 1, dtype=np.float64) ** -float(exponent)
     for i, j in pairs:
         w[i] = w[j] = (w[i] + w[j]) / 2
     return w / w.sum()
@@ -253,7 +257,8 @@ def plan_dataset(preset: str = "tiny", seed: int = 0, **overrides: Any) -> Datas
         video_ids.append(f"P{p + 1:02d}_{seen[p]:02d}")
 
     # Labels per split: long-tailed, every class present when the split is big enough.
-    verb_w = _class_weights(len(VERBS), cfg.verb_zipf, REVERSE_PAIRS)
+    motion = [i for i in range(len(VERBS)) if verb_kind(i) == MOTION] if cfg.motion_first else []
+    verb_w = _class_weights(len(VERBS), cfg.verb_zipf, REVERSE_PAIRS, order=motion)
     noun_w = _class_weights(len(NOUNS), cfg.noun_zipf)
     labels: dict[bool, Iterator[tuple[int, int]]] = {}
     for val in (False, True):
