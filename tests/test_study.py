@@ -562,6 +562,16 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
     assert study.recorded_runs_match(again, params)
     assert not study.recorded_runs_match(again, tiny_params(tiny_root, runs, lr=0.004))
     assert not study.recorded_runs_match(again, tiny_params(tiny_root, runs, seeds=[0]))
+    with pytest.raises(FileNotFoundError, match=r"keeps no params.json.*record it with --record-runs"):
+        again.method_runs()
+    # --record-runs: each run's logits and files beside the curves, read as the runs themselves
+    kept = study.record_study(params, tmp_path / "kept", "tiny", runs=True).method_runs()
+    assert {k: [r.name for r in group] for k, group in kept.items()} == recorded.about["runs"]
+    for key, group in trained.items():
+        for original, copy in zip(group, kept[key]):
+            assert sorted(p.name for p in copy.dir.iterdir()) == sorted(study.RUN_FILES)
+            assert copy.results == original.results
+            assert study.results.per_seed_top1([copy]) == study.results.per_seed_top1([original])
     (tmp_path / "rec" / "learning_curves.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"rec/learning_curves.csv: no recorded study here"):
         study.read_recorded(tmp_path / "rec")
@@ -656,6 +666,28 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     curves = recorded.curves
     assert set(curves.groupby(["method", "seed"]).size()) == {long.epochs}
     assert curves["method"].nunique() == len(recorded.about["runs"]) and curves["seed"].nunique() == len(long.seeds)
+
+
+def test_the_motion_study_is_cpus_protocol_at_8_frames_on_the_motion_preset(monkeypatch):
+    """cpu_motion.yaml (make study-motion): cpu.yaml's protocol but the frames per clip and the
+    dataset's preset, the methods the order-dependent claims compare; its committed record
+    (book/recorded/cpu_motion) keeps its runs' logits and names the runs the profile names today."""
+    cpu, motion = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_motion.yaml")
+    assert {k: v for k, v in study.training_params(motion, lr=1.0).items()
+            if study.training_params(cpu, lr=1.0)[k] != v} == {"num_frames": 8}
+    assert motion.dataset == "synth:motion" and motion.seeds == cpu.seeds and motion.lr == cpu.lr
+    assert list(study.study_methods(motion)) == ["frame_averaging", "tsm", "3d_random", "3d_mean"]
+    record = PROFILES.parent / "recorded" / "cpu_motion"
+    if not record.is_dir():
+        pytest.skip("no motion study recorded yet: make study-motion records one")
+
+    def generate(*args, **kwargs):
+        raise AssertionError("naming the runs generated the dataset")
+    monkeypatch.setattr(synth, "generate", generate)
+    recorded = study.read_recorded(record)
+    assert study.recorded_runs_match(recorded, motion), "the recorded runs are not cpu_motion's: make study-motion"
+    runs = recorded.method_runs()
+    assert all(len(group) == len(motion.seeds) for group in runs.values())
 
 
 MAIN_METHODS = ["frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_mean", "3d_paper_random",

@@ -5,7 +5,8 @@ measures the spread between machines train `parallel_runs` at a time (`evitvid.s
 each printing a line per epoch and one when it finishes; the notebooks then find every run
 finished and read it. A finished run is never trained again and a killed study resumes where
 its runs stopped. `--list` prints the runs and whether each is finished, and trains nothing.
-`--record DIR` then writes the method runs' learning curves and provenance to DIR, for the
+`--record DIR` then writes the method runs' learning curves and provenance to DIR (with
+`--record-runs`, each run's validation logits too: `make study-motion`), for the
 results chapter to set beside another budget's (`evitvid.study.recorded`; `make study-long`),
 or, for a reading of a tuning study (`lr_grid`, `make study-tune`: one per frame count), to
 choose the frames per clip and each method's learning rate from: it prints the rates
@@ -31,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", metavar="DIR", default=None,
                         help="after training, write the runs' learning curves and where they come from to DIR "
                              "(book/recorded/NAME: what a profile's longer_budget or tuning names)")
+    parser.add_argument("--record-runs", action="store_true",
+                        help="with --record: also keep each run's validation logits and params, results and metrics "
+                             "files in DIR/runs/ (per-segment statistics from the record)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
           f"({(time.perf_counter() - started) / 60:.1f} min)")
     if args.record:
         recorded = study.record_study(params, args.record, Path(args.profile).stem,
-                                      commit=study.checkout_commit(Path.cwd()))
+                                      commit=study.checkout_commit(Path.cwd()), runs=args.record_runs)
         print(f"study: {len(recorded.curves)} epochs of {sum(map(len, recorded.about['runs'].values()))} runs "
               f"recorded in {recorded.path}")
         if params.lr_grid:

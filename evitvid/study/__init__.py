@@ -47,7 +47,7 @@ from .plan import (finished_methods, machine_spread, method_runs, prepare_data, 
                    pretraining_runs, pretraining_specs, spread_run, study_data, study_runs, train_methods, train_study)
 from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
 from .probes import ReversalProbe
-from .recorded import (RecordedStudy, TuningStudy, checkout_commit, frames_means, read_recorded, read_tuning,
+from .recorded import (RUN_FILES, RecordedStudy, TuningStudy, checkout_commit, frames_means, read_recorded, read_tuning,
                        record_study, recorded_runs_match, tuned_frames, tuned_rates, tuning_numbers, tuning_table)
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
                       frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
@@ -89,7 +89,8 @@ __all__ = [
     "budget_comparison", "longer_budget_numbers",
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
     "machine_table", "same_computation", "spread_numbers",
-    "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match", "TuningStudy",
+    "RUN_FILES", "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
+    "TuningStudy",
     "read_tuning", "frames_means", "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers",
     "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
     "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary", "KINDS", "verb_kinds",

@@ -15,6 +15,12 @@ The results chapter reads it (`read_recorded`, through the profile's `longer_bud
 the runs it trained itself and compares the two budgets (`curves.budget_comparison`): whether the
 methods plateau with more epochs, and whether the differences behind the verdicts hold.
 
+A record made with `runs=True` (`--record-runs`: `make study-motion`'s, book/recorded/cpu_motion)
+also keeps what each run's per-segment statistics need, `runs/NAME/` with its validation logits
+and its params, results and metrics files (no checkpoint; about 50 kB a run):
+`RecordedStudy.method_runs` gives them as `Run`s, which every function of `results` reads as it
+reads the runs of `make study`.
+
 A tuning study is recorded alike, one reading per frame count in a folder of its own
 (`book/recorded/cpu_tune/4_frames`, `2_frames`: `make study-tune`): each reading trains the
 main methods at each rate of its `lr_grid` on the tuning split (`split: tune`: a share of the
@@ -38,19 +44,24 @@ from typing import Mapping, Optional, Union
 
 import pandas as pd
 
-from ..atomic import atomic_path, write_json_atomic
+from ..atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from ..runs import Run
 from .budget import training_span
 from .methods import Method, study_methods
 from .params import StudyParams
+from .predictions import LOGITS_FILE
 from .plan import finished_methods, method_runs
 from .results import learning_curves
 
-__all__ = ["RECORD_FILE", "CURVES_FILE", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit", "record_study",
-           "read_recorded", "recorded_runs_match", "TuningStudy", "read_tuning", "frames_means", "tuned_frames",
-           "tuned_rates", "tuning_table", "tuning_numbers", "epoch_cost"]
+__all__ = ["RECORD_FILE", "CURVES_FILE", "RUNS_DIR", "RUN_FILES", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit",
+           "record_study", "read_recorded", "recorded_runs_match", "TuningStudy", "read_tuning", "frames_means",
+           "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers", "epoch_cost"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
+RUNS_DIR = "runs"
+# what a run's per-segment statistics read (`results`), kept by a record made with runs=True
+RUN_FILES = ("params.json", "results.json", "metrics.json", LOGITS_FILE)
 CURVE_COLUMNS = ("method", "method_key", "peak_lr", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1",
                  "val_action_top1", "epoch_seconds")
 
@@ -65,6 +76,19 @@ class RecordedStudy:
     @property
     def epochs(self) -> int:
         return int(self.about["params"]["epochs"])
+
+    def method_runs(self) -> dict[str, list[Run]]:
+        """{method key: its runs}, as `runs=True` kept them under `runs/` (the record's order);
+        a record without them, or a run without its files, is named."""
+        out = {}
+        for key, names in self.about["runs"].items():
+            out[key] = [Run(self.path / RUNS_DIR / name) for name in names]
+            for run in out[key]:
+                missing = [f for f in RUN_FILES if not (run.dir / f).is_file()]
+                if missing:
+                    raise FileNotFoundError(f"{run.dir}: the record keeps no {', '.join(missing)} of this run "
+                                            f"(record it with --record-runs)")
+        return out
 
     @property
     def location(self) -> str:
@@ -90,13 +114,14 @@ def checkout_commit(folder: Union[str, Path]) -> Optional[str]:
 
 
 def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
-                 commit: Optional[str] = None) -> RecordedStudy:
+                 commit: Optional[str] = None, runs: bool = False) -> RecordedStudy:
     """Write the learning curves of `params`' finished method runs and their provenance to the
     folder `out` (each file atomically): the profile, its values (without the machine's
     folders), the runs, the code that trained them (`commit`, when the caller knows it:
-    `checkout_commit`) and the machine. A missing run raises, naming the notebook that trains it."""
+    `checkout_commit`) and the machine. A missing run raises, naming the notebook that trains it.
+    `runs=True` also copies each run's `RUN_FILES` to `out/runs/NAME/` (`RecordedStudy.method_runs`)."""
     methods = study_methods(params)
-    runs = finished_methods(params)
+    keep_runs, runs = runs, finished_methods(params)
     curves = learning_curves(runs, methods)
     # beside the method's label, its key and each run's rate (a tuning study trains several), row by row
     # in learning_curves' order (method, run, epoch)
@@ -119,6 +144,11 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / CURVES_FILE) as tmp:
         curves.to_csv(tmp, index=False, float_format="%.6g")
+    if keep_runs:
+        for run in every:
+            (out / RUNS_DIR / run.name).mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                write_bytes_atomic(out / RUNS_DIR / run.name / name, (run.dir / name).read_bytes())
     write_json_atomic(out / RECORD_FILE, about)
     return read_recorded(out.resolve())
 
