@@ -572,6 +572,21 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
             assert sorted(p.name for p in copy.dir.iterdir()) == sorted(study.RUN_FILES)
             assert copy.results == original.results
             assert study.results.per_seed_top1([copy]) == study.results.per_seed_top1([original])
+    # the motion study's paragraph, from such a record: its dataset resolved again, its pairs read
+    record = study.read_recorded(tmp_path / "kept")
+    assert record.data(params.data_root).train_csv == study.study_data(params).train_csv
+    splits, methods = record.splits(params.data_root), study.study_methods(params)
+    assert splits == study.read_splits(study.study_data(params))
+    pairs = study.pair_accuracy(kept, methods, splits, resamples=50)
+    numbers = study.motion_study_numbers(record, pairs, kept, methods, splits, resamples=50)
+    assert f"at 4 frames per clip, 1 epochs and {len(params.seeds)} seeds" in numbers["motion_study_intro"]
+    motion_rows = pairs[pairs["kind"] == "motion"]
+    if not motion_rows.empty:  # the tiny set's first validation segments hold a motion pair
+        assert numbers["motion_study_sentence"].startswith(motion_rows["pair"].iloc[0] + ": at best ")
+        assert "Choosing within the motion pairs, temporal shift (TSM) − frame averaging: " in \
+            numbers["motion_study_sentence"]
+    assert study.motion_study_numbers(None, pairs, kept, methods, splits)["motion_study_sentence"].startswith(
+        "No motion study")
     (tmp_path / "rec" / "learning_curves.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"rec/learning_curves.csv: no recorded study here"):
         study.read_recorded(tmp_path / "rec")
@@ -688,6 +703,38 @@ def test_the_motion_study_is_cpus_protocol_at_8_frames_on_the_motion_preset(monk
     assert study.recorded_runs_match(recorded, motion), "the recorded runs are not cpu_motion's: make study-motion"
     runs = recorded.method_runs()
     assert all(len(group) == len(motion.seeds) for group in runs.values())
+    # the splits come from the preset's plan (nothing generated): every run's validation segments in them
+    splits = recorded.splits()
+    truth = {s.narration_id: s.verb_class for s in splits.validation}
+    for group in runs.values():
+        for run in group:
+            z = study.read_logits(run)
+            assert len(z["narration_id"]) == len(truth)
+            assert all(truth[i] == v for i, v in zip(z["narration_id"].tolist(), z["verb"].tolist()))
+
+
+def test_planned_splits_are_the_generated_sets(synth_tiny):
+    """The embedded dataset's splits read from its plan alone equal those of the generated files."""
+    assert study.read_planned_splits("synth:tiny") == study.read_splits(study.resolve_data(str(synth_tiny)))
+    with pytest.raises(ValueError, match="only the embedded dataset"):
+        study.read_planned_splits(str(synth_tiny))
+
+
+def test_a_recorded_study_of_the_embedded_set_reads_its_splits_from_the_plan_of_its_version(tmp_path, synth_tiny):
+    record = tmp_path / "rec"
+    run = record / "runs" / "a_seed0"
+    run.mkdir(parents=True)
+    (record / "learning_curves.csv").write_text("method,seed,epoch,val_verb_top1\nA,0,1,0.5\n")
+    (record / "record.json").write_text(json.dumps({"params": {"dataset": "synth:tiny"}, "runs": {"a": ["a_seed0"]},
+                                                   "environment": {}}))
+    for name in study.RUN_FILES:
+        (run / name).write_text("{}")
+    data = {"dataset": "synth:tiny", "generator_version": synth.GENERATOR_VERSION, "seed": 0}
+    (run / "params.json").write_text(json.dumps({"data": data}))
+    assert study.read_recorded(record).splits() == study.read_splits(study.resolve_data(str(synth_tiny)))
+    (run / "params.json").write_text(json.dumps({"data": {**data, "generator_version": synth.GENERATOR_VERSION - 1}}))
+    with pytest.raises(ValueError, match="rec: the runs trained on the embedded dataset of .* record the study again"):
+        study.read_recorded(record).splits()
 
 
 MAIN_METHODS = ["frame_averaging", "frame_averaging_random", "tsm", "3d_random", "3d_mean", "3d_paper_random",
@@ -1106,8 +1153,8 @@ def test_the_book_profiles_load():
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
     assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
     # every profile of the book loads
-    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_tune", "cpu_tune_2_frames", "ek100",
-                                                         "ek100_code"}
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_motion", "cpu_tune",
+                                                         "cpu_tune_2_frames", "ek100", "ek100_code"}
     assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 
 

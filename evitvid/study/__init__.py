@@ -25,21 +25,22 @@ The modules form one pipeline, each importing only from those before it:
 from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
 from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, motion_numbers,
-                       pair_numbers,
+                       motion_study_numbers, pair_numbers,
                        pretraining_numbers, testbed_numbers, verdict_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers, mechanism_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
                      plateau_changes, plateau_sentence, plateau_table)
 from .data import (DataPaths, Splits, action_pairs, action_record, build_frame_caches, class_counts, class_names,
-                   clip_dataset, dataset_summary, missing_videos, read_splits, resolve_data, segment_lengths)
+                   clip_dataset, dataset_summary, missing_videos, read_planned_splits, read_splits, resolve_data,
+                   segment_lengths)
 from .frames import evaluate_frames, positions
 from .intervals import (DifferenceTest, Interval, VarianceComponents, balanced_accuracy, balanced_accuracy_interval,
                         cluster_balanced_accuracy, hierarchical_difference, holm, mean_interval,
                         minimum_detectable_difference, paired_difference, seeds_needed, variance_components)
 from .jobs import RunSpec, train_runs
 from .motion import MEASURES, direction_scores, motion_probe, pan_shift, rotation
-from .methods import (MAIN_COMPARISONS, Method, architecture_comparisons, every_comparison, inflation_comparisons,
-                      method_rates, run_rate, study_methods)
+from .methods import (MAIN_COMPARISONS, MOTION_COMPARISONS, Method, architecture_comparisons, every_comparison,
+                      inflation_comparisons, method_rates, run_rate, study_methods)
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
                      profile_values)
 from .performance import benchmark_run
@@ -66,10 +67,11 @@ from .verdicts import CLAIMS, PAPER_VERB_TOP1, VERDICT_COLUMNS, VERDICTS, archit
 __all__ = [
     "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
     "PROTOCOL",
-    "DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "build_frame_caches", "clip_dataset",
+    "DataPaths", "Splits", "resolve_data", "read_splits", "read_planned_splits", "class_names", "build_frame_caches",
+    "clip_dataset",
     "missing_videos", "dataset_summary", "class_counts", "segment_lengths", "action_pairs", "action_record",
     "Method", "study_methods", "method_rates", "run_rate", "inflation_comparisons", "architecture_comparisons",
-    "MAIN_COMPARISONS",
+    "MAIN_COMPARISONS", "MOTION_COMPARISONS",
     "every_comparison", "architecture_verdicts", "architecture_numbers", "time_steps_table",
     "read_logits", "segment_results", "predictions_frame", "run_data", "load_trained", "ReversalProbe",
     "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",
@@ -100,7 +102,7 @@ __all__ = [
     "verdict_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
     "pretraining_numbers",
     "reversal_numbers", "mechanism_numbers",
-    "ablation_numbers", "pair_numbers", "motion_numbers",
+    "ablation_numbers", "pair_numbers", "motion_numbers", "motion_study_numbers",
     "MEASURES", "direction_scores", "motion_probe", "pan_shift", "rotation", "protocol_numbers",
     "benchmark_run",
 ]

@@ -29,8 +29,8 @@ from ..data.decoders import check_backend
 from ..data.frame_cache import FrameCache
 from ..data.video import make_source
 
-__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "class_names", "frame_cache_size",
-           "build_frame_caches", "clip_dataset", "missing_videos", "action_pairs", "action_record",
+__all__ = ["DataPaths", "Splits", "resolve_data", "read_splits", "read_planned_splits", "class_names",
+           "frame_cache_size", "build_frame_caches", "clip_dataset", "missing_videos", "action_pairs", "action_record",
            "dataset_summary", "class_counts", "segment_lengths"]
 
 
@@ -176,6 +176,22 @@ def read_splits(data: DataPaths) -> Splits:
     train, val = (list(read_segments(p, verb_classes=verbs, noun_classes=nouns).values())
                   for p in (data.train_csv, data.val_csv))
     return Splits(train, val, [c.key for c in verbs], [c.key for c in nouns])
+
+
+def read_planned_splits(dataset: str, seed: int = 0) -> Splits:
+    """The splits of the embedded dataset `"synth:PRESET"` from its plan alone (its annotation
+    files written to a temporary folder, no video rendered): what `read_splits` reads from the
+    generated set, in a second rather than minutes (a recorded study's chapter)."""
+    if not dataset.startswith("synth:"):
+        raise ValueError(f"dataset {dataset!r}: only the embedded dataset ('synth:PRESET') has a plan")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synth.write_annotations(synth.plan_dataset(dataset.split(":", 1)[1], seed), tmp)
+        ann = Path(tmp) / "annotations"
+        return read_splits(DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv",
+                                     ann / "EPIC_100_verb_classes.csv", ann / "EPIC_100_noun_classes.csv",
+                                     Path(tmp) / "videos"))
 
 
 def frame_cache_size(crop_size: int, train: bool) -> int:

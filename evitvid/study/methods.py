@@ -161,6 +161,12 @@ MAIN_COMPARISONS = (("3d_random", "frame_averaging"), ("3d_mean", "3d_random"), 
                     ("tsm", "frame_averaging"), ("3d_mean", "tsm"))
 
 
+# The motion study's comparisons (`make study-motion`, A - B on the pairs that need a direction of
+# motion): order-awareness alone, what 3D convolution adds over it (from random and from image
+# weights), and what the image weights add to the 3D model.
+MOTION_COMPARISONS = (("tsm", "frame_averaging"), ("3d_random", "tsm"), ("3d_mean", "tsm"), ("3d_mean", "3d_random"))
+
+
 def every_comparison(methods: Mapping) -> list[tuple[str, str]]:
     """`MAIN_COMPARISONS`, then each inflation against random initialisation (notebook 03's
     ablation, `inflation_comparisons`) that is not among them."""

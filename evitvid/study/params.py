@@ -149,6 +149,9 @@ class StudyParams:
                                         "null: none")
     tuning: Optional[str] = _doc("the tuning study `lr` was chosen from, recorded in the repository (`make "
                                  "study-tune`; `evitvid.study.recorded.tuned_rates`); null: none")
+    motion_study: Optional[str] = _doc("the motion pairs studied where they can be learnt, recorded in the repository "
+                                       "with its runs' logits (`make study-motion`), which the results chapter reads; "
+                                       "null: none")
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size")
     pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "
@@ -353,7 +356,7 @@ def find_profile(profile: Union[str, Path], profiles: Union[str, Path, Sequence[
 
 
 # The parameters that are paths: a profile's own are relative to its file.
-PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget", "tuning")
+PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget", "tuning", "motion_study")
 
 
 def _anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -45,8 +45,10 @@ from typing import Mapping, Optional, Union
 import pandas as pd
 
 from ..atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from ..data import synth
 from ..runs import Run
 from .budget import training_span
+from .data import DataPaths, Splits, read_planned_splits, read_splits, resolve_data
 from .methods import Method, study_methods
 from .params import StudyParams
 from .predictions import LOGITS_FILE
@@ -89,6 +91,28 @@ class RecordedStudy:
                     raise FileNotFoundError(f"{run.dir}: the record keeps no {', '.join(missing)} of this run "
                                             f"(record it with --record-runs)")
         return out
+
+    def data(self, data_root: Union[str, Path, None] = None) -> DataPaths:
+        """The dataset the record's runs trained on, resolved again from its profile's values (the
+        embedded dataset generated under `data_root` when it is not there yet)."""
+        p = self.about["params"]
+        return resolve_data(p["dataset"], data_root=data_root, annotations_dir=p.get("annotations_dir"),
+                            videos_dir=p.get("videos_dir"), decoder=p.get("decoder", "auto"))
+
+    def splits(self, data_root: Union[str, Path, None] = None) -> Splits:
+        """The splits of the dataset the record's runs trained on: the embedded dataset's from its
+        plan (`read_planned_splits`: nothing generated), once the runs are seen to be of this
+        generator's version; any other dataset's read from its files (`data`)."""
+        p = self.about["params"]
+        if not p["dataset"].startswith("synth:") or p.get("annotations_dir"):
+            return read_splits(self.data(data_root))
+        made = {(run.params["data"].get("generator_version"), run.params["data"].get("seed"))
+                for group in self.method_runs().values() for run in group}
+        if len(made) != 1 or next(iter(made))[0] != synth.GENERATOR_VERSION:
+            raise ValueError(f"{self.path}: the runs trained on the embedded dataset of (generator version, seed) "
+                             f"{sorted(made, key=str)}, this code generates version {synth.GENERATOR_VERSION}: record "
+                             "the study again")
+        return read_planned_splits(p["dataset"], seed=next(iter(made))[1])
 
     @property
     def location(self) -> str:
