@@ -571,6 +571,8 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
         for original, copy in zip(group, kept[key]):
             assert sorted(p.name for p in copy.dir.iterdir()) == sorted(study.RUN_FILES)
             assert copy.results == original.results
+            # the machine's folders are not kept; everything else of the run's parameters is
+            assert copy.params == {k: v for k, v in original.params.items() if k not in ("runs_root", "data_root")}
             assert study.results.per_seed_top1([copy]) == study.results.per_seed_top1([original])
     # the motion study's paragraph, from such a record: its dataset resolved again, its pairs read
     record = study.read_recorded(tmp_path / "kept")
@@ -709,6 +711,7 @@ def test_the_motion_study_is_cpus_protocol_at_8_frames_on_the_motion_preset(monk
     for group in runs.values():
         for run in group:
             z = study.read_logits(run)
+            assert not {"runs_root", "data_root"} & set(run.params)  # no machine's folders in the repository
             assert len(z["narration_id"]) == len(truth)
             assert all(truth[i] == v for i, v in zip(z["narration_id"].tolist(), z["verb"].tolist()))
 

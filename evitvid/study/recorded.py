@@ -62,6 +62,7 @@ __all__ = ["RECORD_FILE", "CURVES_FILE", "RUNS_DIR", "RUN_FILES", "CURVE_COLUMNS
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
 RUNS_DIR = "runs"
+MACHINE_FOLDERS = ("runs_root", "data_root")  # where a machine keeps its runs and data: never recorded
 # what a run's per-segment statistics read (`results`), kept by a record made with runs=True
 RUN_FILES = ("params.json", "results.json", "metrics.json", LOGITS_FILE)
 CURVE_COLUMNS = ("method", "method_key", "peak_lr", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1",
@@ -159,7 +160,7 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
         "command": f"python -m evitvid study --profile {profile} --record {out}",
         "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "params": {k: v for k, v in params.as_dict().items() if k not in ("runs_root", "data_root")},
+        "params": {k: v for k, v in params.as_dict().items() if k not in MACHINE_FOLDERS},
         "runs": {key: [r.name for r in group] for key, group in runs.items()},
         "training_minutes": None if minutes is None else round(minutes, 1),
         "environment": every[0].results.get("environment", {}),
@@ -172,9 +173,17 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
         for run in every:
             (out / RUNS_DIR / run.name).mkdir(parents=True, exist_ok=True)
             for name in RUN_FILES:
-                write_bytes_atomic(out / RUNS_DIR / run.name / name, (run.dir / name).read_bytes())
+                data = (run.dir / name).read_bytes()
+                write_bytes_atomic(out / RUNS_DIR / run.name / name, portable_params(data) if name == "params.json"
+                                   else data)
     write_json_atomic(out / RECORD_FILE, about)
     return read_recorded(out.resolve())
+
+
+def portable_params(data: bytes) -> bytes:
+    """A run's params.json without the machine's folders (`MACHINE_FOLDERS`), as a record keeps it."""
+    values = json.loads(data)
+    return (json.dumps({k: v for k, v in values.items() if k not in MACHINE_FOLDERS}, indent=2) + "\n").encode()
 
 
 def read_recorded(path: Union[str, Path]) -> RecordedStudy:
