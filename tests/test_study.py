@@ -565,7 +565,7 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
     with pytest.raises(FileNotFoundError, match=r"keeps no params.json.*record it with --record-runs"):
         again.method_runs()
     # --record-runs: each run's logits and files beside the curves, read as the runs themselves
-    kept = study.record_study(params, tmp_path / "kept", "tiny", runs=True).method_runs()
+    kept = study.record_study(params, tmp_path / "kept", "tiny", keep_runs=True).method_runs()
     assert {k: [r.name for r in group] for k, group in kept.items()} == recorded.about["runs"]
     for key, group in trained.items():
         for original, copy in zip(group, kept[key]):
@@ -576,12 +576,14 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
             assert study.results.per_seed_top1([copy]) == study.results.per_seed_top1([original])
     # the motion study's paragraph, from such a record: its dataset resolved again, its pairs read
     record = study.read_recorded(tmp_path / "kept")
+    assert record.about["command"].endswith(" --record-runs") and "--record-runs" not in recorded.about["command"]
     assert record.data(params.data_root).train_csv == study.study_data(params).train_csv
     splits, methods = record.splits(params.data_root), study.study_methods(params)
     assert splits == study.read_splits(study.study_data(params))
     pairs = study.pair_accuracy(kept, methods, splits, resamples=50)
     numbers = study.motion_study_numbers(record, pairs, kept, methods, splits, resamples=50)
-    assert f"at 4 frames per clip, 1 epochs and {len(params.seeds)} seeds" in numbers["motion_study_intro"]
+    assert numbers["motion_study_intro"].startswith(f"{len(kept)} methods (frame averaging; ")
+    assert f") at 4 frames per clip, 1 epochs and {len(params.seeds)} seeds" in numbers["motion_study_intro"]
     motion_rows = pairs[pairs["kind"] == "motion"]
     if not motion_rows.empty:  # the tiny set's first validation segments hold a motion pair
         assert numbers["motion_study_sentence"].startswith(motion_rows["pair"].iloc[0] + ": at best ")

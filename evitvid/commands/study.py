@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
           f"({(time.perf_counter() - started) / 60:.1f} min)")
     if args.record:
         recorded = study.record_study(params, args.record, Path(args.profile).stem,
-                                      commit=study.checkout_commit(Path.cwd()), runs=args.record_runs)
+                                      commit=study.checkout_commit(Path.cwd()), keep_runs=args.record_runs)
         print(f"study: {len(recorded.curves)} epochs of {sum(map(len, recorded.about['runs'].values()))} runs "
               f"recorded in {recorded.path}")
         if params.lr_grid:

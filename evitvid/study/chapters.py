@@ -248,8 +248,8 @@ def motion_study_numbers(recorded, pairs: pd.DataFrame, runs: Mapping, methods: 
     motion = [name for _, _, name in pairs_of_kind]
     verbs = {verb for a, b, _ in pairs_of_kind for verb in (a, b)}
     segments = sum(1 for s in splits.validation if s.verb_class in verbs)
-    intro = (f"{', '.join(methods[k].label for k in runs)}, at {p['num_frames']} frames per clip, {p['epochs']} "
-             f"epochs and {len(p['seeds'])} seeds, on the embedded dataset's `{p['dataset']}` "
+    intro = (f"{len(runs)} methods ({'; '.join(methods[k].label for k in runs)}) at {p['num_frames']} frames per "
+             f"clip, {p['epochs']} epochs and {len(p['seeds'])} seeds, on the embedded dataset's `{p['dataset']}` "
              f"({segments} of its {len(splits.validation)} validation segments in the motion pairs); recorded in "
              f"{recorded.location}")
     parts = []

@@ -15,7 +15,7 @@ The results chapter reads it (`read_recorded`, through the profile's `longer_bud
 the runs it trained itself and compares the two budgets (`curves.budget_comparison`): whether the
 methods plateau with more epochs, and whether the differences behind the verdicts hold.
 
-A record made with `runs=True` (`--record-runs`: `make study-motion`'s, book/recorded/cpu_motion)
+A record made with `keep_runs=True` (`--record-runs`: `make study-motion`'s, book/recorded/cpu_motion)
 also keeps what each run's per-segment statistics need, `runs/NAME/` with its validation logits
 and its params, results and metrics files (no checkpoint; about 50 kB a run):
 `RecordedStudy.method_runs` gives them as `Run`s, which every function of `results` reads as it
@@ -63,7 +63,7 @@ RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
 RUNS_DIR = "runs"
 MACHINE_FOLDERS = ("runs_root", "data_root")  # where a machine keeps its runs and data: never recorded
-# what a run's per-segment statistics read (`results`), kept by a record made with runs=True
+# what a run's per-segment statistics read (`results`), kept by a record made with keep_runs=True
 RUN_FILES = ("params.json", "results.json", "metrics.json", LOGITS_FILE)
 CURVE_COLUMNS = ("method", "method_key", "peak_lr", "seed", "epoch", "train_loss", "val_verb_top1", "val_noun_top1",
                  "val_action_top1", "epoch_seconds")
@@ -81,7 +81,7 @@ class RecordedStudy:
         return int(self.about["params"]["epochs"])
 
     def method_runs(self) -> dict[str, list[Run]]:
-        """{method key: its runs}, as `runs=True` kept them under `runs/` (the record's order);
+        """{method key: its runs}, as `keep_runs=True` kept them under `runs/` (the record's order);
         a record without them, or a run without its files, is named."""
         out = {}
         for key, names in self.about["runs"].items():
@@ -139,14 +139,14 @@ def checkout_commit(folder: Union[str, Path]) -> Optional[str]:
 
 
 def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
-                 commit: Optional[str] = None, runs: bool = False) -> RecordedStudy:
+                 commit: Optional[str] = None, keep_runs: bool = False) -> RecordedStudy:
     """Write the learning curves of `params`' finished method runs and their provenance to the
     folder `out` (each file atomically): the profile, its values (without the machine's
     folders), the runs, the code that trained them (`commit`, when the caller knows it:
     `checkout_commit`) and the machine. A missing run raises, naming the notebook that trains it.
-    `runs=True` also copies each run's `RUN_FILES` to `out/runs/NAME/` (`RecordedStudy.method_runs`)."""
+    `keep_runs=True` also copies each run's `RUN_FILES` to `out/runs/NAME/` (`RecordedStudy.method_runs`)."""
     methods = study_methods(params)
-    keep_runs, runs = runs, finished_methods(params)
+    runs = finished_methods(params)
     curves = learning_curves(runs, methods)
     # beside the method's label, its key and each run's rate (a tuning study trains several), row by row
     # in learning_curves' order (method, run, epoch)
@@ -157,7 +157,8 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     minutes = training_span(every)
     about = {
         "profile": profile,
-        "command": f"python -m evitvid study --profile {profile} --record {out}",
+        "command": f"python -m evitvid study --profile {profile} --record {out}" + (" --record-runs" if keep_runs
+                                                                                     else ""),
         "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "params": {k: v for k, v in params.as_dict().items() if k not in MACHINE_FOLDERS},
