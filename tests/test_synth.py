@@ -516,7 +516,7 @@ def test_default_plan_is_shaped_like_ek100():
     assert 0.05 < crossing < 0.5
 
 
-def test_motion_preset_makes_the_motion_pairs_the_most_frequent_and_changes_nothing_else():
+def test_motion_preset_makes_the_motion_pairs_the_most_frequent_in_the_same_videos():
     default, motion = synth.plan_dataset("default", seed=0), synth.plan_dataset("motion", seed=0)
     kinds = np.array([synth.verb_kind(i) for i in range(len(synth.VERBS))])
     motion_kind = kinds == "motion"
