@@ -581,7 +581,8 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
     splits, methods = record.splits(params.data_root), study.study_methods(params)
     assert splits == study.read_splits(study.study_data(params))
     pairs = study.pair_accuracy(kept, methods, splits, resamples=50)
-    numbers = study.motion_study_numbers(record, pairs, kept, methods, splits, resamples=50)
+    tests = study.pair_choice_tests(kept, methods, splits, study.MOTION_COMPARISONS, resamples=50)
+    numbers = study.motion_study_numbers(record, pairs, tests, splits)
     assert numbers["motion_study_intro"].startswith(f"{len(kept)} methods (frame averaging; ")
     assert f") at 4 frames per clip, 1 epochs and {len(params.seeds)} seeds" in numbers["motion_study_intro"]
     motion_rows = pairs[pairs["kind"] == "motion"]
@@ -589,7 +590,7 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
         assert numbers["motion_study_sentence"].startswith(motion_rows["pair"].iloc[0] + ": at best ")
         assert "Choosing within the motion pairs, temporal shift (TSM) − frame averaging: " in \
             numbers["motion_study_sentence"]
-    assert study.motion_study_numbers(None, pairs, kept, methods, splits)["motion_study_sentence"].startswith(
+    assert study.motion_study_numbers(None, pairs, tests, splits)["motion_study_sentence"].startswith(
         "No motion study")
     (tmp_path / "rec" / "learning_curves.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"rec/learning_curves.csv: no recorded study here"):

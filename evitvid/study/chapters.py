@@ -10,13 +10,13 @@ from typing import Mapping, Optional
 import pandas as pd
 
 from ..models.inflate import RANDOM_INFLATIONS
-from .baselines import baselines, pair_kinds, reversal_pairs
+from .baselines import baselines, pair_kinds
 from .curves import difference_drift, drift_sentence, plateau_sentence
 from .intervals import agreed_sign, mean_interval
-from .methods import INFLATION_LABELS, MAIN_COMPARISONS, MOTION_COMPARISONS
+from .methods import INFLATION_LABELS, MAIN_COMPARISONS
 from .params import StudyParams
-from .results import (difference, difference_test, frames_gain, pair_choice_test, per_segment_correctness,
-                      resampling_units, seed_difference_of, segment_ids)
+from .results import (difference, difference_test, frames_gain, per_segment_correctness, resampling_units,
+                      seed_difference_of, segment_ids)
 from .text import comparison_sentence, pct, points
 from .verdicts import VERDICTS
 
@@ -230,44 +230,35 @@ def motion_numbers(probe: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     return {"motion_probe_sentence": "; ".join(parts) + ". So " + verdict}
 
 
-def motion_study_numbers(recorded, pairs: pd.DataFrame, runs: Mapping, methods: Mapping, splits, *,
-                         confidence: float = 0.95, resamples: int = 4000) -> dict:
+def motion_study_numbers(recorded, pairs: pd.DataFrame, tests: pd.DataFrame, splits) -> dict:
     """The motion study's paragraph (`make study-motion`, read from its record `recorded`):
     `motion_study_intro`, what was trained and on what, and `motion_study_sentence`: each motion
-    pair's best model (`pairs`: `results.pair_accuracy` on the record's `runs`) and where it
-    stands against chance, then each of `MOTION_COMPARISONS` on the motion pairs (points of correct
-    choices, seeds and videos together: `results.pair_choice_test`). Without a record both say so."""
+    pair's best model (`pairs`: `results.pair_accuracy` on the record's runs) and where it stands
+    against chance, then the comparisons of `tests` (`results.pair_choice_tests` on those runs)
+    on the motion pairs. `splits` are the record's dataset's. Without a record both say so."""
     if recorded is None:
         return {"motion_study_intro": "nothing: no motion study is recorded for this profile (its motion_study is "
                                       "null)",
                 "motion_study_sentence": "No motion study is recorded for this profile, so there is nothing to read "
                                          "here"}
     p = recorded.about["params"]
-    pairs_of_kind = [pair for pair, kind in zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs))
-                     if kind == "motion"]
-    motion = [name for _, _, name in pairs_of_kind]
-    verbs = {verb for a, b, _ in pairs_of_kind for verb in (a, b)}
-    segments = sum(1 for s in splits.validation if s.verb_class in verbs)
-    intro = (f"{len(runs)} methods ({'; '.join(methods[k].label for k in runs)}) at {p['num_frames']} frames per "
-             f"clip, {p['epochs']} epochs and {len(p['seeds'])} seeds, on the embedded dataset's `{p['dataset']}` "
-             f"({segments} of its {len(splits.validation)} validation segments in the motion pairs); recorded in "
-             f"{recorded.location}")
+    labels = list(dict.fromkeys(pairs["method"]))
+    motion = pairs[pairs["kind"] == "motion"]
+    intro = (f"{len(labels)} methods ({'; '.join(labels)}) at {p['num_frames']} frames per clip, {p['epochs']} "
+             f"epochs and {len(p['seeds'])} seeds, on the embedded dataset's `{p['dataset']}` "
+             f"({motion.drop_duplicates('pair')['segments'].sum()} of its {len(splits.validation)} validation "
+             f"segments in the motion pairs); recorded in {recorded.location}")
     parts = []
-    for name in motion:
-        rows = pairs[(pairs["pair"] == name) & pairs["accuracy"].notna()]
-        if rows.empty:
-            continue
+    for name, rows in motion[motion["accuracy"].notna()].groupby("pair", sort=False):
         best = rows.loc[rows["accuracy"].idxmax()]
         stands = "above chance" if best["low"] > 50 else "not above chance"
         parts.append(f"{name}: at best {best['accuracy']:.1f} % [{best['low']:.1f}, {best['high']:.1f}] "
                      f"({best['method']}), {stands}")
-    tests = []
-    for a, b in MOTION_COMPARISONS:
-        if a in runs and b in runs:
-            t = pair_choice_test(runs[a], runs[b], splits, motion, confidence=confidence, resamples=resamples)
-            if t is not None:
-                tests.append(f"{methods[a].label} − {methods[b].label}: {points(t.t_interval)}")
-    sentence = "; ".join(parts) + (". Choosing within the motion pairs, " + "; ".join(tests) if tests else "")
+    column = "motion (points)"
+    differences = [f"{comparison}: {text} points" for comparison, text in tests[column].items()
+                   if text != "no segments"] if column in tests else []
+    sentence = "; ".join(parts) + (". Choosing within the motion pairs, " + "; ".join(differences) if differences
+                                   else "")
     return {"motion_study_intro": intro, "motion_study_sentence": sentence}
 
 
