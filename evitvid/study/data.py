@@ -188,10 +188,8 @@ def read_planned_splits(dataset: str, seed: int = 0) -> Splits:
 
     with tempfile.TemporaryDirectory() as tmp:
         synth.write_annotations(synth.plan_dataset(dataset.split(":", 1)[1], seed), tmp)
-        ann = Path(tmp) / "annotations"
-        return read_splits(DataPaths(ann / "EPIC_100_train.csv", ann / "EPIC_100_validation.csv",
-                                     ann / "EPIC_100_verb_classes.csv", ann / "EPIC_100_noun_classes.csv",
-                                     Path(tmp) / "videos"))
+        (Path(tmp) / "videos").mkdir()  # a dataset folder's layout, its videos aside
+        return read_splits(resolve_data(tmp))
 
 
 def frame_cache_size(crop_size: int, train: bool) -> int:
