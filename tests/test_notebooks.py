@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 from conftest import CPU_BASE, tiny_copy
@@ -97,6 +98,9 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     assert (runs_root / "04_results" / "pair_choice_tests.csv").exists()
     probe = (runs_root / "04_results" / "motion_probe.csv").read_text().splitlines()  # the tiny set: the move pair
     assert probe[0].startswith("pair,measure,frames,") and probe[1].startswith("move-left / move-right,pan_shift,4,")
+    # the motion study's record (committed), read by the profile the tiny one starts from: 4 methods x 6 pairs
+    motion = pd.read_csv(runs_root / "04_results" / "motion_pair_accuracy.csv")
+    assert motion["method"].nunique() == 4 and set(motion["kind"]) == {"end state", "motion"} and len(motion) == 24
     mechanism = (tmp_path / "03_3d_inflated.ipynb").read_text()
     assert "3D, inflated (centre only) \\u2212 3D, inflated" in mechanism or "centre only) − 3D, inflated" in mechanism
     assert (runs_root / "01_frame_averaging" / "figures" / "accuracy_vs_frames.png").exists()
