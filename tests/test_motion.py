@@ -2,6 +2,8 @@
 synthetic set, and the sentence the book makes of them."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +127,27 @@ def test_the_probe_sentence_refuses_a_pair_no_model_scored():
     with pytest.raises(ValueError, match="no model's accuracy on move-left / move-right"):
         chapters.motion_numbers(_probe(70.0), _models(52.0, 60.0).assign(pair="take / put"))
     assert "no motion pairs" in chapters.motion_numbers(pd.DataFrame(), pd.DataFrame())["motion_probe_sentence"]
+
+
+def _tests(*rows):
+    return pd.DataFrame([{"comparison": c, "kind": kind, "difference": d, "low": lo, "high": hi, "mdd": 12.0,
+                          "power": 0.8, "seeds_needed": need} for c, kind, d, lo, hi, need in rows])
+
+
+def test_the_motion_study_sentence_says_what_an_interval_holding_zero_could_detect():
+    recorded = SimpleNamespace(about={"params": {"num_frames": 8, "epochs": 8, "seeds": [0, 1, 2],
+                                                 "dataset": "synth:motion"}}, location="book/recorded/x")
+    pairs = _models(52.0, 60.0).assign(kind="motion", segments=40)
+    splits = SimpleNamespace(validation=[None] * 100)
+    tests = _tests(("TSM − FA", "motion", 8.0, 5.0, 11.0, None), ("3D − TSM", "motion", 9.4, -3.3, 22.1, 7),
+                   ("3D − FA", "motion", -1.0, -9.0, 7.0, None), ("3D − FA", "end state", 1.0, -2.0, 4.0, 3))
+    numbers = chapters.motion_study_numbers(recorded, pairs, tests, splits)
+    assert numbers["motion_study_intro"].startswith("2 methods (TSM; 3D) at 8 frames per clip, 8 epochs and 3 seeds")
+    assert "(40 of its 100 validation segments in the motion pairs)" in numbers["motion_study_intro"]
+    sentence = numbers["motion_study_sentence"]
+    assert sentence.startswith("move-left / move-right: at best 55.0 % [52.0, 60.0] (3D), above chance. ")
+    assert "TSM − FA: +8.0 [+5.0, +11.0] points; 3D" in sentence  # an interval off zero: nothing added
+    assert ("3D − TSM: +9.4 [-3.3, +22.1] points (these seeds and videos detect 12.0 points at 80 % power; one as "
+            "large as this would take 7 seeds per method)") in sentence
+    assert sentence.endswith("3D − FA: -1.0 [-9.0, +7.0] points (these seeds and videos detect 12.0 points at 80 % "
+                             "power; no number of seeds would on these videos)")  # the end-state row is not read

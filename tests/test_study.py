@@ -485,8 +485,16 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
     assert ((kinds["low"] <= kinds["accuracy"] + 1e-9) & (kinds["accuracy"] <= kinds["high"] + 1e-9)).all()
     choice = study.pair_choice_tests(trained, methods, splits, [("tsm", "frame_averaging"), ("3d_mean", "nowhere")],
                                      resamples=200)
-    assert list(choice.index) == ["temporal shift (TSM) − frame averaging"]  # a method not trained: no row
-    assert list(choice.columns) == ["end state (points)", "motion (points)", "all pairs (points)"]
+    assert set(choice["comparison"]) == {"temporal shift (TSM) − frame averaging"}  # a method not trained: no row
+    assert ((choice["low"] <= choice["difference"]) & (choice["difference"] <= choice["high"])).all()
+    assert (choice["mdd"] > 0).all() and (choice["power"] == 0.8).all()
+    shown = study.pair_choice_summary(choice)
+    assert list(shown.index) == ["temporal shift (TSM) − frame averaging"]
+    assert list(shown.columns) == ["end state (points)", "motion (points)", "all pairs (points)"]
+    for r in choice.itertuples():  # each kind's cell is its row, "no segments" where the kind has none
+        assert shown.loc[r.comparison, f"{r.kind} (points)"] == \
+            f"{r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}], mdd {r.mdd:.1f}"
+    assert (shown == "no segments").sum().sum() == 3 - len(choice)
     assert set(pairs["method"]) == {m.label for m in methods.values()}
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)

@@ -52,8 +52,8 @@ from .recorded import (RUN_FILES, RecordedStudy, TuningStudy, checkout_commit, f
                        record_study, recorded_runs_match, tuned_frames, tuned_rates, tuning_numbers, tuning_table)
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
                       frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
-                      pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread, segment_videos,
-                      segments_by_seed, summary, video_ids)
+                      pair_choice_summary, pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread,
+                      segment_videos, segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
 from .spread import machine_table, same_computation, spread_numbers
 from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
@@ -95,7 +95,8 @@ __all__ = [
     "TuningStudy",
     "read_tuning", "frames_means", "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers",
     "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
-    "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary", "KINDS", "verb_kinds",
+    "pair_choices", "pair_choice_test", "pair_choice_tests", "pair_choice_summary", "kind_accuracy", "kind_summary",
+    "KINDS", "verb_kinds",
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",

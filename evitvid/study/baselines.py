@@ -26,7 +26,8 @@ from ..data.synth import verb_kind
 
 from .data import Splits
 
-__all__ = ["REVERSAL_PAIRS", "KINDS", "reversal_pairs", "verb_kinds", "pair_kinds", "baselines", "pair_baselines"]
+__all__ = ["REVERSAL_PAIRS", "KINDS", "reversal_pairs", "verb_kinds", "pair_kinds", "pairs_of_kind", "baselines",
+           "pair_baselines"]
 
 # Verb pairs that are time-reversals of each other, by class key (EK100 and the synthetic set).
 REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (
@@ -54,6 +55,11 @@ def verb_kinds(verbs: Sequence[str]) -> list[str]:
 def pair_kinds(verbs: Sequence[str]) -> list[str]:
     """The kind (`KINDS`) of each pair of `reversal_pairs(verbs)`, in its order: its verbs'."""
     return verb_kinds([verbs[a] for a, _, _ in reversal_pairs(verbs)])
+
+
+def pairs_of_kind(verbs: Sequence[str], kind: str) -> list[tuple[int, int, str]]:
+    """The pairs of `reversal_pairs(verbs)` whose kind (`KINDS`) is `kind`, in their order."""
+    return [pair for pair, k in zip(reversal_pairs(verbs), pair_kinds(verbs)) if k == kind]
 
 
 def _counts(segments, attr: str) -> Counter:

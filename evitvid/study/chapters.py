@@ -230,12 +230,19 @@ def motion_numbers(probe: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     return {"motion_probe_sentence": "; ".join(parts) + ". So " + verdict}
 
 
+def _undetected(row) -> str:
+    """What a `results.pair_choice_tests` row whose interval holds zero could have detected."""
+    seeds = ("no number of seeds would on these videos" if pd.isna(row.seeds_needed) else
+             f"one as large as this would take {int(row.seeds_needed)} seeds per method")
+    return f" (these seeds and videos detect {row.mdd:.1f} points at {row.power * 100:.0f} % power; {seeds})"
+
+
 def motion_study_numbers(recorded, pairs: pd.DataFrame, tests: pd.DataFrame, splits) -> dict:
     """The motion study's paragraph (`make study-motion`, read from its record `recorded`):
     `motion_study_intro`, what was trained and on what, and `motion_study_sentence`: each motion
     pair's best model (`pairs`: `results.pair_accuracy` on the record's runs) and where it stands
     against chance, then the comparisons of `tests` (`results.pair_choice_tests` on those runs)
-    on the motion pairs. `splits` are the record's dataset's. Without a record both say so."""
+    on the motion pairs, with what the design detects where an interval holds zero. `splits` are the record's dataset's. Without a record both say so."""
     if recorded is None:
         return {"motion_study_intro": "nothing: no motion study is recorded for this profile (its motion_study is "
                                       "null)",
@@ -254,9 +261,9 @@ def motion_study_numbers(recorded, pairs: pd.DataFrame, tests: pd.DataFrame, spl
         stands = "above chance" if best["low"] > 50 else "not above chance"
         parts.append(f"{name}: at best {best['accuracy']:.1f} % [{best['low']:.1f}, {best['high']:.1f}] "
                      f"({best['method']}), {stands}")
-    column = "motion (points)"
-    differences = [f"{comparison}: {text} points" for comparison, text in tests[column].items()
-                   if text != "no segments"] if column in tests else []
+    differences = [f"{r.comparison}: {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}] points"
+                   + ("" if r.low > 0 or r.high < 0 else _undetected(r))
+                   for r in tests.itertuples() if r.kind == "motion"] if not tests.empty else []
     sentence = "; ".join(parts) + (". Choosing within the motion pairs, " + "; ".join(differences) if differences
                                    else "")
     return {"motion_study_intro": intro, "motion_study_sentence": sentence}

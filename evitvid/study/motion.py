@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .baselines import pair_kinds, reversal_pairs
+from .baselines import pairs_of_kind
 from .data import DataPaths, Splits, clip_dataset
 from .intervals import cluster_balanced_accuracy
 from .results import resampling_units
@@ -111,9 +111,7 @@ def motion_probe(data: DataPaths, splits: Splits, *, num_frames: int, crop_size:
     validation split has none of its segments or the training split lacks one of its verbs;
     the table is empty without motion pairs (EK100's verbs have none)."""
     rows = []
-    for (a, b, name), kind in zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)):
-        if kind != "motion":
-            continue
+    for a, b, name in pairs_of_kind(splits.verbs, "motion"):
         measure = MEASURES.get((splits.verbs[a], splits.verbs[b]))
         if measure is None:
             raise ValueError(f"motion_probe: the motion pair {name} has no measurement in MEASURES")

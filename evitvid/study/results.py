@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs import Run
-from .baselines import KINDS, pair_baselines, pair_kinds, reversal_pairs, verb_kinds
+from .baselines import KINDS, pair_baselines, pairs_of_kind, reversal_pairs, verb_kinds
 from .data import Splits
 from .frames import evaluate_frames
 from .intervals import (DifferenceTest, Interval, cluster_balanced_accuracy, hierarchical_difference, holm,
@@ -49,7 +49,8 @@ from .methods import Method
 from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "video_ids", "resampling_units", "segments_by_seed", "segment_ids", "segment_videos",
-           "pair_choices", "pair_choice_test", "pair_choice_tests", "kind_accuracy", "kind_summary",
+           "pair_choices", "pair_choice_test", "pair_choice_tests", "pair_choice_summary", "kind_accuracy",
+           "kind_summary",
            "correctness_matrix", "per_segment_correctness", "main_metrics", "accuracy", "summary", "per_seed_top1",
            "difference", "seed_difference_of", "differences", "difference_test", "difference_tests", "pair_accuracy",
            "pair_summary", "learning_curves", "frames_curve", "seed_spread"]
@@ -353,22 +354,42 @@ def kind_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits,
                       comparisons: Iterable[tuple[str, str]], *, confidence: float = 0.95,
-                      resamples: int = 4000) -> pd.DataFrame:
+                      resamples: int = 4000, power: float = 0.8) -> pd.DataFrame:
     """A minus B in points of correct choices within the reversal pairs (`pair_choice_test`, seeds
-    and videos together), for the end-state pairs, the motion pairs and all pairs: a row per
-    comparison present, "difference [t interval]" per kind."""
-    pairs = list(zip(reversal_pairs(splits.verbs), pair_kinds(splits.verbs)))
-    names = {kind: [name for (_, _, name), k in pairs if k == kind] for kind in KINDS[:2]}
+    and videos together), on the end-state pairs, the motion pairs and all pairs: a row per
+    comparison present and kind with segments, with `comparison` ("A − B", the labels), `a`, `b`,
+    `kind`, the t test's `difference`, `low`, `high` and `p`, `mdd` (the smallest difference
+    these seeds and videos detect at `power`, a column too) and `seeds_needed` (seeds per method that would
+    detect a true difference as large as this one: `intervals.seeds_needed`, None when no number
+    would on these videos)."""
+    kinds = {kind: [name for *_, name in pairs_of_kind(splits.verbs, kind)] for kind in KINDS[:2]}
     rows = []
     for a, b in comparisons:
         if a not in runs or b not in runs:
             continue
-        row = {"comparison": f"{methods[a].label} − {methods[b].label}"}
-        for kind, pairs in (*names.items(), ("all pairs", None)):
-            t = pair_choice_test(runs[a], runs[b], splits, pairs, confidence=confidence, resamples=resamples)
-            row[f"{kind} (points)"] = "no segments" if t is None else t.t_interval.text(1)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
+        for kind, pairs in (*kinds.items(), ("all pairs", None)):
+            t = pair_choice_test(runs[a], runs[b], splits, pairs, confidence=confidence, resamples=resamples,
+                                 power=power)
+            if t is None:
+                continue
+            rows.append({"comparison": f"{methods[a].label} − {methods[b].label}", "a": a, "b": b, "kind": kind,
+                         "difference": t.t_interval.estimate, "low": t.t_interval.low, "high": t.t_interval.high,
+                         "p": t.t_p, "mdd": t.mdd, "power": power,
+                         "seeds_needed": seeds_needed(t.t_interval.estimate, t.components, alpha=1 - confidence,
+                                                      power=power)})
+    return pd.DataFrame(rows)
+
+
+def pair_choice_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The book's table from `pair_choice_tests`: a row per comparison, a column per kind of pair
+    ("difference [low, high], mdd" in points; "no segments" where the kind has none)."""
+    if table.empty:
+        return table
+    out = table.assign(text=[f"{r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}], mdd {r.mdd:.1f}"
+                             for r in table.itertuples()])
+    wide = out.pivot(index="comparison", columns="kind", values="text")
+    wide = wide.reindex(index=list(dict.fromkeys(table["comparison"])), columns=[*KINDS[:2], "all pairs"])
+    return wide.fillna("no segments").rename(columns=lambda kind: f"{kind} (points)").rename_axis(columns=None)
 
 
 def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
