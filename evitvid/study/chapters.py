@@ -242,7 +242,8 @@ def motion_study_numbers(recorded, pairs: pd.DataFrame, tests: pd.DataFrame, spl
     `motion_study_intro`, what was trained and on what, and `motion_study_sentence`: each motion
     pair's best model (`pairs`: `results.pair_accuracy` on the record's runs) and where it stands
     against chance, then the comparisons of `tests` (`results.pair_choice_tests` on those runs)
-    on the motion pairs, with what the design detects where an interval holds zero. `splits` are the record's dataset's. Without a record both say so."""
+    on the motion pairs, with what the design detects where an interval holds zero. `splits` are
+    the record's dataset's. Without a record both say so."""
     if recorded is None:
         return {"motion_study_intro": "nothing: no motion study is recorded for this profile (its motion_study is "
                                       "null)",
