@@ -5,6 +5,7 @@
 #   make study-long  the main methods at twice the epochs, recorded for the results chapter
 #   make study-tune  the learning rates, chosen on the tuning split (never on validation), recorded
 #   make study-motion  the motion pairs at 8 frames on the motion preset, recorded with logits
+#   make study-controls  notebook 03's inflation controls and the instruction-set check, recorded
 #   make explore serve the prediction explorer (book/05_explorer.ipynb, as a Voila web app) on
 #                127.0.0.1:$(PORT) for a browser; needs the runs of `make study`
 # Set-up is idempotent: a rerun only reinstalls when pyproject.toml or constraints.txt changed.
@@ -20,7 +21,8 @@ PROFILES := book/params
 # the book's notebooks, in the table of contents' order (_toc.yml is the one list of them)
 NOTEBOOKS := $(shell sed -n 's/^ *- file: \([0-9][0-9]_[a-z0-9_]*\)$$/\1/p' _toc.yml)
 
-.PHONY: setup study study-long study-tune study-motion notebooks book test clean-book explore fashion-mnist chromium
+.PHONY: setup study study-long study-tune study-motion study-controls notebooks book test clean-book explore \
+	fashion-mnist chromium
 
 setup: $(STAMP) fashion-mnist
 
@@ -87,6 +89,15 @@ study-long: setup
 # logits go to book/recorded/cpu_motion/ (committed), which the results chapter reads.
 study-motion: setup
 	$(PY) -m evitvid study --profile $(PROFILES)/cpu_motion.yaml --record book/recorded/cpu_motion --record-runs \
+		--retrain-stale
+
+# What make study leaves out to fit its budget, beside the 3D runs it shares with it: the
+# inflations that break or keep I3D's time symmetry (notebook 03's controls) and the run that
+# checks another instruction set (book/params/cpu_controls.yaml), about 45 minutes on 2 cores
+# without AVX-512. Their learning curves and validation logits go to book/recorded/cpu_controls/
+# (committed), which notebooks 03 and 04 read.
+study-controls: setup
+	$(PY) -m evitvid study --profile $(PROFILES)/cpu_controls.yaml --record book/recorded/cpu_controls --record-runs \
 		--retrain-stale
 
 # The learning rate of each method and the frames per clip, chosen on the tuning split (a fifth

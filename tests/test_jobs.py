@@ -41,7 +41,9 @@ def test_a_run_needing_an_unknown_run_is_refused_before_anything_trains(tmp_path
 
 
 def test_the_study_lists_the_pretraining_first_then_what_needs_nothing(tiny_root, tmp_path):
-    params = tiny_params(tiny_root, tmp_path, seeds=[0, 1], methods=["frame_averaging", "3d_random", "3d_inflated"])
+    params = tiny_params(tiny_root, tmp_path, seeds=[0, 1], methods=["frame_averaging", "3d_random", "3d_inflated"],
+                         machine_check=True)
+    assert not [s for s in study.study_runs(params.replace(machine_check=False)) if s.environment]
     specs = study.study_runs(params)
     kinds = [(s.kind, bool(s.needs)) for s in specs]
     assert kinds == [("pretraining", False)] + [("video", False)] * 3 + [("video", True)] * 4
@@ -141,7 +143,7 @@ def test_naming_the_runs_of_an_embedded_dataset_generates_nothing(tiny_root, tmp
     assert named.videos == synth.default_out_dir("default", data_root=params.data_root) / "videos"
     specs = study.study_runs(params)
     methods = study.study_methods(params)
-    assert len(specs) == 1 + len(methods) * len(params.seeds) + 1  # pretraining, methods, machine spread
+    assert len(specs) == 1 + len(methods) * len(params.seeds)  # pretraining, methods (the check is recorded)
     assert not (tmp_path / "runs").exists()
     made: list[tuple] = []
     monkeypatch.setattr(synth, "generate", lambda **kwargs: made.append(kwargs) or tiny_root)  # stands in
@@ -161,7 +163,7 @@ def test_the_study_command_lists_every_run_and_whether_it_is_finished(tiny_root,
     profile = tmp_path / "tiny.yaml"
     profile.write_text(yaml.safe_dump(dict(base=CPU_BASE, dataset=str(tiny_root), runs_root=str(tmp_path / "runs"),
                                            seeds=[0], methods=["frame_averaging", "3d_random"],
-                                           inflations=["mean"])))
+                                           inflations=["mean"], machine_check=True)))
     assert main(["study", "--profile", str(profile), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["todo"] * 4  # pretraining, 3D, its spread run, frame averaging

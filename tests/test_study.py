@@ -358,7 +358,7 @@ def test_each_method_may_train_at_its_own_learning_rate():
     """`lr` is one number for every method, or {method key: rate} naming each method of the
     profile: a mapping that repeats the number names the same runs, a method's own rate renames
     its runs only, and a missing or unknown key is refused before anything is named."""
-    cpu = study.load_profile(PROFILES / "cpu.yaml", lr=0.002)
+    cpu = study.load_profile(PROFILES / "cpu.yaml", lr=0.002, inflations=["mean", "centre"])
     methods = study.study_methods(cpu)
 
     def names(params):
@@ -582,6 +582,32 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
             # the machine's folders are not kept; everything else of the run's parameters is
             assert copy.params == {k: v for k, v in original.params.items() if k not in ("runs_root", "data_root")}
             assert study.results.per_seed_top1([copy]) == study.results.per_seed_top1([original])
+    assert study.read_recorded(tmp_path / "kept").machine_spread() is None  # the profile trained no check
+    # notebook 03's controls: for a profile with the main inflation only, a record's inflations and
+    # kept runs; a profile that trains controls of its own, or names no record, reads its own 3D runs
+    record, main_only = study.read_recorded(tmp_path / "kept"), params.replace(inflations=("mean",))
+    widened, controls = study.inflation_controls(main_only, trained, record)
+    assert widened == params and {k: [r.dir for r in g] for k, g in controls.items()} == \
+        {k: [r.dir for r in g] for k, g in kept.items()}
+    own = (params, {k: g for k, g in trained.items() if k in ("3d_random", "3d_mean", "3d_centre")})
+    assert study.inflation_controls(params, trained, record) == own == study.inflation_controls(params, trained, None)
+    with pytest.raises(ValueError, match=r"kept: its runs are not this profile's protocol .* record it again"):
+        study.inflation_controls(main_only.replace(lr=0.004), trained, record)
+    # with machine_check, the instruction-set check's two runs are kept and read back
+    checked = params.replace(machine_check=True)
+    with pytest.raises(FileNotFoundError, match=r"oneDNN .*: no finished run .* train it first"):
+        study.record_study(checked, tmp_path / "checked", "tiny", keep_runs=True)
+    here, elsewhere = study.machine_spread(checked)
+    with_check = study.record_study(checked, tmp_path / "checked", "tiny", keep_runs=True)
+    here_kept, elsewhere_kept = with_check.machine_spread()
+    assert here_kept.name == here.name == trained["3d_random"][0].name and elsewhere_kept.name == elsewhere.name
+    assert elsewhere_kept.results == elsewhere.results and "ONEDNN_MAX_CPU_ISA" in elsewhere_kept.params["environment"]
+    # the chapters' check: the profile's own when it trains one, else its record's, else none
+    own, kept_check = study.instruction_set_check(checked, record), study.instruction_set_check(params, with_check)
+    assert (own.here.dir, own.elsewhere.dir, own.source) == (here.dir, elsewhere.dir, "this machine")
+    assert (kept_check.here.dir, kept_check.elsewhere.dir) == (here_kept.dir, elsewhere_kept.dir)
+    assert kept_check.source == f"the machine that recorded {with_check.location}"
+    assert study.instruction_set_check(params, record) is None and study.instruction_set_check(params, None) is None
     # the motion study's paragraph, from such a record: its dataset resolved again, its pairs read
     record = study.read_recorded(tmp_path / "kept")
     assert record.about["command"].endswith(" --record-runs") and "--record-runs" not in recorded.about["command"]
@@ -655,9 +681,10 @@ def test_budget_comparison_says_which_differences_cross_zero_with_more_epochs():
     welch = stats.ttest_ind([50, 52, 54], [40, 42, 44], equal_var=False).confidence_interval(0.95)
     assert row["8 epochs: 95% over seeds"] == f"[{welch.low:+.1f}, {welch.high:+.1f}]"  # seeds unpaired
 
-    recorded = SimpleNamespace(epochs=16, curves=long, location="book/recorded/x", about={
-        "environment": {"cpu": "Some CPU", "cores": 2}, "commit": "0123456789abcdef+changes", "recorded":
-        "2026-12-06T05:00:00+00:00", "training_minutes": 24.6, "profile": "cpu_long"})
+    about = {"environment": {"cpu": "Some CPU", "cores": 2}, "commit": "0123456789abcdef+changes",
+             "recorded": "2026-12-06T05:00:00+00:00", "training_minutes": 24.6, "profile": "cpu_long",
+             "params": {"epochs": 16}}
+    recorded = study.RecordedStudy(Path("book/recorded/x"), long, about)
     numbers = study.longer_budget_numbers(recorded, short, methods, 8, comparisons=[("a", "b")])
     assert "on Some CPU (2 cores, 25 minutes of training) and recorded at commit 0123456+changes on 2026-12-06" \
         in numbers["long_intro"]
@@ -665,8 +692,9 @@ def test_budget_comparison_says_which_differences_cross_zero_with_more_epochs():
     assert numbers["long_findings"].startswith("At 16 epochs 2 of 2 methods were still gaining")
     assert "1 of 1 differences stand elsewhere against 0 with more epochs (A − B: above 0 at 8 epochs, below 0 " \
            "at 16 epochs)" in numbers["long_findings"]
-    recorded.curves = _curves({"A": [0.60, 0.62, 0.64], "B": [0.50, 0.52, 0.54]}, 16)
-    steady = study.longer_budget_numbers(recorded, short, methods, 8, comparisons=[("a", "b")])
+    steady_curves = _curves({"A": [0.60, 0.62, 0.64], "B": [0.50, 0.52, 0.54]}, 16)
+    steady = study.longer_budget_numbers(study.RecordedStudy(Path("book/recorded/x"), steady_curves, about), short,
+                                         methods, 8, comparisons=[("a", "b")])
     assert "lies on the same side of 0 at 16 epochs as at 8 epochs" in steady["long_findings"]
     assert study.longer_budget_numbers(None, short, methods, 8)["long_findings"] == "Not measured for this profile."
 
@@ -694,6 +722,33 @@ def test_the_committed_record_is_of_the_cpu_long_profile_as_it_reads_today(monke
     curves = recorded.curves
     assert set(curves.groupby(["method", "seed"]).size()) == {long.epochs}
     assert curves["method"].nunique() == len(recorded.about["runs"]) and curves["seed"].nunique() == len(long.seeds)
+
+
+def test_the_controls_study_is_cpus_3d_runs_with_the_inflation_controls_and_the_check(monkeypatch):
+    """cpu_controls.yaml (make study-controls): cpu.yaml's protocol and its two 3D runs (the same
+    runs, trained once), the four inflation controls and the instruction-set check, which cpu.yaml
+    leaves to it; its committed record keeps those runs' logits and names the runs the profile
+    names today."""
+    def generate(*args, **kwargs):
+        raise AssertionError("naming the runs generated the dataset")
+    monkeypatch.setattr(synth, "generate", generate)
+    cpu, controls = study.load_profile(PROFILES / "cpu.yaml"), study.load_profile(PROFILES / "cpu_controls.yaml")
+    assert study.training_params(controls, lr=1.0) == study.training_params(cpu, lr=1.0)
+    assert list(study.study_methods(controls)) == ["3d_random", "3d_mean", "3d_mean_noise", "3d_centre",
+                                                   "3d_centre_only", "3d_mean_replicate"]
+    shared = ["3d_random", "3d_mean"]
+    assert {k: [s.name for s in g] for k, g in study.method_runs(controls, shared).items()} == \
+        {k: [s.name for s in g] for k, g in study.method_runs(cpu, shared).items()}
+    assert [s.kwargs["seed"] for s in study.study_runs(controls) if s.environment] == [0]
+    assert not [s for s in study.study_runs(cpu) if s.environment] and cpu.inflations == ("mean",)
+    if cpu.controls_study is None:  # as cpu_long's: a change to the embedded dataset makes a record stale
+        pytest.skip("cpu.yaml names no controls study record: make study-controls records one for this testbed")
+    recorded = study.read_recorded(cpu.controls_study)
+    assert study.recorded_runs_match(recorded, controls), "the recorded runs are not cpu_controls': make study-controls"
+    widened, runs = study.inflation_controls(cpu, {}, recorded)
+    assert list(runs) == list(study.study_methods(controls)) and widened.inflations == controls.inflations
+    here, elsewhere = recorded.machine_spread()
+    assert here.name == runs["3d_random"][0].name and elsewhere.params["environment"]
 
 
 def test_the_motion_study_is_cpus_protocol_at_8_frames_on_the_motion_preset(monkeypatch):
@@ -933,8 +988,10 @@ def test_cpu_yaml_frames_and_rates_are_those_the_committed_tuning_study_chose(mo
     assert cpu.num_frames == study.tuned_frames(tuning), (
         f"cpu.yaml's num_frames is not the tuning study's choice: {study.tuned_frames(tuning)}")
     assert isinstance(cpu.lr, dict), "cpu.yaml names a tuning study: its lr must be the rates that study chose"
-    assert cpu.lr == study.tuned_rates(tuning, study.study_methods(cpu)), (
-        f"cpu.yaml's lr is not the tuning study's choice: {study.tuned_rates(tuning, study.study_methods(cpu))}")
+    # the rates of cpu.yaml's methods and of the inflation controls its recorded study trains (cpu_controls.yaml)
+    methods = {**study.study_methods(cpu), **study.study_methods(study.load_profile(PROFILES / "cpu_controls.yaml"))}
+    assert cpu.lr == study.tuned_rates(tuning, methods), (
+        f"cpu.yaml's lr is not the tuning study's choice: {study.tuned_rates(tuning, methods)}")
 
 
 def test_plateau_table_measures_the_change_over_the_last_epochs():
@@ -1036,16 +1093,26 @@ def test_machine_spread_says_when_the_two_runs_computed_the_same_numbers():
     from types import SimpleNamespace
 
     def run(losses, verb, isa=None):
-        return SimpleNamespace(params={"seed": 0, **({"environment": {"ONEDNN_MAX_CPU_ISA": isa}} if isa else {})},
+        return SimpleNamespace(params={"seed": 0, "model": "b0_3d", "pretrained": None,
+                                       **({"environment": {"ONEDNN_MAX_CPU_ISA": isa}} if isa else {})},
                                metrics=[{"epoch": e + 1, "train_loss": x} for e, x in enumerate(losses)],
-                               results={"val": {"verb_top1": verb}, "environment": {"cpu_capability": "AVX512"}})
+                               results={"val": {"verb_top1": verb, "noun_top1": 0.5, "action_top1": 0.2},
+                                        "environment": {"cpu_capability": "AVX512"}})
     here = run([2.5, 2.0], 0.40)
     runs = {"a": [here, run([2.4, 2.1], 0.35)]}
-    same = study.spread_numbers(runs, {}, here, run([2.5, 2.0], 0.40, "AVX2"))
+    same = study.spread_numbers(runs, study.InstructionSetCheck(here, run([2.5, 2.0], 0.40, "AVX2"), "this machine"))
     assert same["machine_change"].startswith("+0.0 points") and "measures nothing" in same["machine_change"]
-    assert (same["machine_isa"], same["machine_capability"], same["seed_range"]) == ("AVX2", "AVX512", "5.0 points")
-    moved = study.spread_numbers(runs, {}, here, run([2.5, 2.0000001], 0.42, "AVX2"))
+    assert same["seed_range"] == "5.0 points"
+    assert same["machine_check_sentence"] == ("seed 0 of b0_3d from random initialisation, trained on this machine "
+                                              "and again with oneDNN limited to the AVX2 instruction set, one step "
+                                              "below the best that CPU runs (AVX512)")
+    moved = study.spread_numbers(runs, study.InstructionSetCheck(here, run([2.5, 2.0000001], 0.42, "AVX2"), "X"))
     assert moved["machine_change"] == "+2.0 points"
+    assert study.machine_table(study.InstructionSetCheck(here, run([2.5], 0.42, "AVX2"), "X"))[
+        "verb top-1 (%)"].tolist() == ["40.0", "42.0"]
+    none = study.spread_numbers(runs, None)  # a profile without a check: said, not measured
+    assert none["seed_range"] == "5.0 points" and none["machine_change"].startswith("nothing here")
+    assert study.machine_table(None).empty
     assert not study.same_computation(run([], 0.4), run([], 0.4))  # no epochs: nothing to compare
 
 
@@ -1167,7 +1234,7 @@ def test_the_book_profiles_load():
     assert code.lr * code.batch_size * code.accum_steps / code.lr_scaling_batch == pytest.approx(7.5e-4)
     assert (code.mixup_alpha, code.cutmix_alpha, code.mixup_switch_prob, code.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
     # every profile of the book loads
-    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_long", "cpu_motion", "cpu_tune",
+    assert {p.stem for p in PROFILES.glob("*.yaml")} == {"cpu", "cpu_controls", "cpu_long", "cpu_motion", "cpu_tune",
                                                          "cpu_tune_2_frames", "ek100", "ek100_code"}
     assert all(study.load_profile(p) for p in PROFILES.glob("*.yaml"))
 

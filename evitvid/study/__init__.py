@@ -25,7 +25,7 @@ The modules form one pipeline, each importing only from those before it:
 from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baselines, reversal_pairs
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
 from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, motion_numbers,
-                       motion_study_numbers, pair_numbers,
+                       motion_study_numbers, controls_numbers, pair_numbers,
                        pretraining_numbers, testbed_numbers, verdict_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers, mechanism_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
@@ -44,18 +44,19 @@ from .methods import (MAIN_COMPARISONS, MOTION_COMPARISONS, Method, architecture
 from .params import (PROTOCOL, ParameterError, StudyParams, find_profile, load_profile, notebook_parameters,
                      profile_values)
 from .performance import benchmark_run
-from .plan import (finished_methods, machine_spread, method_runs, prepare_data, pretrained_checkpoint,
+from .plan import (finished_methods, finished_spread, machine_spread, method_runs, prepare_data, pretrained_checkpoint,
                    pretraining_runs, pretraining_specs, spread_run, study_data, study_runs, train_methods, train_study)
 from .predictions import load_trained, predictions_frame, read_logits, run_data, segment_results
 from .probes import ReversalProbe
-from .recorded import (RUN_FILES, RecordedStudy, TuningStudy, checkout_commit, frames_means, read_recorded, read_tuning,
-                       record_study, recorded_runs_match, tuned_frames, tuned_rates, tuning_numbers, tuning_table)
+from .recorded import (RUN_FILES, RecordedStudy, TuningStudy, checkout_commit, frames_means, inflation_controls,
+                       instruction_set_check, read_recorded, read_tuning, record_study, recorded_runs_match,
+                       tuned_frames, tuned_rates, tuning_numbers, tuning_table)
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
                       frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
                       pair_choice_summary, pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread,
                       segment_videos, segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
-from .spread import machine_table, same_computation, spread_numbers
+from .spread import InstructionSetCheck, machine_table, same_computation, spread_numbers
 from .tables import (notebook_run, pretraining_curves, pretraining_table, read_table, readable_baselines,
                      readable_summary, reversal_table, save_table, time_steps_table, verdict_display)
 from .text import comparison_sentence, glue, pct, points
@@ -77,7 +78,7 @@ __all__ = [
     "RunSpec", "run_name", "finished_here", "train_video", "initial_model", "pretrain_images", "training_params",
     "pretraining_params", "train_runs",
     "study_data", "prepare_data", "method_runs", "pretraining_specs", "pretraining_runs", "pretrained_checkpoint",
-    "train_methods", "finished_methods", "spread_run", "machine_spread", "study_runs", "train_study",
+    "train_methods", "finished_methods", "spread_run", "machine_spread", "finished_spread", "study_runs", "train_study",
     "positions", "evaluate_frames", "reversal_at_initialisation", "time_inference", "time_inference_all",
     "timing_table",
     "REVERSAL_PAIRS", "reversal_pairs", "baselines", "pair_baselines",
@@ -90,8 +91,9 @@ __all__ = [
     "plateau_changes", "plateau_table", "plateau_sentence", "difference_drift", "drift_sentence", "final_top1",
     "budget_comparison", "longer_budget_numbers",
     "STUDY_BUDGET_MINUTES", "time_spent", "training_span", "most_at_once", "budget_sentence", "budget_numbers",
-    "machine_table", "same_computation", "spread_numbers",
+    "InstructionSetCheck", "machine_table", "same_computation", "spread_numbers",
     "RUN_FILES", "RecordedStudy", "checkout_commit", "record_study", "read_recorded", "recorded_runs_match",
+    "inflation_controls", "instruction_set_check",
     "TuningStudy",
     "read_tuning", "frames_means", "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers",
     "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
@@ -103,7 +105,7 @@ __all__ = [
     "verdict_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
     "pretraining_numbers",
     "reversal_numbers", "mechanism_numbers",
-    "ablation_numbers", "pair_numbers", "motion_numbers", "motion_study_numbers",
+    "ablation_numbers", "pair_numbers", "motion_numbers", "motion_study_numbers", "controls_numbers",
     "MEASURES", "direction_scores", "motion_probe", "pan_shift", "rotation", "protocol_numbers",
     "benchmark_run",
 ]

@@ -230,6 +230,22 @@ def motion_numbers(probe: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     return {"motion_probe_sentence": "; ".join(parts) + ". So " + verdict}
 
 
+def controls_numbers(recorded, controls: Mapping, methods: Mapping) -> dict:
+    """Where notebook 03's inflation controls come from (`controls_source`): trained by the
+    chapter, or read from the recorded controls study `recorded` (`recorded.inflation_controls`
+    gave `controls`, labelled by `methods`)."""
+    if recorded is None:
+        return {"controls_source": "The inflations below were trained by this chapter, beside the runs above"}
+    labels = [methods[k].label for k in controls]
+    seeds = {len(group) for group in controls.values()}
+    return {"controls_source": (
+        f"The inflations below were not trained by this chapter but by a recorded study (`make study-controls`, "
+        f"kept in {recorded.location}): {len(labels)} methods ({'; '.join(labels)}) with "
+        f"{'/'.join(map(str, sorted(seeds)))} seeds and this chapter's protocol, {recorded.provenance}. Its own "
+        "random-init and mean-inflated runs are the baselines below, so every comparison is between runs of one "
+        "machine")}
+
+
 def _undetected(row) -> str:
     """What a `results.pair_choice_tests` row whose interval holds zero could have detected."""
     seeds = ("no number of seeds would on these videos" if pd.isna(row.seeds_needed) else

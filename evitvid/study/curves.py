@@ -186,18 +186,12 @@ def longer_budget_numbers(recorded, curves: pd.DataFrame, methods: Mapping, epoc
         return {"long_intro": "No study at a longer budget is recorded for this profile (its longer_budget is "
                               "null), so what more epochs would change is not measured here.",
                 "long_findings": "Not measured for this profile."}
-    about, env = recorded.about, recorded.about["environment"]
-    minutes = about.get("training_minutes")
-    commit = about.get("commit") or "an unknown commit"
-    commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
     labels = list(recorded.curves["method"].unique())
     intro = (f"The runs above stop at {epochs} epochs, what fits the study's budget. make study-long trained the "
              f"same protocol at {recorded.epochs} epochs for {len(labels)} methods ({'; '.join(labels)}) with "
-             f"{recorded.curves['seed'].nunique()} seeds, on {env.get('cpu', '?')} ({env.get('cores', '?')} cores"
-             + (f", {minutes:.0f} minutes of training" if minutes is not None else "")
-             + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}. Its learning curves "
-               f"are kept in the repository ({recorded.location}). The record keeps each run's accuracy per epoch, "
-               "not its predictions per segment, so the differences below have intervals over seeds only.")
+             f"{recorded.curves['seed'].nunique()} seeds, {recorded.provenance}. Its learning curves are kept in "
+             f"the repository ({recorded.location}). The record keeps each run's accuracy per epoch, not its "
+             "predictions per segment, so the differences below have intervals over seeds only.")
     comparisons = every_comparison(methods) if comparisons is None else comparisons
     short, long = f"{epochs} epochs", f"{recorded.epochs} epochs"
     comparison = budget_comparison([(short, curves), (long, recorded.curves)], methods, comparisons)

@@ -152,6 +152,12 @@ class StudyParams:
     motion_study: Optional[str] = _doc("the motion pairs studied where they can be learnt, recorded in the repository "
                                        "with its runs' logits (`make study-motion`), which the results chapter reads; "
                                        "null: none")
+    controls_study: Optional[str] = _doc("notebook 03's inflation controls and the instruction-set check, recorded in "
+                                         "the repository with their runs' logits (`make study-controls`), which "
+                                         "notebooks 03 and 04 read; null: none")
+    machine_check: bool = _doc("train the instruction-set check beside the methods (`plan.spread_run`: 3D random "
+                               "init's seed 0 again, oneDNN one instruction set below this CPU's best); what the "
+                               "controls study records")
     # -- image pretraining (the embedded study's stand-in for ImageNet) -------------------------
     pretrain_image_size: int = _doc("image size")
     pretrain_image_scale: Optional[int] = _doc("the video frame size whose item and texture sizes the images keep "
@@ -255,8 +261,12 @@ class StudyParams:
             out.append(f"head={self.head!r}: one of {', '.join(HEADS)}")
         if self.sampling not in SAMPLERS:
             out.append(f"sampling={self.sampling!r}: one of {', '.join(SAMPLERS)}")
-        if not isinstance(self.grad_checkpointing, bool):
-            out.append(f"grad_checkpointing={self.grad_checkpointing!r}: true or false")
+        for name in ("grad_checkpointing", "machine_check"):
+            if not isinstance(getattr(self, name), bool):
+                out.append(f"{name}={getattr(self, name)!r}: true or false")
+        if self.machine_check is True and "3d_random" not in self.methods:
+            out.append("machine_check: the instruction-set check trains 3d_random's seed 0 again; add 3d_random to "
+                       "methods")
         for name in ("max_train", "max_val", "pretrain_max_train"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -356,7 +366,8 @@ def find_profile(profile: Union[str, Path], profiles: Union[str, Path, Sequence[
 
 
 # The parameters that are paths: a profile's own are relative to its file.
-PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget", "tuning", "motion_study")
+PATH_FIELDS = ("runs_root", "data_root", "annotations_dir", "videos_dir", "longer_budget", "tuning", "motion_study",
+               "controls_study")
 
 
 def _anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:

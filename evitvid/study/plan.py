@@ -26,7 +26,7 @@ from .training import (RECIPE, WEIGHTS_FILE, checkpoint_source, pretrain_images,
                        recipe_record, run_name, training_params)
 
 __all__ = ["study_data", "prepare_data", "pretraining_specs", "method_runs", "train_methods", "spread_run",
-           "machine_spread", "study_runs", "train_study", "finished_methods", "pretraining_runs",
+           "machine_spread", "finished_spread", "study_runs", "train_study", "finished_methods", "pretraining_runs",
            "pretrained_checkpoint"]
 
 
@@ -180,14 +180,26 @@ def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, i
     return trained[here.name], trained[other.name]
 
 
+def finished_spread(params: StudyParams, data: Optional[DataPaths] = None) -> tuple[Run, Run]:
+    """Like `machine_spread`, but only reads: a run of the pair that this code did not finish
+    raises, naming it."""
+    pair = spread_run(params, data=data)
+    for spec in pair:
+        if not spec.complete:
+            raise FileNotFoundError(f"{spec.label}: no finished run {Path(params.runs_root) / spec.name} computed by "
+                                    f"this code; train it first (python -m evitvid study with machine_check: true)")
+    here, other = (Run(Path(params.runs_root) / spec.name) for spec in pair)
+    return here, other
+
+
 def study_runs(params: StudyParams, data: Optional[DataPaths] = None) -> list[RunSpec]:
-    """Every run the book's notebooks read, in the order `train_runs` keeps the workers busy with:
-    the pretraining, the runs that need nothing (random initialisation, the spread between
-    machines), then the runs that start from the pretraining. A tuning study (`split: tune`),
-    which the book does not read, trains its method runs and their pretraining only."""
+    """Every run the profile's notebooks read, in the order `train_runs` keeps the workers busy
+    with: the pretraining, the runs that need nothing (random initialisation, the instruction-set
+    check when `machine_check` asks for it), then the runs that start from the pretraining. A
+    tuning study (`split: tune`), which the book does not read, trains no check."""
     data = data or study_data(params, generate=False)
     flat = [s for group in method_runs(params, data=data).values() for s in group]
-    if "3d_random" in study_methods(params) and params.split == "validation":
+    if params.machine_check and params.split == "validation":
         flat.append(spread_run(params, data=data)[1])
     return _busy_order(pretraining_specs(params) + flat)
 

@@ -19,7 +19,10 @@ A record made with `keep_runs=True` (`--record-runs`: `make study-motion`'s, boo
 also keeps what each run's per-segment statistics need, `runs/NAME/` with its validation logits
 and its params, results and metrics files (no checkpoint; about 50 kB a run):
 `RecordedStudy.method_runs` gives them as `Run`s, which every function of `results` reads as it
-reads the runs of `make study`.
+reads the runs of `make study`. The controls study (`make study-controls`,
+book/recorded/cpu_controls) is recorded so: notebook 03's inflation controls beside its own 3D
+runs (`inflation_controls`), and the instruction-set check (`machine_check`;
+`RecordedStudy.machine_spread`, `instruction_set_check`), which `make study` leaves to it.
 
 A tuning study is recorded alike, one reading per frame count in a folder of its own
 (`book/recorded/cpu_tune/4_frames`, `2_frames`: `make study-tune`): each reading trains the
@@ -52,12 +55,14 @@ from .data import DataPaths, Splits, read_planned_splits, read_splits, resolve_d
 from .methods import Method, study_methods
 from .params import StudyParams
 from .predictions import LOGITS_FILE
-from .plan import finished_methods, method_runs
+from .plan import finished_methods, finished_spread, machine_spread, method_runs
 from .results import learning_curves
+from .spread import InstructionSetCheck
 
 __all__ = ["RECORD_FILE", "CURVES_FILE", "RUNS_DIR", "RUN_FILES", "CURVE_COLUMNS", "RecordedStudy", "checkout_commit",
-           "record_study", "read_recorded", "recorded_runs_match", "TuningStudy", "read_tuning", "frames_means",
-           "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers", "epoch_cost"]
+           "record_study", "read_recorded", "recorded_runs_match", "inflation_controls", "instruction_set_check",
+           "TuningStudy", "read_tuning", "frames_means", "tuned_frames", "tuned_rates", "tuning_table",
+           "tuning_numbers", "epoch_cost"]
 
 RECORD_FILE = "record.json"
 CURVES_FILE = "learning_curves.csv"
@@ -83,15 +88,25 @@ class RecordedStudy:
     def method_runs(self) -> dict[str, list[Run]]:
         """{method key: its runs}, as `keep_runs=True` kept them under `runs/` (the record's order);
         a record without them, or a run without its files, is named."""
-        out = {}
-        for key, names in self.about["runs"].items():
-            out[key] = [Run(self.path / RUNS_DIR / name) for name in names]
-            for run in out[key]:
-                missing = [f for f in RUN_FILES if not (run.dir / f).is_file()]
-                if missing:
-                    raise FileNotFoundError(f"{run.dir}: the record keeps no {', '.join(missing)} of this run "
-                                            f"(record it with --record-runs)")
-        return out
+        return {key: [self._kept(name) for name in names] for key, names in self.about["runs"].items()}
+
+    def machine_spread(self) -> Optional[tuple[Run, Run]]:
+        """The instruction-set check the record kept (`plan.machine_spread`: the run as the study
+        trained it, the same run with oneDNN one instruction set lower); None when its profile
+        did not train one. A check recorded without its runs' files is named."""
+        check = self.about.get("machine_check")
+        if not check:
+            return None
+        here, elsewhere = (self._kept(check[k]) for k in ("here", "elsewhere"))
+        return here, elsewhere
+
+    def _kept(self, name: str) -> Run:
+        run = Run(self.path / RUNS_DIR / name)
+        missing = [f for f in RUN_FILES if not (run.dir / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{run.dir}: the record keeps no {', '.join(missing)} of this run (record it "
+                                    f"with --record-runs)")
+        return run
 
     def data(self, data_root: Union[str, Path, None] = None) -> DataPaths:
         """The dataset the record's runs trained on, resolved again from its profile's values (the
@@ -114,6 +129,18 @@ class RecordedStudy:
                              f"{sorted(made, key=str)}, this code generates version {synth.GENERATOR_VERSION}: record "
                              "the study again")
         return read_planned_splits(p["dataset"], seed=next(iter(made))[1])
+
+    @property
+    def provenance(self) -> str:
+        """Where and when it was recorded, for a sentence: "on CPU (N cores, M minutes of
+        training) and recorded at commit C on DATE"."""
+        about, env = self.about, self.about["environment"]
+        minutes = about.get("training_minutes")
+        commit = about.get("commit") or "an unknown commit"
+        commit = commit[:7] + ("+changes" if commit.endswith("+changes") else "")
+        return (f"on {env.get('cpu', '?')} ({env.get('cores', '?')} cores"
+                + (f", {minutes:.0f} minutes of training" if minutes is not None else "")
+                + f") and recorded at commit {commit} on {str(about.get('recorded', '?'))[:10]}")
 
     @property
     def location(self) -> str:
@@ -144,7 +171,8 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     folder `out` (each file atomically): the profile, its values (without the machine's
     folders), the runs, the code that trained them (`commit`, when the caller knows it:
     `checkout_commit`) and the machine. A missing run raises, naming the notebook that trains it.
-    `keep_runs=True` also copies each run's `RUN_FILES` to `out/runs/NAME/` (`RecordedStudy.method_runs`)."""
+    `keep_runs=True` also copies each run's `RUN_FILES` to `out/runs/NAME/` (`RecordedStudy.method_runs`,
+    and with `machine_check` the instruction-set check's runs: `RecordedStudy.machine_spread`)."""
     methods = study_methods(params)
     runs = finished_methods(params)
     curves = learning_curves(runs, methods)
@@ -154,6 +182,9 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     curves["method_key"], curves["peak_lr"] = [e[0] for e in epochs], [e[1] for e in epochs]
     curves = curves[[c for c in CURVE_COLUMNS if c in curves]]
     every = [r for group in runs.values() for r in group]
+    check = finished_spread(params) if params.machine_check and params.split == "validation" else None
+    if check is not None:
+        every.append(check[1])  # its first run is one of the method's
     minutes = training_span(every)
     about = {
         "profile": profile,
@@ -163,6 +194,7 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
         "commit": commit,
         "params": {k: v for k, v in params.as_dict().items() if k not in MACHINE_FOLDERS},
         "runs": {key: [r.name for r in group] for key, group in runs.items()},
+        "machine_check": None if check is None else {"here": check[0].name, "elsewhere": check[1].name},
         "training_minutes": None if minutes is None else round(minutes, 1),
         "environment": every[0].results.get("environment", {}),
     }
@@ -215,6 +247,39 @@ def recorded_runs_match(recorded: RecordedStudy, params: StudyParams) -> bool:
     made of: the same methods, seeds and protocol."""
     names = {key: [s.name for s in group] for key, group in method_runs(params).items()}
     return names == recorded.about["runs"]
+
+
+def inflation_controls(params: StudyParams, runs: Mapping[str, list[Run]],
+                       recorded: Optional[RecordedStudy]) -> tuple[StudyParams, dict[str, list[Run]]]:
+    """What notebook 03's inflation controls read, and `params` with their inflations (whose
+    `study_methods` label every run of the chapter). A profile that trains controls of its own
+    (more `inflations` than the main one) or names no record reads its own runs of evitvid's 3D
+    model (not the paper's code's, which the chapter reads apart); otherwise the recorded
+    controls study (`controls_study`, `make study-controls`): its kept runs, its own random init
+    and mean inflation among them, so that every comparison is within one machine's runs. A
+    record whose runs are not this protocol's (a method it shares with `params` names its runs
+    otherwise) is refused: record it again."""
+    if recorded is None or len(params.inflations) > 1:
+        methods = study_methods(params)
+        return params, {k: v for k, v in runs.items() if k.startswith("3d_") and not methods[k].paper_code}
+    widened = params.replace(inflations=tuple(recorded.about["params"]["inflations"]))
+    shared = [k for k in recorded.about["runs"] if k in study_methods(widened)]
+    ours = {k: [s.name for s in group] for k, group in method_runs(widened, shared).items()}
+    if not shared or any(recorded.about["runs"][k] != names for k, names in ours.items()):
+        raise ValueError(f"{recorded.path}: its runs are not this profile's protocol (its "
+                         f"{', '.join(shared) or 'methods'} are named otherwise): record it again (make "
+                         f"study-controls)")
+    return widened, recorded.method_runs()
+
+
+def instruction_set_check(params: StudyParams, recorded: Optional[RecordedStudy]) -> Optional[InstructionSetCheck]:
+    """The instruction-set check the chapters read (`plan.machine_spread`: a run, and the same
+    run with oneDNN one instruction set lower): the profile's own when its `machine_check` asks
+    for one (trained here if missing), else the one the recorded controls study kept, else None."""
+    if params.machine_check:
+        return InstructionSetCheck(*machine_spread(params), source="this machine")
+    pair = recorded.machine_spread() if recorded is not None else None
+    return None if pair is None else InstructionSetCheck(*pair, source=f"the machine that recorded {recorded.location}")
 
 
 @dataclass(frozen=True)
