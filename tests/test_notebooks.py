@@ -31,7 +31,8 @@ def tiny_profile(synth_tiny, tmp_path_factory) -> Path:
     profile = runs.parent / "tiny.yaml"
     profile.write_text(yaml.safe_dump(dict(base=CPU_BASE,
         dataset=str(root), runs_root=str(runs), seeds=[0, 1], epochs=1, num_frames=4, crop_size=32, batch_size=4,
-        max_val=16, reversal_clips=4, inflations=["mean", "centre", "centre_only"], pretrain_image_size=32,
+        max_val=16, reversal_clips=4, inflations=["mean", "centre", "centre_only"], machine_check=True,
+        pretrain_image_size=32,
         pretrain_epochs=1, pretrain_batch_size=16, pretrain_max_train=64, pretrain_held_out=32,
         eval_frames=[1, 2, 8, 16],
         eval_positions=2, bootstrap_resamples=200, time_models=["efficientvit_b0_frameavg"], time_frames=[1, 2],
@@ -105,7 +106,10 @@ def test_all_notebooks_run_and_write_their_runs(tmp_path, tiny_profile):
     assert "3D, inflated (centre only) \\u2212 3D, inflated" in mechanism or "centre only) − 3D, inflated" in mechanism
     assert (runs_root / "01_frame_averaging" / "figures" / "accuracy_vs_frames.png").exists()
     assert (runs_root / "03_3d_inflated" / "reversal_at_initialisation.csv").exists()
-    assert (runs_root / "04_results" / "machine_spread.csv").exists()
+    # a profile that trains its own controls and instruction-set check reads them, not the records
+    controls = pd.read_csv(runs_root / "03_3d_inflated" / "control_accuracy.csv")
+    assert controls["method"].nunique() == 4 and "3D, inflated (centre only)" in set(controls["method"])
+    assert len((runs_root / "04_results" / "machine_spread.csv").read_text().splitlines()) == 3
     # the paper's code's 3D model: its time steps, and the verdicts judged with it
     steps = (runs_root / "03_3d_inflated" / "time_steps.csv").read_text()
     assert "3D B0 (the paper's code),16,8,4,2,1,1" in steps
