@@ -606,7 +606,7 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
     own, kept_check = study.instruction_set_check(checked, record), study.instruction_set_check(params, with_check)
     assert (own.here.dir, own.elsewhere.dir, own.source) == (here.dir, elsewhere.dir, "this machine")
     assert (kept_check.here.dir, kept_check.elsewhere.dir) == (here_kept.dir, elsewhere_kept.dir)
-    assert kept_check.source == f"the machine that recorded {with_check.location}"
+    assert kept_check.source == f"the machine that recorded the controls study ({with_check.location})"
     assert study.instruction_set_check(params, record) is None and study.instruction_set_check(params, None) is None
     # the motion study's paragraph, from such a record: its dataset resolved again, its pairs read
     record = study.read_recorded(tmp_path / "kept")

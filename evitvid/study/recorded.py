@@ -279,7 +279,8 @@ def instruction_set_check(params: StudyParams, recorded: Optional[RecordedStudy]
     if params.machine_check:
         return InstructionSetCheck(*machine_spread(params), source="this machine")
     pair = recorded.machine_spread() if recorded is not None else None
-    return None if pair is None else InstructionSetCheck(*pair, source=f"the machine that recorded {recorded.location}")
+    return None if pair is None else InstructionSetCheck(
+        *pair, source=f"the machine that recorded the controls study ({recorded.location})")
 
 
 @dataclass(frozen=True)
