@@ -44,6 +44,7 @@ def test_the_study_lists_the_pretraining_first_then_what_needs_nothing(tiny_root
     params = tiny_params(tiny_root, tmp_path, seeds=[0, 1], methods=["frame_averaging", "3d_random", "3d_inflated"],
                          machine_check=True)
     assert not [s for s in study.study_runs(params.replace(machine_check=False)) if s.environment]
+    assert study.plan.trains_check(params) and not study.plan.trains_check(params.replace(split="tune"))
     specs = study.study_runs(params)
     kinds = [(s.kind, bool(s.needs)) for s in specs]
     assert kinds == [("pretraining", False)] + [("video", False)] * 3 + [("video", True)] * 4

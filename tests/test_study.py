@@ -603,8 +603,9 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
     assert here_kept.name == here.name == trained["3d_random"][0].name and elsewhere_kept.name == elsewhere.name
     assert elsewhere_kept.results == elsewhere.results and "ONEDNN_MAX_CPU_ISA" in elsewhere_kept.params["environment"]
     # the chapters' check: the profile's own when it trains one, else its record's, else none
-    own, kept_check = study.instruction_set_check(checked, record), study.instruction_set_check(params, with_check)
-    assert (own.here.dir, own.elsewhere.dir, own.source) == (here.dir, elsewhere.dir, "this machine")
+    own_check = study.instruction_set_check(checked, record)
+    kept_check = study.instruction_set_check(params, with_check)
+    assert (own_check.here.dir, own_check.elsewhere.dir, own_check.source) == (here.dir, elsewhere.dir, "this machine")
     assert (kept_check.here.dir, kept_check.elsewhere.dir) == (here_kept.dir, elsewhere_kept.dir)
     assert kept_check.source == f"the machine that recorded the controls study ({with_check.location})"
     assert study.instruction_set_check(params, record) is None and study.instruction_set_check(params, None) is None
@@ -626,6 +627,7 @@ def test_a_recorded_study_reads_back_and_knows_its_protocol(tiny_root, runs, tmp
             numbers["motion_study_sentence"]
     assert study.motion_study_numbers(None, pairs, tests, splits)["motion_study_sentence"].startswith(
         "No motion study")
+    assert study.read_recorded(None) is None and study.read_tuning(None) is None  # a profile's null: no record
     (tmp_path / "rec" / "learning_curves.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"rec/learning_curves.csv: no recorded study here"):
         study.read_recorded(tmp_path / "rec")

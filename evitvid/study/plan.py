@@ -26,8 +26,8 @@ from .training import (RECIPE, WEIGHTS_FILE, checkpoint_source, pretrain_images,
                        recipe_record, run_name, training_params)
 
 __all__ = ["study_data", "prepare_data", "pretraining_specs", "method_runs", "train_methods", "spread_run",
-           "machine_spread", "finished_spread", "study_runs", "train_study", "finished_methods", "pretraining_runs",
-           "pretrained_checkpoint"]
+           "machine_spread", "trains_check", "finished_spread", "study_runs", "train_study", "finished_methods",
+           "pretraining_runs", "pretrained_checkpoint"]
 
 
 def study_data(params: StudyParams, *, generate: bool = True, workers: Optional[int] = None) -> DataPaths:
@@ -180,6 +180,12 @@ def machine_spread(params: StudyParams, key: str = "3d_random", seed: int = 0, i
     return trained[here.name], trained[other.name]
 
 
+def trains_check(params: StudyParams) -> bool:
+    """Whether the profile's study trains the instruction-set check (`spread_run`): when its
+    `machine_check` asks, and never in a tuning study (`split: tune`)."""
+    return params.machine_check and params.split == "validation"
+
+
 def finished_spread(params: StudyParams, data: Optional[DataPaths] = None) -> tuple[Run, Run]:
     """Like `machine_spread`, but only reads: a run of the pair that this code did not finish
     raises, naming it."""
@@ -199,7 +205,7 @@ def study_runs(params: StudyParams, data: Optional[DataPaths] = None) -> list[Ru
     tuning study (`split: tune`), which the book does not read, trains no check."""
     data = data or study_data(params, generate=False)
     flat = [s for group in method_runs(params, data=data).values() for s in group]
-    if params.machine_check and params.split == "validation":
+    if trains_check(params):
         flat.append(spread_run(params, data=data)[1])
     return _busy_order(pretraining_specs(params) + flat)
 

@@ -55,7 +55,7 @@ from .data import DataPaths, Splits, read_planned_splits, read_splits, resolve_d
 from .methods import Method, study_methods
 from .params import StudyParams
 from .predictions import LOGITS_FILE
-from .plan import finished_methods, finished_spread, machine_spread, method_runs
+from .plan import finished_methods, finished_spread, machine_spread, method_runs, trains_check
 from .results import learning_curves
 from .spread import InstructionSetCheck
 
@@ -182,7 +182,7 @@ def record_study(params: StudyParams, out: Union[str, Path], profile: str, *,
     curves["method_key"], curves["peak_lr"] = [e[0] for e in epochs], [e[1] for e in epochs]
     curves = curves[[c for c in CURVE_COLUMNS if c in curves]]
     every = [r for group in runs.values() for r in group]
-    check = finished_spread(params) if params.machine_check and params.split == "validation" else None
+    check = finished_spread(params) if trains_check(params) else None
     if check is not None:
         every.append(check[1])  # its first run is one of the method's
     minutes = training_span(every)
@@ -219,9 +219,12 @@ def portable_params(data: bytes) -> bytes:
     return (json.dumps({k: v for k, v in values.items() if k not in MACHINE_FOLDERS}, indent=2) + "\n").encode()
 
 
-def read_recorded(path: Union[str, Path]) -> RecordedStudy:
-    """A folder `record_study` wrote (a profile's `longer_budget`); a missing or malformed file is
+def read_recorded(path: Union[str, Path, None]) -> Optional[RecordedStudy]:
+    """A folder `record_study` wrote (a profile's `longer_budget`, `motion_study` or
+    `controls_study`); None for None (the profile names no record). A missing or malformed file is
     named."""
+    if path is None:
+        return None
     path = Path(path)
     record, curves_file = path / RECORD_FILE, path / CURVES_FILE
     for f in (record, curves_file):
@@ -263,7 +266,8 @@ def inflation_controls(params: StudyParams, runs: Mapping[str, list[Run]],
         methods = study_methods(params)
         return params, {k: v for k, v in runs.items() if k.startswith("3d_") and not methods[k].paper_code}
     widened = params.replace(inflations=tuple(recorded.about["params"]["inflations"]))
-    shared = [k for k in recorded.about["runs"] if k in study_methods(widened)]
+    methods = study_methods(widened)
+    shared = [k for k in recorded.about["runs"] if k in methods]
     ours = {k: [s.name for s in group] for k, group in method_runs(widened, shared).items()}
     if not shared or any(recorded.about["runs"][k] != names for k, names in ours.items()):
         raise ValueError(f"{recorded.path}: its runs are not this profile's protocol (its "
@@ -297,11 +301,13 @@ class TuningStudy:
         return self.readings[frames]
 
 
-def read_tuning(path: Union[str, Path]) -> TuningStudy:
-    """The tuning study in the folder `path` (a profile's `tuning`): every subfolder a record of a
-    tuning study (`split: tune`) at its own frame count, over the same methods and rates. A folder
-    without readings, two readings at one count, a reading of another split or other methods or
-    rates are refused, naming the folder."""
+def read_tuning(path: Union[str, Path, None]) -> Optional[TuningStudy]:
+    """The tuning study in the folder `path` (a profile's `tuning`; None for None): every
+    subfolder a record of a tuning study (`split: tune`) at its own frame count, over the same
+    methods and rates. A folder without readings, two readings at one count, a reading of another
+    split or other methods or rates are refused, naming the folder."""
+    if path is None:
+        return None
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no tuning study here (make study-tune records one)")
