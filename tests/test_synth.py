@@ -18,14 +18,15 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 from scipy import ndimage, stats
-from conftest import child_pids, cmdline, kill_and_expect_workers_gone, reaped, wait_until
+from conftest import child_pids, cmdline, find_shared, kill_and_expect_workers_gone, reaped, wait_until
 
 from evitvid import cli
 from evitvid.data import fashion_mnist, synth
 from evitvid.data.sampling import tsn_indices
 from evitvid.data.transforms import EvalTransform
 
-REAL_VALIDATION = Path(__file__).resolve().parents[1].parent / "shared" / "ek100" / "EPIC_100_validation.csv"
+# the official validation file, where every test finds the shared folder; None without it
+REAL_VALIDATION = (find_shared() / "ek100" / "EPIC_100_validation.csv") if find_shared() else None
 # The header of the official EPIC_100_{train,validation}.csv, used when shared/ is absent.
 EK100_COLUMNS = [
     "narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",
@@ -89,7 +90,7 @@ def test_layout(tiny):
 
 
 def test_columns_are_ek100s(tiny):
-    expected = (pd.read_csv(REAL_VALIDATION, nrows=0).columns.tolist() if REAL_VALIDATION.exists()
+    expected = (pd.read_csv(REAL_VALIDATION, nrows=0).columns.tolist() if REAL_VALIDATION and REAL_VALIDATION.exists()
                 else EK100_COLUMNS)
     assert expected == EK100_COLUMNS == list(synth.ANNOTATION_COLUMNS)
     for name in SPLIT_FILES:
@@ -151,7 +152,7 @@ def test_timestamps_agree_with_frame_numbers(tiny):
     assert lengths.min() >= synth.PRESETS["tiny"].min_segment_frames
 
 
-@pytest.mark.skipif(not REAL_VALIDATION.exists(), reason="shared/ek100 not present")
+@pytest.mark.skipif(not (REAL_VALIDATION and REAL_VALIDATION.exists()), reason="shared/ek100 not present")
 def test_frame_convention_is_the_real_files():
     real = pd.read_csv(REAL_VALIDATION)
     info = pd.read_csv(REAL_VALIDATION.with_name("EPIC_100_video_info.csv")).set_index("video_id").fps
