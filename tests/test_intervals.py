@@ -12,7 +12,7 @@ from evitvid.study.intervals import (VarianceComponents, balanced_accuracy, bala
                                      cluster_balanced_accuracy, cluster_bootstrap_interval, hierarchical_difference,
                                      holm, mean_interval, minimum_detectable_difference, paired_difference,
                                      seeds_needed, variance_components)
-from evitvid.study.intervals import _weighted_difference
+from evitvid.study.intervals import _power_multiple, _t_test, _weighted_difference
 
 Z80 = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 2.8016: two-sided 5 %, 80 % power
 
@@ -253,23 +253,52 @@ def test_variance_components_give_the_spread_of_the_difference_and_extrapolate()
     assert np.mean(here) < naive * 0.95
 
 
+def test_power_multiple_is_the_noncentral_t_s():
+    """A t statistic (a normal estimate over a chi-square standard error on df degrees of freedom)
+    whose mean is the multiple's standard errors passes ±t_{0.975, df} 80 % of the time; with
+    many degrees of freedom the multiple is the z test's."""
+    rng = np.random.default_rng(14)
+    for df in (2.0, 5.0, 20.0):
+        m = _power_multiple(df, 0.05, 0.8)
+        t = (m + rng.normal(size=20_000)) / np.sqrt(rng.chisquare(df, size=20_000) / df)
+        assert np.mean(np.abs(t) > stats.t.ppf(0.975, df)) == pytest.approx(0.8, abs=0.01)  # sd 0.003
+    # near t_{0.975} + t_{0.8} (3.49 at 5 degrees of freedom), above z's 2.80
+    assert _power_multiple(5.0, 0.05, 0.8) == pytest.approx(stats.t.ppf(0.975, 5) + stats.t.ppf(0.8, 5), abs=0.05)
+    assert _power_multiple(float("nan"), 0.05, 0.8) == _power_multiple(1e7, 0.05, 0.8) == pytest.approx(Z80)
+    with pytest.raises(ValueError, match="power=1"):
+        _power_multiple(5.0, 0.05, 1)
+
+
 def test_minimum_detectable_difference_by_hand_and_by_simulation():
     c = VarianceComponents(video=0.02, seed_a=4e-4, seed_b=2e-4, interaction_a=0.01, interaction_b=0.03, seeds_a=3,
                            seeds_b=3, videos=16, effective_videos=14.0)
     by_hand = (0.02 + 0.01 / 3 + 0.03 / 3) / 14 + 4e-4 / 3 + 2e-4 / 3
-    assert c.variance() == pytest.approx(by_hand)
-    assert minimum_detectable_difference(c) == pytest.approx(2.801585 * math.sqrt(by_hand), rel=1e-6)
+    parts = [((0.02 + 0.01 / 3 + 0.03 / 3) / 14, 15), (4e-4 / 3, 2), (2e-4 / 3, 2)]
+    df = by_hand ** 2 / sum(v * v / d for v, d in parts)
+    assert c.variance() == pytest.approx(by_hand) and c.degrees_of_freedom() == pytest.approx(df)
+    assert minimum_detectable_difference(c) == pytest.approx(_power_multiple(df, 0.05, 0.8) * math.sqrt(by_hand))
     more = (0.02 + 0.01 / 10 + 0.03 / 10) / 28 + 4e-4 / 10 + 2e-4 / 10  # 10 seeds, 32 videos (V_eff 28)
-    assert minimum_detectable_difference(c, seeds=10, videos=32) == pytest.approx(Z80 * math.sqrt(more))
+    parts = [((0.02 + 0.01 / 10 + 0.03 / 10) / 28, 31), (4e-4 / 10, 9), (2e-4 / 10, 9)]
+    df = more ** 2 / sum(v * v / d for v, d in parts)
+    assert c.degrees_of_freedom(10, 10, 32) == pytest.approx(df)
+    assert minimum_detectable_difference(c, seeds=10, videos=32) == pytest.approx(
+        _power_multiple(df, 0.05, 0.8) * math.sqrt(more))
     assert minimum_detectable_difference(c, alpha=0.01, power=0.9) > minimum_detectable_difference(c)
-    # a true difference of the MDD is found 80 % of the time by a two-sided 5 % test
-    rng = np.random.default_rng(12)
+    # the t test that DifferenceTest runs, on data of the crossed model: at no true difference it
+    # rejects at its level; at the MDD more often than at the z test's (2.8 standard errors), but
+    # less than the nominal 80 %: its degrees of freedom come from estimated components, lower
+    # than the true ones on average (what minimum_detectable_difference says of itself)
+    rng = np.random.default_rng(13)
     design = dict(seeds=3, videos=16, per_video=10, shift=0.02, flip=0.05, video_sd=0.03)
     truth = _true_components(**design)
-    mdd = minimum_detectable_difference(truth)
-    found = np.mean([abs((d := _seeds_and_videos(rng, effect=mdd, **design))[0].mean() - d[1].mean())
-                     / truth.se() > stats.norm.ppf(0.975) for _ in range(2000)])
-    assert found == pytest.approx(0.8, abs=0.03)  # 2,000 draws: sd 0.009
+
+    def rejected(effect: float) -> float:
+        draws = [_seeds_and_videos(rng, effect=effect, **design) for _ in range(2000)]
+        return float(np.mean([_t_test(a.mean() - b.mean(), variance_components(a, b, v), 0.95)[1] < 0.05
+                              for a, b, v in draws]))  # 2,000 draws: sd 0.005 at 5 %, 0.01 at 70 %
+    at_mdd, at_z = rejected(minimum_detectable_difference(truth)), rejected(Z80 * truth.se())
+    assert rejected(0.0) == pytest.approx(0.05, abs=0.015)
+    assert at_z + 0.03 < at_mdd < 0.8
 
 
 def test_seeds_needed_is_the_fewest_that_bring_the_mdd_under_the_effect():
@@ -277,14 +306,15 @@ def test_seeds_needed_is_the_fewest_that_bring_the_mdd_under_the_effect():
                            seeds_a=3, seeds_b=3, videos=16, effective_videos=15.0)
     effects = (0.06, 0.05, 0.045, 0.04)
     needs = [seeds_needed(effect, c) for effect in effects]
-    assert needs == [4, 6, 7, 10]  # by hand from the formula below
     for effect, s in zip(effects, needs):
         assert minimum_detectable_difference(c, seeds=s) <= effect < minimum_detectable_difference(c, seeds=s - 1)
+        # at least the z test's count (its multiple is the smallest), which the closed form gives
         closed = Z80 ** 2 * (0.012 / 15 + 5e-4) / (effect ** 2 - Z80 ** 2 * 0.001 / 15)
-        assert s == math.ceil(closed)
-    # the videos' part alone is z^2 0.001 / 15 = 5.2e-4 > 0.02^2: no number of seeds is enough on
-    # these videos, 21 on four times as many
-    assert seeds_needed(0.02, c) is None and seeds_needed(0.02, c, videos=64) == 21
+        assert s >= math.ceil(closed)
+    assert needs == sorted(needs) and needs[0] < needs[-1]
+    # the videos' part alone, on 15 degrees of freedom, is _power_multiple(15) * sqrt(0.001 / 15) = 0.025 >
+    # 0.02: no number of seeds is enough on these videos; on four times as many it is
+    assert seeds_needed(0.02, c) is None and seeds_needed(0.02, c, videos=64) is not None
     assert seeds_needed(0.5, c) == 2  # at least two, to see the seeds at all
     one_seed = variance_components(np.ones((1, 6)), np.zeros((1, 6)), _videos([3, 3]))
     assert not one_seed.seeds_known and seeds_needed(0.1, one_seed) is None
