@@ -585,8 +585,8 @@ def _power_multiple(df: float, alpha: float, power: float) -> float:
         return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
     crit = float(stats.t.ppf(1 - alpha / 2, df))
 
-    def short(ncp: float) -> float:
-        return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp)) - power
+    def short(ncp: float) -> float:  # the far tail as the upper tail of -ncp: its cdf is NaN where tiny
+        return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp)) - power
     if short(0.0) >= 0:  # power at or below alpha: no difference is needed
         return 0.0
     high = crit + float(stats.t.ppf(power, df)) + 1.0
