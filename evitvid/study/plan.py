@@ -189,12 +189,8 @@ def trains_check(params: StudyParams) -> bool:
 def finished_spread(params: StudyParams, data: Optional[DataPaths] = None) -> tuple[Run, Run]:
     """Like `machine_spread`, but only reads: a run of the pair that this code did not finish
     raises, naming it."""
-    pair = spread_run(params, data=data)
-    for spec in pair:
-        if not spec.complete:
-            raise FileNotFoundError(f"{spec.label}: no finished run {Path(params.runs_root) / spec.name} computed by "
-                                    f"this code; train it first (python -m evitvid study with machine_check: true)")
-    here, other = (Run(Path(params.runs_root) / spec.name) for spec in pair)
+    here, other = (_finished(params, spec, "train it first", "python -m evitvid study with machine_check: true")
+                   for spec in spread_run(params, data=data))
     return here, other
 
 
@@ -220,24 +216,24 @@ def train_study(params: StudyParams, log: Callable[[str], None] = print, stale: 
 def finished_methods(params: StudyParams, keys: Optional[Sequence[str]] = None,
                      data: Optional[DataPaths] = None) -> dict[str, list[Run]]:
     """Like `train_methods`, but only reads: a missing run raises, naming the notebook that trains it."""
-    specs = method_runs(params, keys, data)
-    out = {}
-    for key, group in specs.items():
-        runs = []
-        for spec in group:
-            run = Run(Path(params.runs_root) / spec.name)
-            if not spec.complete:
-                where = "01_frame_averaging" if key.startswith("frame_averaging") else "03_3d_inflated"
-                if run.complete:
-                    raise FileNotFoundError(f"{spec.label}: the run {run.dir} was computed by other code, CPU "
-                                            f"kernels or memory layout; run notebook {where} first (it refuses the "
-                                            f"old run, naming what differs) or python -m evitvid study "
-                                            f"--retrain-stale")
-                raise FileNotFoundError(f"{spec.label}: no finished run {run.dir} for these parameters; run "
-                                        f"notebook {where} first (or train_methods)")
-            runs.append(run)
-        out[key] = runs
-    return out
+    def trains(key: str) -> str:
+        return f"run notebook {'01_frame_averaging' if key.startswith('frame_averaging') else '03_3d_inflated'} first"
+    return {key: [_finished(params, spec, trains(key), "or train_methods") for spec in group]
+            for key, group in method_runs(params, keys, data).items()}
+
+
+def _finished(params: StudyParams, spec: RunSpec, trains: str, otherwise: str) -> Run:
+    """The run of `spec` under `params.runs_root`, finished by this code; otherwise raises,
+    naming the run, whether it is missing or another computation's, and what trains it (`trains`,
+    or `otherwise` for a missing run)."""
+    run = Run(Path(params.runs_root) / spec.name)
+    if spec.complete:
+        return run
+    if run.complete:
+        raise FileNotFoundError(f"{spec.label}: the run {run.dir} was computed by other code, CPU kernels or memory "
+                                f"layout; {trains} (it refuses the old run, naming what differs) or python -m evitvid "
+                                f"study --retrain-stale")
+    raise FileNotFoundError(f"{spec.label}: no finished run {run.dir} for these parameters; {trains} ({otherwise})")
 
 
 def pretraining_runs(params) -> dict[str, Optional[Run]]:
