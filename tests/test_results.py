@@ -168,6 +168,39 @@ def test_pair_accuracy_is_the_seeds_mean_with_an_interval_over_videos(study):
     assert alone["high"] - alone["low"] < row["high"] - row["low"]
 
 
+def test_a_tie_between_a_pairs_two_logits_scores_half_on_both_measures(study, tmp_path):
+    """A model that cannot tell take from put (their two logits equal) scores 50 % on the pair
+    however the tie falls: balanced accuracy within the pair and the verdicts' correct choices."""
+    splits = _pair_splits(study.verb)
+    tied = write_method(tmp_path / "tied", "tied", study.ids, study.verb, study.right_a[:1])[0]
+    logits = dict(np.load(tied.dir / "logits.npz"))
+    logits["verb_logits"][:, :2] = 5.0  # take and put tie on every segment, above the other verbs
+    np.savez(tied.dir / "logits.npz", **logits)
+    table = results.pair_accuracy({"tied": [tied]}, {"tied": Method("tied", "tied", "m", False)}, splits,
+                                  resamples=200).set_index("pair")
+    assert table.loc["take / put", ["accuracy", "low", "high"]].tolist() == [50.0, 50.0, 50.0]
+    ids, hits = results.pair_choices([tied], splits, ["take / put"])
+    assert len(ids) == np.isin(study.verb, [0, 1]).sum() and set(hits.ravel()) == {0.5}
+    scores = results._choice_hits(np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 3.0]]), np.arange(3), np.zeros(3, int),
+                                  np.ones(3, int))
+    assert scores.tolist() == [0.0, 1.0, 0.5]
+
+
+def test_the_kind_sentence_names_a_kind_that_turns_a_difference_around():
+    from evitvid.study.chapters import kind_difference_numbers
+
+    def row(kind, difference, low, high):
+        return {"comparison": "A − B", "kind": kind, "difference": difference, "low": low, "high": high}
+    table = pd.DataFrame([row("end state", 30.0, 20.0, 40.0), row("motion", -12.0, -20.5, -3.3),
+                          row("unpaired", -1.0, -9.0, 7.0), row("all verbs", 15.5, 7.0, 24.0)])
+    said = kind_difference_numbers(table)["kind_difference_sentence"]
+    assert said == ("a kind of verb turns a difference around (unadjusted intervals): A − B is +15.5 points on all "
+                    "verbs and -12.0 [-20.5, -3.3] on the motion pairs' verbs")
+    table.loc[1, "high"] = 0.5  # the motion pairs' interval reaches 0: nothing turned around
+    assert kind_difference_numbers(table)["kind_difference_sentence"].startswith("no kind of verb turns")
+    assert kind_difference_numbers(pd.DataFrame())["kind_difference_sentence"].startswith("no comparison")
+
+
 def test_frames_curve_resamples_videos(study, monkeypatch):
     rng = np.random.default_rng(1)
 

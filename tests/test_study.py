@@ -495,6 +495,20 @@ def test_the_methods_train_once_per_seed_and_give_every_table(tiny_root, runs):
         assert shown.loc[r.comparison, f"{r.kind} (points)"] == \
             f"{r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}], mdd {r.mdd:.1f}"
     assert (shown == "no segments").sum().sum() == 3 - len(choice)
+    # the verb claims kind by kind: each kind's segments once, all of them the claim's own test
+    by_kind = study.kind_difference_tests(trained, methods, splits, [*study.CLAIM_COMPARISONS, ("3d_mean", "nowhere")],
+                                          resamples=200)
+    claimed = {f"{methods[a].label} − {methods[b].label}" for a, b in study.CLAIM_COMPARISONS}
+    assert set(by_kind["comparison"]) == claimed
+    for (a, b), rows in by_kind.groupby(["a", "b"], sort=False):
+        every = rows.set_index("kind").loc["all verbs"]
+        assert rows.loc[rows["kind"] != "all verbs", "segments"].sum() <= every["segments"] == evaluated
+        whole = study.difference_test(trained[a], trained[b], "verb", resamples=200).t_interval
+        assert (every["difference"], every["low"], every["high"]) == pytest.approx((whole.estimate, whole.low,
+                                                                                    whole.high))
+    assert ((by_kind["low"] <= by_kind["difference"]) & (by_kind["difference"] <= by_kind["high"])).all()
+    assert list(study.kind_difference_summary(by_kind).columns) == [f"{k} (points)" for k in (*study.KINDS,
+                                                                                              "all verbs")]
     assert set(pairs["method"]) == {m.label for m in methods.values()}
     assert ((pairs["low"] <= pairs["accuracy"] + 1e-9) & (pairs["accuracy"] <= pairs["high"] + 1e-9)).all()
     curves = study.learning_curves(trained, methods)

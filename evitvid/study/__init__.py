@@ -26,7 +26,7 @@ from .baselines import KINDS, verb_kinds, REVERSAL_PAIRS, baselines, pair_baseli
 from .budget import STUDY_BUDGET_MINUTES, budget_numbers, budget_sentence, most_at_once, time_spent, training_span
 from .chapters import (ablation_numbers, architecture_numbers, comparison_numbers, frames_numbers, motion_numbers,
                        motion_study_numbers, controls_numbers, pair_numbers,
-                       pretraining_numbers, testbed_numbers, verdict_numbers,
+                       pretraining_numbers, testbed_numbers, verdict_numbers, kind_difference_numbers,
                        pretraining_sentence, protocol_numbers, reversal_numbers, mechanism_numbers)
 from .curves import (budget_comparison, difference_drift, drift_sentence, final_top1, longer_budget_numbers,
                      plateau_changes, plateau_sentence, plateau_table)
@@ -52,7 +52,8 @@ from .recorded import (RUN_FILES, RecordedStudy, TuningStudy, checkout_commit, f
                        instruction_set_check, read_recorded, read_tuning, record_study, recorded_runs_match,
                        tuned_frames, tuned_rates, tuning_numbers, tuning_table)
 from .results import (accuracy, correctness_matrix, difference, difference_test, difference_tests, differences,
-                      frames_curve, kind_accuracy, kind_summary, learning_curves, main_metrics, pair_accuracy,
+                      frames_curve, kind_accuracy, kind_difference_summary, kind_difference_tests, kind_summary,
+                      learning_curves, main_metrics, pair_accuracy,
                       pair_choice_summary, pair_choice_test, pair_choice_tests, pair_choices, pair_summary, seed_spread,
                       segment_videos, segments_by_seed, summary, video_ids)
 from .reversal import reversal_at_initialisation
@@ -63,7 +64,8 @@ from .text import comparison_sentence, glue, pct, points
 from .timing import time_inference, time_inference_all, timing_table
 from .training import (finished_here, initial_model, pretrain_images, pretraining_params, run_name, train_video,
                        training_params)
-from .verdicts import CLAIMS, PAPER_VERB_TOP1, VERDICT_COLUMNS, VERDICTS, architecture_verdicts, verdict_table
+from .verdicts import (CLAIM_COMPARISONS, CLAIMS, PAPER_VERB_TOP1, VERDICT_COLUMNS, VERDICTS, architecture_verdicts,
+                       verdict_table)
 
 __all__ = [
     "StudyParams", "ParameterError", "find_profile", "load_profile", "profile_values", "notebook_parameters",
@@ -96,14 +98,14 @@ __all__ = [
     "inflation_controls", "instruction_set_check",
     "TuningStudy",
     "read_tuning", "frames_means", "tuned_frames", "tuned_rates", "tuning_table", "tuning_numbers",
-    "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "verdict_table",
+    "PAPER_VERB_TOP1", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "CLAIM_COMPARISONS", "verdict_table",
     "pair_choices", "pair_choice_test", "pair_choice_tests", "pair_choice_summary", "kind_accuracy", "kind_summary",
-    "KINDS", "verb_kinds",
+    "kind_difference_tests", "kind_difference_summary", "KINDS", "verb_kinds",
     "glue", "pct", "points", "comparison_sentence",
     "notebook_run", "save_table", "read_table", "readable_summary", "readable_baselines", "verdict_display",
     "pretraining_curves", "pretraining_table", "reversal_table",
-    "verdict_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers", "pretraining_sentence",
-    "pretraining_numbers",
+    "verdict_numbers", "kind_difference_numbers", "testbed_numbers", "comparison_numbers", "frames_numbers",
+    "pretraining_sentence", "pretraining_numbers",
     "reversal_numbers", "mechanism_numbers",
     "ablation_numbers", "pair_numbers", "motion_numbers", "motion_study_numbers", "controls_numbers",
     "MEASURES", "direction_scores", "motion_probe", "pan_shift", "rotation", "protocol_numbers",

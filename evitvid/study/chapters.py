@@ -20,8 +20,8 @@ from .results import (difference, difference_test, frames_gain, per_segment_corr
 from .text import comparison_sentence, pct, points
 from .verdicts import VERDICTS
 
-__all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "testbed_numbers", "comparison_numbers",
-           "frames_numbers",
+__all__ = ["MECHANISMS", "mechanism_numbers", "verdict_numbers", "kind_difference_numbers", "testbed_numbers",
+           "comparison_numbers", "frames_numbers",
            "pretraining_sentence", "pretraining_numbers", "reversal_numbers", "ablation_numbers", "pair_numbers",
            "motion_numbers", "protocol_numbers", "architecture_numbers"]
 
@@ -309,6 +309,33 @@ def testbed_numbers(splits) -> dict:
     kinds = pair_kinds(splits.verbs)
     return {"verb_classes": str(len(splits.verbs)), "noun_classes": str(len(splits.nouns)),
             "reversed_pairs": str(len(kinds)), "end_state_pairs": str(kinds.count("end state"))}
+
+
+KIND_READING = {"end state": "the end-state pairs' verbs", "motion": "the motion pairs' verbs",
+                "unpaired": "the unpaired verbs"}
+
+
+def kind_difference_numbers(table: pd.DataFrame) -> dict:
+    """Where a kind of verb turns a difference around (`results.kind_difference_tests`), as one
+    sentence (`kind_difference_sentence`): each comparison and kind whose interval lies wholly on
+    the other side of 0 from the comparison's difference on all verbs."""
+    key = "kind_difference_sentence"
+    if table.empty:
+        return {key: "no comparison was tested by kind of verb"}
+    parts = []
+    for comparison, rows in table.groupby("comparison", sort=False):
+        whole = rows[rows["kind"] == "all verbs"]
+        if whole.empty:
+            continue
+        overall = float(whole["difference"].iloc[0])
+        kinds = rows[rows["kind"] != "all verbs"]
+        against = kinds[kinds["high"] < 0] if overall > 0 else kinds[kinds["low"] > 0]
+        parts += [f"{comparison} is {overall:+.1f} points on all verbs and {r.difference:+.1f} "
+                  f"[{r.low:+.1f}, {r.high:+.1f}] on {KIND_READING[r.kind]}" for r in against.itertuples()]
+    if not parts:
+        return {key: "no kind of verb turns a difference around: wherever a kind's interval excludes 0, it lies on "
+                     "the side of the difference on all verbs"}
+    return {key: "a kind of verb turns a difference around (unadjusted intervals): " + "; ".join(parts)}
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> dict:

@@ -27,6 +27,11 @@ instead (`resampling_units`): those intervals are too narrow by the within-video
   pair, balanced accuracy (mean of the two verbs' recalls, 50 % for any constant answer)
   with its interval over videos, each segment once (its correctness averaged over seeds),
   beside the majority rate.
+- `pair_choices` and `pair_choice_tests`: choosing between the two verbs of each reversal
+  pair (a tie between their logits scores half), A minus B by kind of pair, seeds and videos
+  together.
+- `kind_accuracy` and `kind_difference_tests`: verb top-1, and A minus B in it, on the
+  segments of each kind of verb (end-state pairs, motion pairs, unpaired verbs).
 - `learning_curves`: validation metrics per epoch, per seed.
 - `frames_curve`: accuracy against frames per segment, averaged over temporal positions and
   seeds, with intervals over videos (the paper's Fig. 2).
@@ -50,7 +55,7 @@ from .predictions import read_logits, segment_results
 
 __all__ = ["HEADS", "video_ids", "resampling_units", "segments_by_seed", "segment_ids", "segment_videos",
            "pair_choices", "pair_choice_test", "pair_choice_tests", "pair_choice_summary", "kind_accuracy",
-           "kind_summary",
+           "kind_summary", "kind_difference_tests", "kind_difference_summary",
            "correctness_matrix", "per_segment_correctness", "main_metrics", "accuracy", "summary", "per_seed_top1",
            "difference", "seed_difference_of", "differences", "difference_test", "difference_tests", "pair_accuracy",
            "pair_summary", "learning_curves", "frames_curve", "seed_spread"]
@@ -114,14 +119,14 @@ def per_segment_correctness(runs: Sequence[Run], head: str) -> np.ndarray:
 
 
 def _paired(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(resampling units, A's and B's correctness matrices) over the segments both methods were
+    """(narration ids, A's and B's correctness matrices) over the segments both methods were
     evaluated on, which a paired comparison needs to be the same."""
     ids, a = _correctness(runs_a, head)
     other, b = _correctness(runs_b, head)
     if len(ids) != len(other) or np.any(ids != other):
         raise ValueError(f"{runs_a[0].dir.name} and {runs_b[0].dir.name} were evaluated on different validation "
                          "segments: a paired difference needs the same ones")
-    return resampling_units(ids), a, b
+    return ids, a, b
 
 
 def per_seed_top1(runs: Sequence[Run], head: str = "verb") -> list[float]:
@@ -177,8 +182,8 @@ def difference(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",
     """A minus B in points of top-1 on the same segments (seeds averaged per segment), paired
     bootstrap over videos (both methods on the same resampled videos). The seeds' own spread is
     not in it: `difference_test` resamples seeds too."""
-    units, a, b = _paired(runs_a, runs_b, head)
-    return paired_difference(a.mean(axis=0), b.mean(axis=0), clusters=units, **interval).scaled(100)
+    ids, a, b = _paired(runs_a, runs_b, head)
+    return paired_difference(a.mean(axis=0), b.mean(axis=0), clusters=resampling_units(ids), **interval).scaled(100)
 
 
 def seed_difference_of(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "verb",
@@ -196,9 +201,9 @@ def difference_test(runs_a: Sequence[Run], runs_b: Sequence[Run], head: str = "v
     components; and the smallest difference these seeds and videos detect at `power` (two-sided
     alpha = 1 − `confidence`), all in points. `intervals.seeds_needed(effect, test.components)`
     gives the seeds per method a difference of `effect` points would take."""
-    units, a, b = _paired(runs_a, runs_b, head)
-    return hierarchical_difference(a, b, units, confidence=confidence, resamples=resamples, seed=seed,
-                                   power=power).scaled(100)
+    ids, a, b = _paired(runs_a, runs_b, head)
+    return hierarchical_difference(a, b, resampling_units(ids), confidence=confidence, resamples=resamples,
+                                   seed=seed, power=power).scaled(100)
 
 
 def difference_tests(runs: dict[str, list[Run]], methods: dict[str, Method], comparisons: Iterable[tuple[str, str]],
@@ -250,6 +255,15 @@ def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparis
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
 
+def _choice_hits(verb_logits: np.ndarray, rows: np.ndarray, truth: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The score of choosing between each segment's verb (`truth`) and its reversal (`other`) from
+    their two logits, on `rows` of `verb_logits`: 1 when its own verb's logit is the higher, 0 when
+    the lower, 0.5 for a tie (a fair coin's expected score, so a model that cannot tell the two
+    scores 50 % on either measure of the pairs)."""
+    own, alternative = verb_logits[rows, truth], verb_logits[rows, other]
+    return (own > alternative) + 0.5 * (own == alternative)
+
+
 def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits, *,
                   confidence: float = 0.95, resamples: int = 4000) -> pd.DataFrame:
     """Long table, one row per (reversal pair, method): the balanced accuracy (%) of choosing between
@@ -272,8 +286,8 @@ def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
         for key, (zs, units) in scored.items():
             truth = zs[0]["verb"]
             mask = np.isin(truth, [a, b])
-            hits = np.stack([np.where(z["verb_logits"][mask, a] >= z["verb_logits"][mask, b], a, b) == truth[mask]
-                             for z in zs])
+            at, other = np.flatnonzero(mask), np.where(truth[mask] == a, b, a)
+            hits = np.stack([_choice_hits(z["verb_logits"], at, truth[mask], other) for z in zs])
             ci = cluster_balanced_accuracy(hits, truth[mask], (a, b), units[mask], confidence=confidence,
                                            resamples=resamples).scaled(100)
             rows.append({"pair": name, "kind": base.loc[name, "kind"], "key": key, "method": methods[key].label,
@@ -287,7 +301,7 @@ def pair_choices(runs: Sequence[Run], splits: Splits, pairs: Optional[Sequence[s
     """(narration ids, correctness per seed and segment) of choosing between a reversal pair's
     two verbs from their two logits, on the validation segments of a pair's verbs (`pairs`:
     the pairs' names, "a / b", default every pair): the seeds x segments matrix the
-    order-dependent claims test, 0 or 1 (a tie is wrong), each segment once per seed."""
+    order-dependent claims test (`_choice_hits`: 1, 0, or 0.5 for a tie), each segment once per seed."""
     zs = [read_logits(run) for run in runs]
     ids = zs[0]["narration_id"]
     if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
@@ -298,9 +312,8 @@ def pair_choices(runs: Sequence[Run], splits: Splits, pairs: Optional[Sequence[s
         if pairs is None or name in pairs:
             other[truth == a], other[truth == b] = b, a
     mask = other >= 0
-    rows = np.arange(len(truth))[mask]
-    hits = np.stack([z["verb_logits"][rows, truth[mask]] > z["verb_logits"][rows, other[mask]] for z in zs])
-    return ids[mask], hits.astype(np.float64)
+    rows = np.flatnonzero(mask)
+    return ids[mask], np.stack([_choice_hits(z["verb_logits"], rows, truth[mask], other[mask]) for z in zs])
 
 
 def pair_choice_test(runs_a: Sequence[Run], runs_b: Sequence[Run], splits: Splits,
@@ -308,7 +321,7 @@ def pair_choice_test(runs_a: Sequence[Run], runs_b: Sequence[Run], splits: Split
                      power: float = 0.8) -> Optional[DifferenceTest]:
     """A minus B in points of correct choices within the reversal pairs (`pair_choices`), seeds
     and videos together (`intervals.hierarchical_difference`); None without such segments. A
-    tie between the two logits counts as a wrong choice."""
+    tie between the two logits counts half (`_choice_hits`)."""
     ids, a = pair_choices(runs_a, splits, pairs)
     ids_b, b = pair_choices(runs_b, splits, pairs)
     if len(ids) != len(ids_b) or np.any(ids != ids_b):
@@ -352,6 +365,42 @@ def kind_summary(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop_duplicates("kind").set_index("kind")[["segments"]].join(wide)
 
 
+def kind_difference_tests(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits,
+                          comparisons: Iterable[tuple[str, str]], *, confidence: float = 0.95, resamples: int = 4000,
+                          power: float = 0.8) -> pd.DataFrame:
+    """A minus B in points of verb top-1 on the validation segments of each kind of verb
+    (`baselines.KINDS`) and on all of them, seeds and videos together (`difference_test`'s t test
+    on those segments alone): a row per comparison present and kind with segments, with
+    `comparison` ("A − B", the labels), `a`, `b`, `kind`, `segments`, `difference`, `low`, `high`,
+    `p` (unadjusted: not a family) and `mdd` (at `power`). A kind whose segments come from fewer
+    than two resampling units has no test and no row."""
+    kinds = np.array(verb_kinds(splits.verbs), dtype=object)
+    verb_of = {s.narration_id: s.verb_class for s in splits.validation}
+    rows = []
+    for a, b in comparisons:
+        if a not in runs or b not in runs:
+            continue
+        ids, hits_a, hits_b = _paired(runs[a], runs[b], "verb")
+        kind = kinds[[verb_of[i] for i in ids]]
+        for name in (*KINDS, "all verbs"):
+            mask = np.ones(len(ids), bool) if name == "all verbs" else kind == name
+            units = resampling_units(ids[mask].tolist())
+            if len(set(units)) < 2:
+                continue
+            t = hierarchical_difference(hits_a[:, mask], hits_b[:, mask], units, confidence=confidence,
+                                        resamples=resamples, power=power).scaled(100)
+            rows.append({"comparison": f"{methods[a].label} − {methods[b].label}", "a": a, "b": b, "kind": name,
+                         "segments": int(mask.sum()), "difference": t.t_interval.estimate, "low": t.t_interval.low,
+                         "high": t.t_interval.high, "p": t.t_p, "mdd": t.mdd})
+    return pd.DataFrame(rows)
+
+
+def kind_difference_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The book's table from `kind_difference_tests`: a row per comparison, a column per kind
+    ("difference [low, high], mdd" in points; "no test" where a kind has too few videos)."""
+    return _by_kind(table, [*KINDS, "all verbs"], "no test")
+
+
 def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], splits: Splits,
                       comparisons: Iterable[tuple[str, str]], *, confidence: float = 0.95,
                       resamples: int = 4000, power: float = 0.8) -> pd.DataFrame:
@@ -383,13 +432,20 @@ def pair_choice_tests(runs: dict[str, list[Run]], methods: dict[str, Method], sp
 def pair_choice_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The book's table from `pair_choice_tests`: a row per comparison, a column per kind of pair
     ("difference [low, high], mdd" in points; "no segments" where the kind has none)."""
+    return _by_kind(table, [*KINDS[:2], "all pairs"], "no segments")
+
+
+def _by_kind(table: pd.DataFrame, kinds: Sequence[str], missing: str) -> pd.DataFrame:
+    """A long table of tests by kind (`comparison`, `kind`, `difference`, `low`, `high`, `mdd`) as
+    the book shows it: a row per comparison, a column per kind in `kinds`' order, `missing` where
+    a comparison has no test of a kind."""
     if table.empty:
         return table
     out = table.assign(text=[f"{r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}], mdd {r.mdd:.1f}"
                              for r in table.itertuples()])
     wide = out.pivot(index="comparison", columns="kind", values="text")
-    wide = wide.reindex(index=list(dict.fromkeys(table["comparison"])), columns=[*KINDS[:2], "all pairs"])
-    return wide.fillna("no segments").rename(columns=lambda kind: f"{kind} (points)").rename_axis(columns=None)
+    wide = wide.reindex(index=list(dict.fromkeys(table["comparison"])), columns=list(kinds))
+    return wide.fillna(missing).rename(columns=lambda kind: f"{kind} (points)").rename_axis(columns=None)
 
 
 def pair_summary(table: pd.DataFrame) -> pd.DataFrame:

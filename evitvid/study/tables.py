@@ -70,7 +70,8 @@ def readable_baselines(table: pd.DataFrame) -> pd.DataFrame:
 def verdict_display(verdicts: pd.DataFrame):
     """The verdict table as the book shows it: a Styler, so that the reasons are shown whole
     (a DataFrame's HTML cuts text at pandas' `display.max_colwidth`), left-aligned."""
-    table = verdicts[["finding", "paper", "ours (95% interval)", "p (Holm)", "verdict", "why"]].set_index("finding")
+    shown = ["finding", "paper", "ours (95% interval, unadjusted)", "p (Holm)", "verdict", "why"]
+    table = verdicts[shown].set_index("finding")
     return table.style.set_properties(**{"text-align": "left", "vertical-align": "top"})
 
 

@@ -45,7 +45,8 @@ from .intervals import DifferenceTest, Interval, bootstrap_interval, holm, seeds
 from .methods import Method
 from .results import difference_test, frames_gain, main_metrics, pair_choice_test, per_seed_top1
 
-__all__ = ["PAPER_VERB_TOP1", "PAPER_LEVEL_METHODS", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "Finding",
+__all__ = ["PAPER_VERB_TOP1", "PAPER_LEVEL_METHODS", "VERDICTS", "VERDICT_COLUMNS", "CLAIMS", "CLAIM_COMPARISONS",
+           "Finding",
            "verdict_table", "architecture_verdicts"]
 
 # The paper's verb top-1 accuracies on EK100 (%), as it reports them (the split of each is not certain:
@@ -92,6 +93,7 @@ CLAIMS = (
           "stated as the reason frame averaging saturates (Discussion), not measured", "tsm", "frame_averaging",
           measure="pairs"),
 )
+CLAIM_COMPARISONS = tuple((claim.a, claim.b) for claim in CLAIMS)  # (A, B) of each claim, in its order
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Finding:
                 "ci_high": None if est is None else round(est.high, 2),
                 "p_holm": None if self.p_holm is None else round(self.p_holm, 4),
                 "mdd": None if self.mdd is None else round(self.mdd, 2), "verdict": self.verdict,
-                "ours (95% interval)": self.absent if est is None else f"{est.text(1)} {self.unit}".strip(),
+                "ours (95% interval, unadjusted)": self.absent if est is None else f"{est.text(1)} {self.unit}".strip(),
                 "p (Holm)": "" if self.p_holm is None else f"{self.p_holm:.3f}",
                 "why": self.why}
 
