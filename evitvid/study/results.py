@@ -445,7 +445,7 @@ def _by_kind(table: pd.DataFrame, kinds: Sequence[str], missing: str) -> pd.Data
                              for r in table.itertuples()])
     wide = out.pivot(index="comparison", columns="kind", values="text")
     wide = wide.reindex(index=list(dict.fromkeys(table["comparison"])), columns=list(kinds))
-    return wide.fillna(missing).rename(columns=lambda kind: f"{kind} (points)").rename_axis(columns=None)
+    return wide.astype(object).fillna(missing).rename(columns=lambda kind: f"{kind} (points)").rename_axis(columns=None)
 
 
 def pair_summary(table: pd.DataFrame) -> pd.DataFrame:
