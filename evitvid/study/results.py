@@ -255,6 +255,23 @@ def differences(runs: dict[str, list[Run]], methods: dict[str, Method], comparis
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
 
+def _seed_logits(runs: Sequence[Run], method: str = "a method") -> list[dict[str, np.ndarray]]:
+    """Each seed's validation logits (`read_logits`), which must cover the same segments in the
+    same order; otherwise one line naming `method`."""
+    zs = [read_logits(run) for run in runs]
+    ids = zs[0]["narration_id"]
+    if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
+        raise ValueError(f"the seeds of {method} were evaluated on different validation segments")
+    return zs
+
+
+def _segment_kinds(ids: Sequence[str], splits: Splits) -> np.ndarray:
+    """The kind of verb (`baselines.KINDS`) of each validation segment in `ids`, from its true verb."""
+    kinds = np.array(verb_kinds(splits.verbs), dtype=object)
+    verb_of = {s.narration_id: s.verb_class for s in splits.validation}
+    return kinds[[verb_of[i] for i in ids]]
+
+
 def _choice_hits(verb_logits: np.ndarray, rows: np.ndarray, truth: np.ndarray, other: np.ndarray) -> np.ndarray:
     """The score of choosing between each segment's verb (`truth`) and its reversal (`other`) from
     their two logits, on `rows` of `verb_logits`: 1 when its own verb's logit is the higher, 0 when
@@ -274,11 +291,8 @@ def pair_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
     base = pair_baselines(splits).set_index("pair")
     scored = {}
     for key, group in runs.items():
-        zs = [read_logits(run) for run in group]
-        ids = zs[0]["narration_id"]
-        if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
-            raise ValueError(f"the seeds of {key} were evaluated on different validation segments")
-        scored[key] = (zs, resampling_units(ids.tolist()))
+        zs = _seed_logits(group, key)
+        scored[key] = (zs, resampling_units(zs[0]["narration_id"].tolist()))
     rows = []
     for a, b, name in reversal_pairs(splits.verbs):
         if name not in base.index:
@@ -302,11 +316,8 @@ def pair_choices(runs: Sequence[Run], splits: Splits, pairs: Optional[Sequence[s
     two verbs from their two logits, on the validation segments of a pair's verbs (`pairs`:
     the pairs' names, "a / b", default every pair): the seeds x segments matrix the
     order-dependent claims test (`_choice_hits`: 1, 0, or 0.5 for a tie), each segment once per seed."""
-    zs = [read_logits(run) for run in runs]
-    ids = zs[0]["narration_id"]
-    if any(len(z["narration_id"]) != len(ids) or np.any(z["narration_id"] != ids) for z in zs[1:]):
-        raise ValueError("the seeds of a method were evaluated on different validation segments")
-    truth = zs[0]["verb"]
+    zs = _seed_logits(runs)
+    ids, truth = zs[0]["narration_id"], zs[0]["verb"]
     other = np.full(len(truth), -1)
     for a, b, name in reversal_pairs(splits.verbs):
         if pairs is None or name in pairs:
@@ -337,14 +348,12 @@ def kind_accuracy(runs: dict[str, list[Run]], methods: dict[str, Method], splits
     """Verb top-1 (%) on the validation segments of each kind of verb (`baselines.KINDS`: end-state
     pairs, motion pairs, unpaired verbs), per method: a row per (kind, method) with the segments,
     the mean over seeds and its interval over videos."""
-    kinds = np.array(verb_kinds(splits.verbs), dtype=object)
-    verb_of = {s.narration_id: s.verb_class for s in splits.validation}
     rows = []
     for key, group in runs.items():
         ids, hits = _correctness(group, "verb")
-        truth = np.array([verb_of[i] for i in ids])
+        kinds = _segment_kinds(ids, splits)
         for kind in KINDS:
-            mask = kinds[truth] == kind
+            mask = kinds == kind
             if not mask.any():
                 continue
             ci = mean_interval(hits[:, mask].mean(axis=0), clusters=resampling_units(ids[mask].tolist()),
@@ -374,14 +383,12 @@ def kind_difference_tests(runs: dict[str, list[Run]], methods: dict[str, Method]
     `comparison` ("A − B", the labels), `a`, `b`, `kind`, `segments`, `difference`, `low`, `high`,
     `p` (unadjusted: not a family) and `mdd` (at `power`). A kind whose segments come from fewer
     than two resampling units has no test and no row."""
-    kinds = np.array(verb_kinds(splits.verbs), dtype=object)
-    verb_of = {s.narration_id: s.verb_class for s in splits.validation}
     rows = []
     for a, b in comparisons:
         if a not in runs or b not in runs:
             continue
         ids, hits_a, hits_b = _paired(runs[a], runs[b], "verb")
-        kind = kinds[[verb_of[i] for i in ids]]
+        kind = _segment_kinds(ids, splits)
         for name in (*KINDS, "all verbs"):
             mask = np.ones(len(ids), bool) if name == "all verbs" else kind == name
             units = resampling_units(ids[mask].tolist())
